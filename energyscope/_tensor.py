@@ -1,0 +1,37 @@
+"""The one place that converts between numpy and torch, and picks devices and dtypes."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Turn a user's device argument into a ``torch.device``, with a clear error for CUDA without CUDA."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was requested but CUDA is not available on this machine")
+    return dev
+
+
+def as_tensor(x: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Any array-like as a detached tensor on ``device`` with ``dtype`` (no copy when already there)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(x), device=device, dtype=dtype)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A tensor (any device) or array-like as a numpy array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def set_threads(n: int | None) -> None:
+    """Set torch's intra-op thread count (``None`` leaves it as ``OMP_NUM_THREADS`` / torch chose)."""
+    if n is not None and n > 0:
+        torch.set_num_threads(int(n))

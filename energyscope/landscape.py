@@ -1,0 +1,466 @@
+"""The Landscape: one total potential U(z) in nats over R^d, batched, with exact gradients and Hessians.
+
+Whatever the user's model returns (an energy, a log-density, classifier logits; with or without a standard-normal
+base), energyscope analyses a single function
+
+    U(z) = s * f(z) / T  [+ ||z||^2 / (2 sigma_base^2)]
+
+with ``s = +1`` for ``convention="energy"`` and ``s = -1`` for ``"log_density"`` and ``"logits"`` (logits reduced over
+the last axis with ``logsumexp`` by default, as in JEM), so that p(z) is proportional to exp(-U(z)).
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._tensor import as_tensor, resolve_device, to_numpy
+
+CONVENTIONS = ("energy", "log_density", "logits")
+REDUCTIONS = (None, "none", "sum", "logsumexp")
+BASE_PRIORS = (None, "standard_normal")
+
+
+class LandscapeError(ValueError):
+    """A model or input that a Landscape cannot work with; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Natural scales that make tolerances unit-free.
+
+    Attributes:
+        sigma_z: (d,) per-dimension spread of latents (reference latents, else base-prior samples), in latent units.
+        sigma_E: spread (standard deviation) of U over the same latents, in nats.
+        source: where they came from: ``"reference"``, ``"base_prior"`` or ``"box"``.
+    """
+
+    sigma_z: np.ndarray
+    sigma_E: float
+    source: str
+
+    @property
+    def length(self) -> float:
+        """One overall length scale: the root-mean-square of ``sigma_z``."""
+        return float(np.sqrt(np.mean(self.sigma_z**2)))
+
+
+@dataclass(frozen=True)
+class SignCheck:
+    """Mean U over reference (data) latents versus over base samples; data should sit lower (more probable)."""
+
+    mean_U_reference: float
+    mean_U_base: float
+    ok: bool
+    message: str
+
+
+def _isolate_module(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """A private eval-mode, gradient-free copy of ``module`` on device/dtype (the user's module is not touched)."""
+    if not isinstance(module, nn.Module):
+        return module
+    try:
+        mod = copy.deepcopy(module)
+    except Exception:  # some scripted/exotic modules cannot be copied; use them as they are
+        mod = module
+    mod = mod.to(device=device, dtype=dtype)
+    mod.eval()
+    for p in mod.parameters():
+        p.requires_grad_(False)
+    return mod
+
+
+class _ShapeAdapter:
+    """Calls a module with latents as (N, d) or, if the module wants it, (N, d, 1, 1); flattens what comes back."""
+
+    def __init__(self, fn: Callable, what: str):
+        self.fn = fn
+        self.what = what
+        self.layout: str | None = None  # "flat" or "conv"
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        if self.layout is None:
+            errors = []
+            for layout in ("flat", "conv"):
+                try:
+                    out = self.fn(z if layout == "flat" else z[:, :, None, None])
+                except Exception as exc:  # try the other layout before giving up
+                    errors.append(f"as {'(N, d)' if layout == 'flat' else '(N, d, 1, 1)'}: {exc}")
+                    continue
+                if not isinstance(out, torch.Tensor):
+                    raise LandscapeError(f"the {self.what} returned {type(out).__name__}, expected a torch.Tensor")
+                self.layout = layout
+                return out
+            raise LandscapeError(f"the {self.what} failed on latents of shape {tuple(z.shape)}: " + "; ".join(errors))
+        out = self.fn(z if self.layout == "flat" else z[:, :, None, None])
+        if not isinstance(out, torch.Tensor):
+            raise LandscapeError(f"the {self.what} returned {type(out).__name__}, expected a torch.Tensor")
+        return out
+
+
+class Landscape:
+    """A differentiable potential over R^d, with optional decoder and encoder.
+
+    Parameters:
+        energy: ``nn.Module`` or callable mapping latents (N, d) (or (N, d, 1, 1)) to (N,), (N, 1), (N, 1, 1, 1) or,
+            with a ``reduction``, (N, K).
+        decoder: optional module/callable mapping latents (N, d) to data (N, ...); its output is the decoder's mean.
+        encoder: optional module/callable mapping data (N, ...) to latent means (N, d), or to a tuple whose first entry
+            is the mean, or to (N, 2d) [mean, log-variance].
+        dim: latent dimension d; inferred from ``reference`` or the first Linear layer when omitted.
+        convention: ``"energy"`` (p ∝ exp(-f)), ``"log_density"`` (p ∝ exp(f)) or ``"logits"`` (p ∝ sum exp(f_k)).
+        reduction: how (N, K) outputs become one value: ``"sum"`` or ``"logsumexp"`` (default for logits).
+        temperature: T; U is divided by it.
+        base_prior: ``None`` or ``"standard_normal"`` (adds ||z||²/(2 base_sigma²), the Pang et al. 2020 form).
+        base_sigma: standard deviation of the normal base.
+        reference: (N, d) reference latents (e.g. encoder means of the data set).
+        labels: (N,) labels for the reference latents.
+        sampler: the model's own short-run sampler settings, e.g. ``{"steps": 60, "step_size": 0.4}``.
+        device, dtype: where and in what precision everything is evaluated (float64 by default).
+        batch_size: the most rows evaluated in one call (larger batches are chunked).
+        metadata: free-form description carried into reports.
+    """
+
+    def __init__(
+        self,
+        energy: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+        decoder: nn.Module | Callable | None = None,
+        encoder: nn.Module | Callable | None = None,
+        dim: int | None = None,
+        convention: str = "energy",
+        reduction: str | None = None,
+        temperature: float = 1.0,
+        base_prior: str | None = None,
+        base_sigma: float = 1.0,
+        reference: Any = None,
+        labels: Any = None,
+        sampler: dict | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float64,
+        batch_size: int = 65536,
+        metadata: dict | None = None,
+    ) -> None:
+        if not callable(energy):
+            raise LandscapeError(f"energy must be an nn.Module or a callable, got {type(energy).__name__}")
+        if convention not in CONVENTIONS:
+            raise LandscapeError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
+        if reduction not in REDUCTIONS:
+            raise LandscapeError(f"unknown reduction {reduction!r}; use 'sum' or 'logsumexp'")
+        if base_prior not in BASE_PRIORS:
+            raise LandscapeError(f"unknown base_prior {base_prior!r}; use None or 'standard_normal'")
+        if not (temperature > 0):
+            raise LandscapeError(f"temperature must be positive, got {temperature}")
+        if not (base_sigma > 0):
+            raise LandscapeError(f"base_sigma must be positive, got {base_sigma}")
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        self.convention = convention
+        self.reduction = None if reduction == "none" else reduction
+        if convention == "logits" and self.reduction is None:
+            self.reduction = "logsumexp"
+        self.temperature = float(temperature)
+        self.base_prior = base_prior
+        self.base_sigma = float(base_sigma)
+        self.batch_size = int(batch_size)
+        self.sampler = dict(sampler or {})
+        self.metadata = dict(metadata or {})
+
+        self.energy_module = _isolate_module(energy, self.device, dtype)
+        self.decoder_module = _isolate_module(decoder, self.device, dtype) if decoder is not None else None
+        self.encoder_module = _isolate_module(encoder, self.device, dtype) if encoder is not None else None
+        self._energy_fn = _ShapeAdapter(self.energy_module, "energy")
+        self._decoder_fn = _ShapeAdapter(self.decoder_module, "decoder") if decoder is not None else None
+
+        self.reference = None if reference is None else np.asarray(to_numpy(reference), dtype=np.float64)
+        if self.reference is not None and self.reference.ndim != 2:
+            raise LandscapeError(f"reference latents must be (N, d), got shape {self.reference.shape}")
+        self.labels = None if labels is None else np.asarray(to_numpy(labels))
+        if self.labels is not None:
+            if self.reference is None:
+                raise LandscapeError("labels were given without reference latents")
+            if len(self.labels) != len(self.reference):
+                raise LandscapeError(
+                    f"labels has {len(self.labels)} entries but reference has {len(self.reference)} rows")
+
+        self.dim = self._infer_dim(dim)
+        if self.dim < 1:
+            raise LandscapeError(f"latent dimension must be at least 1, got {self.dim}")
+        if self.reference is not None and self.reference.shape[1] != self.dim:
+            raise LandscapeError(f"reference latents have {self.reference.shape[1]} columns but dim is {self.dim}")
+        self._scales: Scales | None = None
+        self.n_energy_rows = 0  # rows evaluated so far (energy or energy+grad), for benchmarks and diagnostics
+        self.n_energy_calls = 0
+        self._check_output()
+
+    # ------------------------------------------------------------------ set-up
+    def _infer_dim(self, dim: int | None) -> int:
+        if dim is not None:
+            return int(dim)
+        if self.reference is not None:
+            return int(self.reference.shape[1])
+        if isinstance(self.energy_module, nn.Module):
+            for m in self.energy_module.modules():
+                if isinstance(m, nn.Linear):
+                    return int(m.in_features)
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                    return int(m.in_channels)
+        raise LandscapeError("cannot infer the latent dimension: pass dim=, or reference latents")
+
+    def _check_output(self) -> None:
+        """Evaluate two points once, so that a wrong-shaped or non-tensor output fails now with a clear message."""
+        z = torch.zeros(2, self.dim, device=self.device, dtype=self.dtype)
+        z[1] = 0.1
+        self.energy(z)
+
+    # ------------------------------------------------------------------ core evaluation
+    def as_tensor(self, z: Any) -> torch.Tensor:
+        """Latents as a (N, d) tensor on this landscape's device and dtype; (d,) becomes (1, d)."""
+        t = as_tensor(z, self.device, self.dtype)
+        if t.ndim == 1:
+            t = t[None, :]
+        if t.ndim == 4 and t.shape[2:] == (1, 1):
+            t = t[:, :, 0, 0]
+        if t.ndim != 2 or t.shape[1] != self.dim:
+            raise LandscapeError(f"latents must have shape (N, {self.dim}), got {tuple(t.shape)}")
+        return t
+
+    def _reduce(self, out: torch.Tensor, n: int) -> torch.Tensor:
+        if out.shape[0] != n:
+            raise LandscapeError(f"the energy returned {out.shape[0]} rows for {n} latents (shape {tuple(out.shape)})")
+        out = out.reshape(n, -1)
+        if out.shape[1] != 1:
+            if self.reduction == "sum":
+                out = out.sum(dim=1, keepdim=True)
+            elif self.reduction == "logsumexp":
+                out = torch.logsumexp(out, dim=1, keepdim=True)
+            else:
+                raise LandscapeError(
+                    f"the energy returned shape {tuple(out.shape)} per batch (K={out.shape[1]} values per latent); "
+                    "pass reduction='sum' or 'logsumexp' (or convention='logits') to make it one value")
+        return out[:, 0]
+
+    def potential(self, z: torch.Tensor) -> torch.Tensor:
+        """U(z) for a (N, d) tensor, differentiable in z (no chunking, no conversion): (N,) nats."""
+        raw = self._reduce(self._energy_fn(z), z.shape[0]).to(self.dtype)
+        u = raw / self.temperature if self.convention == "energy" else -raw / self.temperature
+        if self.base_prior == "standard_normal":
+            u = u + 0.5 * (z * z).sum(dim=1) / self.base_sigma**2
+        return u
+
+    def _chunks(self, n: int):
+        for start in range(0, n, self.batch_size):
+            yield slice(start, min(n, start + self.batch_size))
+
+    def energy(self, z: Any) -> torch.Tensor:
+        """U at latents z (N, d) -> (N,) tensor in nats (non-finite values are returned as they are)."""
+        z = self.as_tensor(z)
+        self.n_energy_calls += 1
+        self.n_energy_rows += z.shape[0]
+        with torch.no_grad():
+            return torch.cat([self.potential(z[s]) for s in self._chunks(z.shape[0])]) if z.shape[0] else \
+                torch.zeros(0, device=self.device, dtype=self.dtype)
+
+    def energy_and_grad(self, z: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """U and ∇U at latents z (N, d) -> ((N,), (N, d)); one forward and one backward per chunk."""
+        z = self.as_tensor(z)
+        self.n_energy_calls += 1
+        self.n_energy_rows += z.shape[0]
+        es, gs = [], []
+        for s in self._chunks(z.shape[0]):
+            with torch.enable_grad():
+                zc = z[s].detach().requires_grad_(True)
+                u = self.potential(zc)
+                (g,) = torch.autograd.grad(u.sum(), zc)
+            es.append(u.detach())
+            gs.append(g.detach())
+        if not es:
+            return (torch.zeros(0, device=self.device, dtype=self.dtype),
+                    torch.zeros(0, self.dim, device=self.device, dtype=self.dtype))
+        return torch.cat(es), torch.cat(gs)
+
+    def hessian(self, z: Any, chunk: int = 256) -> torch.Tensor:
+        """Exact Hessians of U at latents z (N, d) -> (N, d, d), symmetrised.
+
+        Uses ``torch.func`` (vmap of jacfwd∘jacrev) where the model supports it, otherwise d double-backward passes
+        over the batch (works for any autograd-able model, TorchScript included).
+        """
+        z = self.as_tensor(z)
+        out = []
+        for start in range(0, z.shape[0], chunk):
+            zc = z[start:start + chunk]
+            out.append(self._hessian_chunk(zc))
+        if not out:
+            return torch.zeros(0, self.dim, self.dim, device=self.device, dtype=self.dtype)
+        h = torch.cat(out)
+        return 0.5 * (h + h.transpose(1, 2))
+
+    def _hessian_chunk(self, z: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "_func_ok", True):
+            try:
+                def single(x):
+                    return self.potential(x[None, :])[0]
+                with torch.enable_grad():
+                    h = torch.func.vmap(torch.func.jacfwd(torch.func.jacrev(single)))(z)
+                self._func_ok = True
+                return h.detach()
+            except Exception:
+                self._func_ok = False
+        with torch.enable_grad():
+            zc = z.detach().requires_grad_(True)
+            u = self.potential(zc)
+            (g,) = torch.autograd.grad(u.sum(), zc, create_graph=True)
+            rows = []
+            for i in range(self.dim):
+                (hi,) = torch.autograd.grad(g[:, i].sum(), zc, retain_graph=i < self.dim - 1, allow_unused=True)
+                rows.append(torch.zeros_like(zc) if hi is None else hi)
+        return torch.stack(rows, dim=1).detach()
+
+    def hessian_eigh(self, z: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues (N, d) ascending and eigenvectors (N, d, d) (columns) of the Hessian at z, as numpy."""
+        h = self.hessian(z)
+        vals, vecs = torch.linalg.eigh(h)
+        return to_numpy(vals), to_numpy(vecs)
+
+    # ------------------------------------------------------------------ decoder / encoder
+    @property
+    def has_decoder(self) -> bool:
+        return self._decoder_fn is not None
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.encoder_module is not None
+
+    def decode(self, z: Any) -> np.ndarray:
+        """Decoder means at latents z (N, d) -> numpy (N, ...). Raises LandscapeError without a decoder."""
+        if self._decoder_fn is None:
+            raise LandscapeError("this landscape has no decoder")
+        z = self.as_tensor(z)
+        outs = []
+        with torch.no_grad():
+            for s in self._chunks(z.shape[0]):
+                try:
+                    out = self._decoder_fn(z[s])
+                except LandscapeError:
+                    raise
+                except Exception as exc:
+                    raise LandscapeError(f"the decoder raised {type(exc).__name__}: {exc}") from exc
+                if isinstance(out, (tuple, list)):
+                    out = out[0]
+                outs.append(to_numpy(out))
+        return np.concatenate(outs) if outs else np.zeros((0,))
+
+    def encode(self, x: Any, batch_size: int = 4096) -> np.ndarray:
+        """Encoder means for data x (N, ...) -> numpy (N, d). Raises LandscapeError without an encoder."""
+        if self.encoder_module is None:
+            raise LandscapeError("this landscape has no encoder")
+        x = as_tensor(x, self.device, self.dtype)
+        outs = []
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                try:
+                    out = self.encoder_module(x[start:start + batch_size])
+                except Exception as exc:
+                    raise LandscapeError(
+                        f"the encoder raised {type(exc).__name__} on data of shape {tuple(x.shape)}: {exc}") from exc
+                if isinstance(out, (tuple, list)):
+                    out = out[0]
+                out = out.reshape(out.shape[0], -1)
+                if out.shape[1] == 2 * self.dim:
+                    out = out[:, : self.dim]
+                if out.shape[1] != self.dim:
+                    raise LandscapeError(f"the encoder returned {out.shape[1]} values per row; expected {self.dim}")
+                outs.append(to_numpy(out))
+        return np.concatenate(outs)
+
+    # ------------------------------------------------------------------ sampling and scales
+    def base_samples(self, n: int, seed: int = 0) -> np.ndarray:
+        """n samples (n, d) from the base N(0, base_sigma² I) (also used as a generic cloud when there is no base)."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((n, self.dim)) * self.base_sigma
+
+    def scales(self, n_samples: int = 2048, seed: int = 0) -> Scales:
+        """σ_z (d,) and σ_E from reference latents when present, else from base samples (cached)."""
+        if self._scales is not None:
+            return self._scales
+        if self.reference is not None and len(self.reference) >= 2:
+            z, source = self.reference, "reference"
+        else:
+            z, source = self.base_samples(n_samples, seed), "base_prior" if self.base_prior else "box"
+        sigma_z = np.std(z, axis=0)
+        sigma_z = np.where(sigma_z > 0, sigma_z, max(float(sigma_z.max(initial=0.0)), 1.0))
+        u = to_numpy(self.energy(z))
+        u = u[np.isfinite(u)]
+        sigma_E = float(np.std(u)) if len(u) >= 2 else 1.0
+        if not (sigma_E > 0):
+            sigma_E = 1.0
+        self._scales = Scales(sigma_z=sigma_z, sigma_E=sigma_E, source=source)
+        return self._scales
+
+    def sign_check(self, n_samples: int = 2048, seed: int = 0, warn: bool = True) -> SignCheck | None:
+        """Compare mean U on reference latents with mean U on base samples; warn if data sits *higher*.
+
+        Returns None when there are no reference latents.
+        """
+        if self.reference is None:
+            return None
+        u_ref = to_numpy(self.energy(self.reference))
+        u_base = to_numpy(self.energy(self.base_samples(n_samples, seed)))
+        m_ref = float(np.nanmean(np.where(np.isfinite(u_ref), u_ref, np.nan)))
+        m_base = float(np.nanmean(np.where(np.isfinite(u_base), u_base, np.nan)))
+        ok = m_ref < m_base
+        if ok:
+            msg = f"sign check passed: mean U on reference latents {m_ref:.4g} < on base samples {m_base:.4g}"
+        else:
+            other = "log_density" if self.convention == "energy" else "energy"
+            msg = (f"sign check FAILED: mean U on reference latents ({m_ref:.4g}) is not below mean U on base samples "
+                   f"({m_base:.4g}); the data sits on high energy, so the sign is probably flipped: "
+                   f"try convention={other!r}")
+            if warn:
+                warnings.warn(msg, stacklevel=2)
+        return SignCheck(mean_U_reference=m_ref, mean_U_base=m_base, ok=ok, message=msg)
+
+    # ------------------------------------------------------------------ description
+    def describe(self) -> dict:
+        """A JSON-able description: dims, conventions, which parts exist, settings."""
+        def n_params(m):
+            return int(sum(p.numel() for p in m.parameters())) if isinstance(m, nn.Module) else None
+        return {
+            "dim": self.dim,
+            "convention": self.convention,
+            "reduction": self.reduction,
+            "temperature": self.temperature,
+            "base_prior": self.base_prior,
+            "base_sigma": self.base_sigma,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "energy_parameters": n_params(self.energy_module),
+            "decoder_parameters": n_params(self.decoder_module) if self.decoder_module is not None else None,
+            "encoder_parameters": n_params(self.encoder_module) if self.encoder_module is not None else None,
+            "n_reference": None if self.reference is None else int(len(self.reference)),
+            "has_labels": self.labels is not None,
+            "sampler": self.sampler,
+            "metadata": self.metadata,
+        }
+
+    def __repr__(self) -> str:
+        parts = [f"dim={self.dim}", f"convention={self.convention!r}"]
+        if self.base_prior:
+            parts.append(f"base_prior={self.base_prior!r}")
+        if self.has_decoder:
+            parts.append("decoder")
+        if self.reference is not None:
+            parts.append(f"reference={len(self.reference)}")
+        return f"Landscape({', '.join(parts)})"
+
+
+def as_landscape(obj: Any, dim: int | None = None, **kwargs) -> Landscape:
+    """A Landscape as it is, or one built around a module/callable."""
+    if isinstance(obj, Landscape):
+        return obj
+    return Landscape(obj, dim=dim, **kwargs)
+
