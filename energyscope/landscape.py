@@ -65,7 +65,8 @@ def _isolate_module(module: Any, device: torch.device, dtype: torch.dtype) -> An
     if not isinstance(module, nn.Module):
         return module
     try:
-        mod = copy.deepcopy(module)
+        with torch.no_grad():  # a TorchScript module copied with grad mode on gets non-leaf parameters
+            mod = copy.deepcopy(module)
     except Exception:  # some scripted/exotic modules cannot be copied; use them as they are
         mod = module
     mod = mod.to(device=device, dtype=dtype)
