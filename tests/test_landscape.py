@@ -12,6 +12,8 @@ from energyscope import Landscape, LandscapeError
 from energyscope.surfaces import MULLER_BROWN_MINIMA, MULLER_BROWN_SADDLES, MullerBrown
 
 D = 4
+# torch.jit.script (used by the tests, and inside torch.func in torch 2.13) warns that it is deprecated
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 
 def make_mlp(d: int = D, hidden: int = 16, out: int = 1, seed: int = 0) -> nn.Sequential:
@@ -255,7 +257,6 @@ def test_double_backward_fallback_path():
     np.testing.assert_allclose(h, fd_hessian(land, z), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script is deprecated in torch 2.13
 def test_torchscript_module_energy_and_hessian():
     mlp = make_mlp()
     scripted = torch.jit.script(make_mlp())
