@@ -131,8 +131,8 @@ def save_checkpoint(path: str | os.PathLike, energy: nn.Module | Landscape, deco
         settings = {k: (getattr(land, k) if given[k] == defaults[k] else given[k]) for k in defaults}
         convention, reduction, temperature = settings["convention"], settings["reduction"], settings["temperature"]
         base_prior, base_sigma = settings["base_prior"], settings["base_sigma"]
-        reference = land.reference if reference is None else reference
-        labels = land.labels if labels is None and reference is None else labels
+        if reference is None:
+            reference, labels = land.reference, land.labels if labels is None else labels
         sampler = land.sampler if sampler is None else sampler
         metadata = land.metadata if metadata is None else metadata
         energy = land.energy_module
@@ -169,6 +169,12 @@ def save_checkpoint(path: str | os.PathLike, energy: nn.Module | Landscape, deco
 
 
 # ---------------------------------------------------------------------------------------------- reading files
+def _jit_load(path: Path, **kw: Any) -> Any:
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; users still have such files
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu", **kw)
+
+
 def _is_torchscript(path: Path) -> bool:
     if not zipfile.is_zipfile(path):
         return False
@@ -469,7 +475,7 @@ def _resolve_entry_point(model: str) -> Callable:
 def _from_entry_point(path: Path, model: str, trust_pickle: bool, device: Any, dtype: torch.dtype) -> Landscape:
     fn = _resolve_entry_point(model)
     if _is_torchscript(path):
-        obj = torch.jit.load(str(path), map_location="cpu")
+        obj = _jit_load(path)
     else:
         obj, _ = _read_weights_only(path, trust_pickle)
     try:
@@ -517,7 +523,7 @@ def _load(path: str | os.PathLike, model: str | None = None, trust_pickle: bool 
     if _is_torchscript(path):
         files = {TORCHSCRIPT_EXTRA: ""}
         try:
-            obj = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+            obj = _jit_load(path, _extra_files=files)
         except Exception as exc:
             raise CheckpointError(f"{path} looks like TorchScript but torch.jit.load failed: {exc}") from None
         if files[TORCHSCRIPT_EXTRA]:
@@ -546,8 +552,9 @@ def _load(path: str | os.PathLike, model: str | None = None, trust_pickle: bool 
             built[role] = part
         else:
             built[role] = _build(role, part, None, spec.get(role) or {}, info["notes"])
-    if info["notes"]:
-        warnings.warn("; ".join(info["notes"]), stacklevel=3)
+    assumed = [n for n in info["notes"] if "(assumed" in n]
+    if assumed:
+        warnings.warn("; ".join(assumed), stacklevel=3)
     return _finish(built, {}, spec, {}, info, device, dtype)
 
 
