@@ -1,0 +1,443 @@
+"""The HTML report: one self-contained file (inline CSS, base64 PNG figures, no scripts, nothing fetched).
+
+:func:`render_report` turns an :class:`~energyscope.analysis.Analysis` into HTML through the Jinja2 template
+``templates/report.html`` (autoescaped); :func:`text_summary` is the closing text the CLI prints. Both read only what
+:meth:`Analysis.save` keeps, so a report rebuilt with ``energyscope report OUT`` is the same file.
+
+A figure that cannot be drawn does not stop the report: its section says so and the problem is listed under
+diagnostics.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from . import figures
+
+STAGE_NAMES = {"minima": "minima search", "network": "transition network (NEB + saddles)",
+               "tree": "disconnectivity tree", "interpret": "interpretation (prototypes, masses, labels, paths)",
+               "total": "total"}
+
+
+# ---------------------------------------------------------------------------------------------------------- formats
+def fmt(x: Any, digits: int = 4) -> str:
+    """A number for people: ``digits`` significant digits, '—' for None, '∞' for inf."""
+    if x is None:
+        return "—"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(v):
+        return "—"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v != 0 and (abs(v) >= 1e7 or abs(v) < 1e-3):
+        s = f"{v:.{max(digits - 1, 1)}e}"
+    elif abs(v) >= 10 ** digits:
+        s = f"{v:,.0f}"
+    else:
+        s = f"{v:.{digits}g}"
+    return s.replace("-", "−")
+
+
+def pct(x: Any, se: Any = None) -> str:
+    """A mass as a percentage, optionally ± its standard error."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    s = f"{100 * float(x):.1f}%"
+    if se is not None and np.isfinite(float(se)) and float(se) > 0:
+        s += f" ± {100 * float(se):.1f}"
+    return s
+
+
+def secs(x: Any) -> str:
+    if x is None:
+        return "—"
+    v = float(x)
+    return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
+
+
+# ---------------------------------------------------------------------------------------------------------- pieces
+class _Figures:
+    """Draw figures one by one; a failure becomes a note instead of an exception."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def draw(self, name: str, fn: Callable[[], str | None]) -> str | None:
+        try:
+            return fn()
+        except Exception as exc:  # a broken figure must not lose the rest of the report
+            self.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            return None
+
+
+def _title(result: Any) -> str:
+    meta = (result.model or {}).get("metadata") or {}
+    for key in ("name", "title", "model", "description"):
+        if isinstance(meta.get(key), str) and meta[key].strip():
+            return meta[key].strip()
+    src = (result.settings or {}).get("source")
+    return str(src) if src else "energy landscape"
+
+
+def _model_rows(model: dict) -> list[tuple[str, str]]:
+    rows = [("latent dimension d", fmt(model.get("dim"))),
+            ("convention", str(model.get("convention", "energy"))),
+            ("reduction", str(model.get("reduction") or "—")),
+            ("temperature", fmt(model.get("temperature", 1.0))),
+            ("base prior", str(model.get("base_prior") or "none")
+             + (f" (σ = {fmt(model.get('base_sigma'))})" if model.get("base_prior") else "")),
+            ("energy parameters", fmt(model.get("energy_parameters"))),
+            ("decoder", "yes" + (f" ({fmt(model['decoder_parameters'])} parameters)"
+                                 if model.get("decoder_parameters") else "") if model.get("has_decoder") else "no"),
+            ("encoder", "yes" if model.get("has_encoder") else "no"),
+            ("reference latents", fmt(model.get("n_reference"))),
+            ("labels", "yes" if model.get("has_labels") else "no"),
+            ("device / dtype", f"{model.get('device', 'cpu')} / {model.get('dtype', 'float64')}")]
+    sampler = model.get("sampler") or {}
+    if sampler:
+        rows.append(("model's sampler", ", ".join(f"{k} = {v}" for k, v in sampler.items())))
+    meta = model.get("metadata") or {}
+    for k, v in meta.items():
+        if isinstance(v, (str, int, float, bool)) and len(str(v)) < 200:
+            rows.append((f"metadata: {k}", str(v)))
+    return rows
+
+
+def _settings_rows(settings: dict) -> list[tuple[str, str]]:
+    rows = []
+    for k, v in settings.items():
+        if isinstance(v, dict):
+            if v:
+                rows.append((k, ", ".join(f"{a} = {b}" for a, b in v.items())))
+            continue
+        rows.append((k, "default" if v is None else str(v)))
+    return rows
+
+
+def _coverage(result: Any) -> dict | None:
+    cov = getattr(result.minima, "coverage", None) if result.minima is not None else None
+    if cov is None:
+        return None
+    d = cov.to_dict() if hasattr(cov, "to_dict") else dict(cov)
+    found, est = d.get("found"), d.get("estimated_total")
+    if found is None or est is None:
+        return None
+    if d.get("complete", est < found + 0.5):
+        verdict, cls = "the search looks complete: every minimum was reached by at least two restarts", "ok"
+    elif est <= 1.2 * found:
+        verdict, cls = (f"the search looks nearly complete: about {fmt(est - found, 2)} minima may be unseen", "warn")
+    else:
+        verdict, cls = (f"the search looks incomplete: about {fmt(est - found, 2)} more minima are estimated to "
+                        "exist; run more restarts", "bad")
+    d["verdict"], d["class"] = verdict, cls
+    return d
+
+
+def _timings(timings: dict) -> list[dict]:
+    total = float(timings.get("total") or sum(v for k, v in timings.items() if k != "total") or 0.0)
+    rows = []
+    for k, v in timings.items():
+        if k == "total":
+            continue
+        rows.append({"stage": STAGE_NAMES.get(k, k), "seconds": secs(v),
+                     "width": 0.0 if total <= 0 else round(100.0 * float(v) / total, 1)})
+    rows.append({"stage": "total", "seconds": secs(total), "width": None})
+    return rows
+
+
+def _energies(result: Any) -> np.ndarray:
+    return np.asarray(result.minima.energy, dtype=float) if result.minima is not None else np.zeros(0)
+
+
+def _basin_rows(result: Any, thumbs: list[str] | None) -> list[dict]:
+    e = _energies(result)
+    e0 = float(e.min()) if len(e) else 0.0
+    rows = []
+    for b in result.basins:
+        k = int(b["index"])
+        counts = b.get("label_counts") or {}
+        purity = b.get("purity")
+        dom = b.get("dominant_label")
+        rows.append({
+            "index": k,
+            "thumb": thumbs[k] if thumbs is not None and k < len(thumbs) else None,
+            "energy": fmt(b.get("energy")),
+            "delta": fmt(float(b["energy"]) - e0, 3),
+            "barrier": fmt(b.get("barrier"), 3),
+            "prior": pct(b.get("prior_mass"), b.get("prior_mass_se")),
+            "prior_w": _bar(b.get("prior_mass")),
+            "sampler": pct(b.get("sampler_mass"), b.get("sampler_mass_se")),
+            "sampler_w": _bar(b.get("sampler_mass")),
+            "data": pct(b.get("data_mass")),
+            "data_w": _bar(b.get("data_mass")),
+            "hits": fmt(b.get("hits")),
+            "n_flat": fmt(b.get("n_flat")),
+            "label": "—" if dom is None else str(dom),
+            "label_detail": "" if dom is None else f"{fmt(purity, 2) if purity is not None else '—'} of "
+                                                  f"{sum(int(c) for c in counts.values())}",
+            "flags": list(b.get("flags") or []),
+        })
+    return rows
+
+
+def _bar(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if not np.isfinite(v) else round(100.0 * min(max(v, 0.0), 1.0), 1)
+
+
+def _edge_points(result: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    saddles, paths = [], []
+    net = result.network
+    if net is None:
+        return np.zeros((0, result.minima.dim if result.minima is not None else 2)), []
+    for _, _, data in net.graph.edges(data=True):
+        if data.get("z") is not None:
+            saddles.append(np.asarray(data["z"], dtype=float))
+        p = data.get("path")
+        if p is not None and getattr(p, "z", None) is not None and len(p.z) > 1:
+            paths.append(np.asarray(p.z, dtype=float))
+    d = result.minima.dim
+    return (np.stack(saddles) if saddles else np.zeros((0, d))), paths
+
+
+def _map_figure(result: Any) -> tuple[str | None, str]:
+    if result.minima is None or len(result.minima) == 0:
+        return None, "none"
+    v = result.views or {}
+    saddles, paths = _edge_points(result)
+    ref = v.get("reference")
+    ref_lab = v.get("reference_labels")
+    if result.minima.dim == 2 and v.get("grid_U") is not None:
+        top = None
+        if result.network is not None and result.network.n_transition_states:
+            top = max(float(e) for _, _, e in result.network.graph.edges(data="energy"))
+        return figures.contour_uri(v["grid_x"], v["grid_y"], v["grid_U"], result.minima.z, saddles, paths,
+                                   ref, ref_lab, u_top=top), "contour"
+    return figures.pca_uri(result.minima.z, saddles, paths, ref, ref_lab), "pca"
+
+
+def _path_cards(result: Any, figs: _Figures) -> list[dict]:
+    e = _energies(result)
+    e0 = float(e.min()) if len(e) else 0.0
+    cards = []
+    for n, rec in enumerate(result.paths or []):
+        img = figs.draw(f"path {rec.get('i')}–{rec.get('j')}", lambda rec=rec: figures.path_uri(rec, e0))
+        i, j = int(rec["i"]), int(rec["j"])
+        cards.append({
+            "title": f"minimum {i} ↔ minimum {j}",
+            "img": img,
+            "saddle": fmt(rec.get("saddle_energy")),
+            "barrier_ij": fmt(rec.get("saddle_energy", np.nan) - e[i], 3) if i < len(e) else "—",
+            "barrier_ji": fmt(rec.get("saddle_energy", np.nan) - e[j], 3) if j < len(e) else "—",
+            "line_max": fmt(np.nanmax(rec["line_energy"]) - e0, 3) if len(rec.get("line_energy", [])) else "—",
+            "validated": bool(rec.get("validated", False)),
+            "i": i, "j": j,
+        })
+    return cards
+
+
+def _label_rows(la: dict | None) -> list[dict]:
+    if not la:
+        return []
+    names = [("purity", "purity"), ("nmi", "NMI"), ("ari", "ARI"), ("v_measure", "V-measure"),
+             ("homogeneity", "homogeneity"), ("completeness", "completeness"),
+             ("hungarian_accuracy", "Hungarian accuracy"), ("n_clusters", "clusters")]
+    hd = la.get("hdbscan") or {}
+    rows = []
+    for key, name in names:
+        if key in la or key in hd:
+            rows.append({"name": name, "basins": fmt(la.get(key), 3), "hdbscan": fmt(hd.get(key), 3)})
+    return rows
+
+
+def _confusion(la: dict | None) -> tuple[np.ndarray, list[str], list[str]] | None:
+    if not la or la.get("confusion") is None:
+        return None
+    counts = np.asarray(la["confusion"])
+    rows = [("other" if int(r) == -1 else "unresolved" if int(r) == -2 else str(int(r)))
+            for r in la.get("confusion_rows", range(len(counts)))]
+    cols = [str(c) for c in la.get("confusion_cols", range(counts.shape[1]))]
+    return counts, rows, cols
+
+
+def _masses_figure(result: Any) -> str | None:
+    if not result.basins:
+        return None
+
+    def col(key: str) -> np.ndarray | None:
+        vals = [b.get(key) for b in result.basins]
+        if all(v is None for v in vals):
+            return None
+        return np.array([np.nan if v is None else float(v) for v in vals])
+    idx = np.array([int(b["index"]) for b in result.basins])
+    return figures.masses_uri(idx, col("prior_mass"), col("prior_mass_se"), col("sampler_mass"),
+                              col("sampler_mass_se"), col("data_mass"), col("data_mass_se"))
+
+
+def _diagnostics(result: Any, figure_errors: list[str]) -> dict:
+    d = result.diagnostics or {}
+    counts = []
+    for key, name in (("unconverged_restarts", "restarts that did not converge"),
+                      ("dropped_nonfinite", "restarts dropped for non-finite values"),
+                      ("components", "connected components of the network")):
+        if key in d:
+            counts.append((name, fmt(d[key])))
+    for k, v in (d.get("nan_counts") or {}).items():
+        counts.append((f"non-finite: {k}", fmt(v)))
+    for k, v in (d.get("attempt_outcomes") or {}).items():
+        counts.append((f"connection attempts: {k}", fmt(v)))
+    for k, v in (d.get("minima_stats") or {}).items():
+        counts.append((f"minima search: {k}", fmt(v) if not isinstance(v, str) else v))
+    return {"stage_errors": [(STAGE_NAMES.get(k, k), v) for k, v in (d.get("stage_errors") or {}).items()],
+            "warnings": list(d.get("warnings") or []) + [f"figure not drawn — {e}" for e in figure_errors],
+            "counts": counts,
+            "failed": list(d.get("failed_connections") or []),
+            "flag_notes": list(d.get("flag_notes") or [])}
+
+
+def context(result: Any) -> dict:
+    """Everything the template shows, as strings, numbers and data URIs."""
+    figs = _Figures()
+    model = result.model or {}
+    e = _energies(result)
+    prototypes = result.prototypes
+    thumbs = figs.draw("basin thumbnails",
+                       lambda: figures.thumbnail_uris(prototypes)) if prototypes is not None else None
+    dominant = None
+    if result.basins and any(b.get("dominant_label") is not None for b in result.basins):
+        dominant = {int(b["index"]): ("none" if b.get("dominant_label") is None else b["dominant_label"])
+                    for b in result.basins}
+    tree_img = figs.draw("disconnectivity graph",
+                         lambda: figures.disconnectivity_uri(result.tree, prototypes, dominant)
+                         ) if result.tree is not None else None
+    map_img, map_kind = (figs.draw("landscape map", lambda: _map_figure(result)) or (None, "none"))
+    conf = _confusion(result.label_agreement)
+    confusion_img = figs.draw("basin × label table", lambda: figures.confusion_uri(*conf)) if conf else None
+    masses_img = figs.draw("masses chart", lambda: _masses_figure(result))
+    paths = _path_cards(result, figs)
+    net = result.network
+    n_ts = net.n_transition_states if net is not None else None
+    comps = len(net.components()) if net is not None else None
+    interp = result.interpretation or {}
+    cards = [("latent dimensions", fmt(model.get("dim"))),
+             ("minima", fmt(len(e)) if result.minima is not None else "—"),
+             ("transition states", fmt(n_ts)),
+             ("connected components", fmt(comps)),
+             ("total time", secs((result.timings or {}).get("total")))]
+    la = result.label_agreement
+    if la and la.get("nmi") is not None:
+        cards.append(("NMI basins vs labels", fmt(la.get("nmi"), 3)))
+    return {
+        "title": _title(result),
+        "created": result.created or "",
+        "version": (result.settings or {}).get("energyscope_version", ""),
+        "cards": cards,
+        "coverage": _coverage(result),
+        "model_rows": _model_rows(model),
+        "settings_rows": _settings_rows(result.settings or {}),
+        "timings": _timings(result.timings or {}),
+        "tree_img": tree_img,
+        "has_tree": result.tree is not None,
+        "n_minima": len(e),
+        "basins": _basin_rows(result, thumbs),
+        "paths": paths,
+        "has_frames": any(r.get("mep_frames") is not None for r in (result.paths or [])),
+        "masses_img": masses_img,
+        "mass_notes": list(interp.get("mass_notes") or []),
+        "confusion_img": confusion_img,
+        "label_rows": _label_rows(la),
+        "label_notes": list(interp.get("label_notes") or []),
+        "has_labels": bool(la),
+        "map_img": map_img,
+        "map_kind": map_kind,
+        "dim": model.get("dim"),
+        "diagnostics": _diagnostics(result, figs.errors),
+    }
+
+
+def render_report(result: Any) -> str:
+    """The report as one HTML string (Jinja2 template with autoescape)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+    env = Environment(loader=PackageLoader("energyscope.report", "templates"),
+                      autoescape=select_autoescape(["html"], default=True), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html").render(**context(result))
+
+
+# ---------------------------------------------------------------------------------------------------------- text
+def text_summary(result: Any, max_basins: int = 12) -> str:
+    """The closing summary the CLI prints: findings, completeness, masses, labels, time per stage, problems."""
+    lines = []
+    model = result.model or {}
+    e = _energies(result)
+    lines.append(f"energyscope analysis of {_title(result)} (d = {model.get('dim')}, convention "
+                 f"{model.get('convention', 'energy')}"
+                 + (f", base {model['base_prior']}" if model.get("base_prior") else "") + ")")
+    if result.minima is not None:
+        cov = _coverage(result)
+        s = f"minima: {len(e)}"
+        if cov:
+            s += (f" (from {fmt(cov.get('n_restarts'))} restarts; seen once {cov.get('singletons')}, twice "
+                  f"{cov.get('doubletons')}; Chao1 estimate {fmt(cov.get('estimated_total'), 3)} — "
+                  f"{cov['verdict'].split(':')[0]})")
+        lines.append(s)
+    if result.network is not None:
+        net = result.network
+        n_failed = len((result.diagnostics or {}).get("failed_connections") or [])
+        lines.append(f"transition states: {net.n_transition_states}; components: {len(net.components())}; "
+                     f"failed connection attempts: {n_failed}")
+    if result.basins:
+        lines.append("")
+        lines.append(f"{'basin':>5} {'U':>10} {'ΔU':>8} {'barrier':>8} {'prior':>7} {'sampler':>7} {'data':>7} "
+                     f"{'hits':>5}  label")
+        e0 = float(e.min()) if len(e) else 0.0
+        for b in result.basins[:max_basins]:
+            def p(x):
+                return "—" if x is None else f"{100 * float(x):.1f}%"
+            lab = b.get("dominant_label")
+            lines.append(f"{int(b['index']):>5} {fmt(b['energy'], 6):>10} {fmt(float(b['energy']) - e0, 3):>8} "
+                         f"{fmt(b.get('barrier'), 3):>8} {p(b.get('prior_mass')):>7} {p(b.get('sampler_mass')):>7} "
+                         f"{p(b.get('data_mass')):>7} {fmt(b.get('hits')):>5}  "
+                         f"{'' if lab is None else lab}{' [' + ', '.join(b['flags']) + ']' if b.get('flags') else ''}")
+        if len(result.basins) > max_basins:
+            lines.append(f"  … {len(result.basins) - max_basins} more in the report")
+    la = result.label_agreement
+    if la:
+        s = (f"labels: purity {fmt(la.get('purity'), 3)}, NMI {fmt(la.get('nmi'), 3)}, ARI {fmt(la.get('ari'), 3)}, "
+             f"V-measure {fmt(la.get('v_measure'), 3)}")
+        hd = la.get("hdbscan")
+        if hd:
+            s += f"; HDBSCAN baseline NMI {fmt(hd.get('nmi'), 3)}, ARI {fmt(hd.get('ari'), 3)}"
+        lines.append("")
+        lines.append(s)
+    t = result.timings or {}
+    if t:
+        lines.append("")
+        lines.append("time: " + ", ".join(f"{k} {float(v):.1f} s" for k, v in t.items() if k != "total")
+                     + (f"; total {float(t['total']):.1f} s" if "total" in t else ""))
+    d = result.diagnostics or {}
+    problems = [f"{k} failed: {v}" for k, v in (d.get("stage_errors") or {}).items()]
+    if d.get("unconverged_restarts"):
+        problems.append(f"{d['unconverged_restarts']} restarts did not converge")
+    if d.get("dropped_nonfinite"):
+        problems.append(f"{d['dropped_nonfinite']} restarts dropped for non-finite values")
+    problems += list(d.get("warnings") or [])
+    if problems:
+        lines.append("")
+        lines.extend(f"note: {p}" for p in problems)
+    return "\n".join(lines)
+
+
+__all__ = ["render_report", "text_summary", "context", "fmt", "pct"]
