@@ -304,20 +304,31 @@ class Interpretation:
 
 
 def interpret(land: Landscape, minima: Minima, seed: int = 0, masses: bool = True, hdbscan: bool = True,
-              progress: bool = True, **mass_kw) -> Interpretation:
+              reference: Any = None, labels: Any = None, progress: bool = True, **mass_kw) -> Interpretation:
     """Prototypes, the three basin masses, label agreement (with labels) and off-data flags for ``minima``.
 
-    ``mass_kw`` go to :func:`energyscope.masses.basin_masses` (``n_prior``, ``n_sampler``, ``method``, ``sampler``,
-    ``mala``, flag thresholds, ``tol``, ``batch_size``).
+    Args:
+        reference, labels: reference latents (N, d) and their labels (N,); default ``land.reference`` and (only with
+            that reference) ``land.labels``.
+        masses: estimate the masses (the slow part); without them there is no data assignment, hence no label scores.
+        hdbscan: also run the HDBSCAN baseline on the reference latents.
+        mass_kw: passed to :func:`energyscope.masses.basin_masses` (``n_prior``, ``n_sampler``, ``method``,
+            ``sampler``, ``mala``, flag thresholds, ``tol``, ``batch_size``).
     """
     if len(minima) == 0:
         raise LandscapeError("no minima to interpret")
+    if reference is None:
+        reference = land.reference
+        labels = land.labels if labels is None else labels
+    ref = None if reference is None else np.asarray(to_numpy(reference), dtype=np.float64)
+    if labels is not None and (ref is None or len(np.asarray(labels)) != len(ref)):
+        raise LandscapeError("labels need reference latents with one row per label")
     protos = prototypes(land, minima) if land.has_decoder else None
-    bm = basin_masses(land, minima, seed=seed, progress=progress, **mass_kw) if masses else None
+    bm = basin_masses(land, minima, reference=ref, seed=seed, progress=progress, **mass_kw) if masses else None
     agree = None
-    if bm is not None and bm.data is not None and land.labels is not None and land.reference is not None:
-        agree = label_agreement(bm.data.basin, land.labels, land.reference, hdbscan=hdbscan)
-    od = off_data(minima.z, land.reference) if land.reference is not None and len(land.reference) >= 2 else None
+    if bm is not None and bm.data is not None and labels is not None:
+        agree = label_agreement(bm.data.basin, labels, ref, hdbscan=hdbscan)
+    od = off_data(minima.z, ref) if ref is not None and len(ref) >= 2 else None
     return Interpretation(protos, bm, agree, od, {"seed": seed})
 
 
