@@ -1,5 +1,15 @@
-"""TransitionNetwork: minima joined by validated transition states (skeleton: the data classes; ``connect`` lands
-with the NEB/saddles issue)."""
+"""TransitionNetwork: minima joined by validated transition states, and :func:`connect`, which builds it.
+
+``connect`` (DESIGN §4.5) tries candidate pairs — each minimum's k nearest neighbours plus the edges of a Euclidean
+minimum spanning tree — with batched NEB (:mod:`energyscope.neb`), refines and validates every climbing image
+(:mod:`energyscope.saddles`), and then connects the remaining components in the spirit of Wales' "missing connection"
+strategy: Dijkstra over squared distances with zero cost inside a component picks, for every component not joined to
+the global minimum's, the chain of cross-component pairs to try next; attempts per pair are capped.
+
+Two barrier notions are kept per edge, labelled: ``energy`` — the validated index-1 saddle (exact), and
+``path_max_energy`` — the highest energy seen along the densely evaluated path (an upper bound up to the band's
+discretisation).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,6 +19,36 @@ import networkx as nx
 import numpy as np
 
 from .minima import Minima
+
+
+def _plain(x: Any) -> Any:
+    """Tuples to lists, numpy scalars to Python scalars, Paths to dicts; numpy arrays are kept as arrays."""
+    if isinstance(x, Path):
+        return x.to_dict()
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
+def _revive(x: Any) -> Any:
+    """Inverse of :func:`_plain` for nested Paths (dicts carrying the Path marker)."""
+    if isinstance(x, dict):
+        if x.get("__path__"):
+            return Path.from_dict(x)
+        return {k: _revive(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_revive(v) for v in x]
+    return x
 
 
 @dataclass
@@ -36,10 +76,42 @@ class Path:
     saddle_validated: bool = False
     info: dict = field(default_factory=dict)
 
+    def to_dict(self) -> dict:
+        """Plain data (numpy arrays kept as arrays); inverse of :meth:`from_dict`."""
+        return {"__path__": True, "z": np.asarray(self.z, dtype=np.float64),
+                "energy": np.asarray(self.energy, dtype=np.float64),
+                "saddle_z": np.asarray(self.saddle_z, dtype=np.float64), "saddle_energy": float(self.saddle_energy),
+                "converged": bool(self.converged), "n_evals": int(self.n_evals),
+                "path_max_energy": float(self.path_max_energy), "saddle_validated": bool(self.saddle_validated),
+                "info": _plain(self.info)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Path":
+        return cls(z=np.asarray(d["z"], dtype=np.float64), energy=np.asarray(d["energy"], dtype=np.float64),
+                   saddle_z=np.asarray(d["saddle_z"], dtype=np.float64), saddle_energy=float(d["saddle_energy"]),
+                   converged=bool(d["converged"]), n_evals=int(d["n_evals"]),
+                   path_max_energy=float(d.get("path_max_energy", float("nan"))),
+                   saddle_validated=bool(d.get("saddle_validated", False)), info=_revive(d.get("info") or {}))
+
 
 @dataclass
 class Attempt:
-    """One pair tried by ``connect``: which minima, the outcome and, on failure, why."""
+    """One pair tried by ``connect``: which minima, the outcome and, on failure, why.
+
+    Attributes:
+        i, j: the pair asked for (indices into the network's minima).
+        outcome: ``"connected"`` (a validated saddle joins i and j), ``"connected_other"`` (validated saddle(s), but
+            joining other minima than asked), ``"split"`` (the band ran through intermediate minima; one edge per
+            piece), ``"failed"``.
+        reason: why it failed, or what went wrong on part of the way ("" when all went well).
+        saddle_energy: the highest validated saddle on the path found (nats), NaN if none.
+        edge_minima: the minima joined by that saddle.
+        n_evals: energy(+gradient) row evaluations spent on this attempt (approximate where work was shared).
+        edges: every (a, b) joined by a validated saddle in this attempt.
+        new_minima: indices of minima found on the way.
+        try_number: 1 for the first attempt at this pair, 2 for the retry, ...
+        path_max_energy: highest energy along the dense path (an upper bound), NaN if none.
+    """
 
     i: int
     j: int
@@ -48,22 +120,47 @@ class Attempt:
     saddle_energy: float = float("nan")
     edge_minima: tuple[int, int] | None = None
     n_evals: int = 0
+    edges: list = field(default_factory=list)
+    new_minima: list = field(default_factory=list)
+    try_number: int = 1
+    path_max_energy: float = float("nan")
 
     def to_dict(self) -> dict:
-        return {"i": self.i, "j": self.j, "outcome": self.outcome, "reason": self.reason,
-                "saddle_energy": None if not np.isfinite(self.saddle_energy) else float(self.saddle_energy),
-                "edge_minima": None if self.edge_minima is None else list(self.edge_minima),
-                "n_evals": self.n_evals}
+        def num(x):
+            return None if not np.isfinite(x) else float(x)
+        return {"i": int(self.i), "j": int(self.j), "outcome": self.outcome, "reason": self.reason,
+                "saddle_energy": num(self.saddle_energy),
+                "edge_minima": None if self.edge_minima is None else [int(v) for v in self.edge_minima],
+                "n_evals": int(self.n_evals), "edges": [[int(a), int(b)] for a, b in self.edges],
+                "new_minima": [int(v) for v in self.new_minima], "try_number": int(self.try_number),
+                "path_max_energy": num(self.path_max_energy)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Attempt":
+        def num(x):
+            return float("nan") if x is None else float(x)
+        em = d.get("edge_minima")
+        return cls(i=int(d["i"]), j=int(d["j"]), outcome=str(d["outcome"]), reason=str(d.get("reason", "")),
+                   saddle_energy=num(d.get("saddle_energy")), edge_minima=None if em is None else tuple(em),
+                   n_evals=int(d.get("n_evals", 0)), edges=[tuple(e) for e in d.get("edges", [])],
+                   new_minima=list(d.get("new_minima", [])), try_number=int(d.get("try_number", 1)),
+                   path_max_energy=num(d.get("path_max_energy")))
 
 
 class TransitionNetwork:
     """Minima (nodes, by index into ``.minima``) joined by validated transition states (edges of a MultiGraph).
 
-    Each edge carries ``energy`` (saddle U, nats), ``z`` (d,), ``negative_eigenvalue`` and ``path`` (a :class:`Path`
-    or None). ``attempts`` logs every pair tried.
+    Each edge carries ``energy`` (the validated saddle's U, nats), ``z`` (d,), ``negative_eigenvalue`` and ``path`` (a
+    :class:`Path` or None); edges made by :func:`connect` also carry ``path_max_energy`` (upper bound from the dense
+    path), ``eigenvalues`` (d,) and ``pair`` (the pair that was asked for). ``attempts`` logs every pair tried;
+    ``info`` holds the settings and counts of the run.
+
+    ``minima`` is the set the edges index into: the input minima first, in their input order and with the same
+    indices, then minima found on the way (so it is sorted by energy only within the input block).
     """
 
-    def __init__(self, minima: Minima, graph: nx.MultiGraph | None = None, attempts: list[Attempt] | None = None):
+    def __init__(self, minima: Minima, graph: nx.MultiGraph | None = None, attempts: list[Attempt] | None = None,
+                 info: dict | None = None):
         self.minima = minima
         self.graph = graph if graph is not None else nx.MultiGraph()
         for k in range(len(minima)):
@@ -71,6 +168,7 @@ class TransitionNetwork:
                 self.graph.add_node(k)
             self.graph.nodes[k]["energy"] = float(minima.energy[k])
         self.attempts: list[Attempt] = list(attempts or [])
+        self.info: dict = dict(info or {})
 
     def add_transition_state(self, i: int, j: int, energy: float, z: Any, negative_eigenvalue: float,
                              path: Path | None = None, **attrs) -> None:
@@ -88,32 +186,379 @@ class TransitionNetwork:
         """Connected components (sets of minima indices), largest first."""
         return sorted((set(c) for c in nx.connected_components(self.graph)), key=len, reverse=True)
 
-    def _lowest_edges(self) -> nx.Graph:
-        """A simple graph keeping, for each pair of minima, the lowest transition state energy."""
+    def _lowest_edges(self, kind: str = "saddle") -> nx.Graph:
+        """A simple graph keeping, for each pair of minima, the lowest transition state energy (``kind="saddle"``) or
+        the lowest path maximum (``kind="path_max"``, falling back to the saddle energy where unknown)."""
+        if kind not in ("saddle", "path_max"):
+            raise ValueError(f"unknown barrier kind {kind!r}; use 'saddle' or 'path_max'")
         g = nx.Graph()
         g.add_nodes_from(self.graph.nodes)
-        for u, v, e in self.graph.edges(data="energy"):
+        for u, v, data in self.graph.edges(data=True):
             if u == v:
                 continue
+            e = data["energy"]
+            if kind == "path_max":
+                pm = data.get("path_max_energy", float("nan"))
+                e = pm if pm is not None and np.isfinite(pm) else e
             if not g.has_edge(u, v) or g[u][v]["energy"] > e:
                 g.add_edge(u, v, energy=e)
         return g
 
-    def minimax_energy(self, i: int, j: int) -> float:
-        """Lowest possible highest-saddle energy over paths from minimum i to j (inf if not connected)."""
+    def minimax_energy(self, i: int, j: int, kind: str = "saddle") -> float:
+        """Lowest possible highest-saddle energy over paths from minimum i to j (inf if not connected).
+
+        ``kind="saddle"`` (default) uses the validated saddle energies; ``kind="path_max"`` the path maxima (upper
+        bounds).
+        """
         if i == j:
             return float(self.minima.energy[i])
-        g = self._lowest_edges()
+        g = self._lowest_edges(kind)
         mst = nx.minimum_spanning_tree(g, weight="energy")
         if not nx.has_path(mst, i, j):
             return float("inf")
         nodes = nx.shortest_path(mst, i, j)
         return float(max(mst[a][b]["energy"] for a, b in zip(nodes[:-1], nodes[1:])))
 
-    def barrier(self, i: int, j: int) -> float:
+    def barrier(self, i: int, j: int, kind: str = "saddle") -> float:
         """Minimax barrier from minimum i to j: ``minimax_energy(i, j) - energy[i]`` (inf if not connected)."""
-        return self.minimax_energy(i, j) - float(self.minima.energy[i])
+        return self.minimax_energy(i, j, kind) - float(self.minima.energy[i])
 
     def edges(self) -> list[dict]:
         """All transition states as dicts (i, j, energy, z, negative_eigenvalue, path)."""
         return [dict(i=u, j=v, **d) for u, v, d in self.graph.edges(data=True)]
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """Plain, JSON-able data with numpy arrays kept as arrays (inverse: :meth:`from_dict`); no pickling."""
+        m = self.minima
+        minima = m.to_dict() if hasattr(m, "to_dict") else {
+            "z": np.asarray(m.z, dtype=np.float64), "energy": np.asarray(m.energy, dtype=np.float64),
+            "hits": np.asarray(m.hits), "hessian_eigenvalues": np.asarray(m.hessian_eigenvalues, dtype=np.float64),
+            "dedup_tol": float(m.dedup_tol), "flat_tol": float(m.flat_tol), "stats": _plain(m.stats)}
+        edges = []
+        for u, v, data in self.graph.edges(data=True):
+            e = {"i": int(u), "j": int(v)}
+            for key, val in data.items():
+                e[key] = _plain(val)
+            edges.append(e)
+        return {"minima": minima, "edges": edges, "attempts": [a.to_dict() for a in self.attempts],
+                "info": _plain(self.info)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransitionNetwork":
+        md = d["minima"]
+        if hasattr(Minima, "from_dict"):
+            minima = Minima.from_dict(md)
+        else:
+            minima = Minima(z=np.asarray(md["z"], dtype=np.float64), energy=np.asarray(md["energy"], dtype=np.float64),
+                            hits=np.asarray(md["hits"]), hessian_eigenvalues=np.asarray(md["hessian_eigenvalues"]),
+                            dedup_tol=float(md.get("dedup_tol", 1e-4)), flat_tol=float(md.get("flat_tol", 0.0)),
+                            stats=dict(md.get("stats") or {}))
+        net = cls(minima, attempts=[Attempt.from_dict(a) for a in d.get("attempts", [])], info=d.get("info"))
+        for e in d.get("edges", []):
+            attrs = {k: v for k, v in e.items() if k not in ("i", "j")}
+            if isinstance(attrs.get("path"), dict):
+                attrs["path"] = Path.from_dict(attrs["path"])
+            if "z" in attrs:
+                attrs["z"] = np.asarray(attrs["z"], dtype=np.float64)
+            if isinstance(attrs.get("pair"), list):
+                attrs["pair"] = tuple(attrs["pair"])
+            net.graph.add_edge(int(e["i"]), int(e["j"]), **attrs)
+        return net
+
+    def __repr__(self) -> str:
+        return (f"TransitionNetwork({len(self.minima)} minima, {self.n_transition_states} transition states, "
+                f"{len(self.components())} component(s), {len(self.attempts)} attempts)")
+
+
+# ---------------------------------------------------------------------------------------------------------- connect
+def candidate_pairs(z: np.ndarray, k_nearest: int) -> list[tuple[int, int]]:
+    """Pairs (i < j) from each point's ``k_nearest`` nearest neighbours plus the Euclidean minimum spanning tree.
+
+    Args:
+        z: (K, d) positions.
+        k_nearest: neighbours per point (0 for the spanning tree alone).
+    """
+    K = len(z)
+    if K < 2:
+        return []
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial import cKDTree
+    from scipy.spatial.distance import cdist
+    pairs: set[tuple[int, int]] = set()
+    k = min(int(k_nearest), K - 1)
+    if k > 0:
+        _, idx = cKDTree(z).query(z, k=k + 1)
+        for i, row in enumerate(np.atleast_2d(idx)):
+            for j in row:
+                if int(j) != i:
+                    pairs.add((min(i, int(j)), max(i, int(j))))
+    D = cdist(z, z)
+    # zero distances (duplicate points) would read as "no edge"; keep them as a tiny positive weight
+    D = np.where(D > 0, D, np.finfo(float).tiny)
+    np.fill_diagonal(D, 0.0)
+    mst = minimum_spanning_tree(D).tocoo()
+    for a, b in zip(mst.row, mst.col):
+        pairs.add((min(int(a), int(b)), max(int(a), int(b))))
+    return sorted(pairs)
+
+
+def _missing_connections(net: TransitionNetwork, book_z: np.ndarray, book_energy: np.ndarray, usable: np.ndarray,
+                         blocked: set) -> list[tuple[int, int]]:
+    """Pairs to try next so that every component joins the global minimum's: Dijkstra over squared distances, with
+    zero cost inside components, from the lowest usable minimum; ``blocked`` pairs (attempts used up) are excluded."""
+    from scipy.sparse.csgraph import csgraph_from_dense, dijkstra
+    from scipy.spatial.distance import cdist
+    K = len(book_z)
+    comp = np.full(K, -1)
+    for c, nodes in enumerate(nx.connected_components(net.graph)):
+        for n in nodes:
+            if n < K:
+                comp[n] = c
+    W = cdist(book_z, book_z) ** 2
+    same = comp[:, None] == comp[None, :]
+    W[same] = 0.0
+    W[~usable, :] = np.inf
+    W[:, ~usable] = np.inf
+    for a, b in blocked:
+        if not same[a, b]:
+            W[a, b] = W[b, a] = np.inf
+    np.fill_diagonal(W, np.inf)
+    G = csgraph_from_dense(W, null_value=np.inf)
+    idx = np.nonzero(usable)[0]
+    if not len(idx):
+        return []
+    src = int(idx[np.argmin(book_energy[idx])])
+    dist, pred = dijkstra(G, indices=src, return_predecessors=True)
+    todo: set[tuple[int, int]] = set()
+    for c in set(comp[idx].tolist()) - {int(comp[src])}:
+        nodes = idx[comp[idx] == c]
+        t = int(nodes[np.argmin(dist[nodes])])
+        if not np.isfinite(dist[t]):
+            continue
+        while t != src and pred[t] >= 0:
+            p = int(pred[t])
+            if comp[p] != comp[t]:
+                todo.add((min(p, t), max(p, t)))
+            t = p
+    return sorted(todo)
+
+
+def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_pair: int = 2, max_rounds: int = 10,
+            seed: int = 0, n_images: int | None = None, images_per_length: float = 3.0, ftol_rel: float = 1e-2,
+            max_iter: int = 1000, dense: int = 8, split: bool = True, retry_bump: float = 0.15,
+            match_tol: float | None = None, progress: bool = True) -> TransitionNetwork:
+    """Join minima by validated transition states (DESIGN §4.5).
+
+    1. Every input minimum is checked (finite energy; a descent from it stays within ``match_tol``; no Hessian
+       eigenvalue clearly negative). Pairs involving a failing one, or two coincident minima, are logged as failed.
+    2. Candidate pairs — each minimum's ``k_nearest`` neighbours plus a Euclidean minimum spanning tree — are relaxed
+       by NEB all together (:func:`energyscope.neb.find_paths`: batched bands, dense post-check, splitting at
+       intermediate minima), every climbing image is refined by exact-Hessian eigenvector following and validated
+       (:func:`energyscope.saddles.find_saddles`), all in batches.
+    3. While the network is not connected: Dijkstra over a distance graph between components picks the next pairs
+       (see :func:`_missing_connections`); retries start from a band bulged sideways by ``retry_bump`` of its length in
+       a seeded random direction and with more images. At most ``max_attempts_per_pair`` tries per pair and
+       ``max_rounds`` rounds.
+
+    Edges are stored for the minima the push-off descents actually reach (which may differ from the pair asked);
+    identical saddles found twice are stored once. New minima found on the way are appended to the minima set.
+
+    Args:
+        land: the :class:`~energyscope.landscape.Landscape`.
+        minima: the minima to connect (e.g. from :func:`energyscope.find_minima`).
+        k_nearest: nearest neighbours per minimum for the first round of pairs.
+        max_attempts_per_pair: tries per pair at most.
+        max_rounds: rounds of the component-connecting loop at most (the first round included).
+        seed: seeds the sideways bulge of retried bands.
+        n_images: fixed images per band (default from distance: ``images_per_length`` per length scale, 9 to 33).
+        ftol_rel, max_iter, dense, split: NEB settings (see :func:`energyscope.neb.relax_bands`, ``find_paths``).
+        retry_bump: sideways bulge of retried bands, as a fraction of their length.
+        match_tol: distance under which two points are the same minimum (default
+            :func:`energyscope.saddles.default_match_tol`).
+        progress: progress bars.
+
+    Returns:
+        A :class:`TransitionNetwork` whose ``minima`` is a NEW :class:`Minima`: the input minima first, with the same
+        indices and order, then any minima found on the way (not re-sorted, so that indices stay valid).
+    """
+    from ._tensor import to_numpy
+    from .landscape import as_landscape
+    from .minima import quench
+    from .neb import find_paths
+    from .saddles import MinimaBook, default_match_tol, eig_tolerance, find_saddles
+
+    land = as_landscape(land)
+    if not isinstance(minima, Minima):
+        raise TypeError(f"minima must be a Minima (from find_minima), got {type(minima).__name__}")
+    if int(k_nearest) < 0:
+        raise ValueError(f"k_nearest must be >= 0, got {k_nearest}")
+    if int(max_attempts_per_pair) < 1:
+        raise ValueError(f"max_attempts_per_pair must be >= 1, got {max_attempts_per_pair}")
+    K0 = len(minima)
+    if K0 and minima.z.shape[1] != land.dim:
+        raise ValueError(f"minima have dimension {minima.z.shape[1]} but the landscape has dim {land.dim}")
+    match_tol = default_match_tol(land, minima) if match_tol is None else float(match_tol)
+    book = MinimaBook(minima, match_tol)
+    info = {"k_nearest": int(k_nearest), "max_attempts_per_pair": int(max_attempts_per_pair), "seed": int(seed),
+            "match_tol": match_tol, "ftol_rel": ftol_rel, "dense": int(dense), "rounds": 0, "n_evals": 0,
+            "barrier_kinds": {"energy": "validated index-1 saddle (exact)",
+                              "path_max_energy": "highest energy along the dense path (upper bound)"}}
+    net = TransitionNetwork(minima, info=info)
+    info = net.info
+    if K0 == 0:
+        net.minima = book.to_minima()
+        return net
+
+    # 1. check the input minima
+    bad: dict[int, str] = {}
+    z = book.z
+    e, g = land.energy_and_grad(z)
+    e, g = to_numpy(e), to_numpy(g)
+    finite = np.isfinite(e) & np.isfinite(g).all(axis=1)
+    ev = np.full((K0, land.dim), np.nan)
+    if finite.any():
+        ev[finite] = np.linalg.eigvalsh(to_numpy(land.hessian(z[finite])))
+    fin_idx = np.nonzero(finite)[0]
+    moved = np.zeros(K0)
+    if len(fin_idx):
+        curv = np.abs(ev[fin_idx]).max(axis=1)
+        res = quench(land, z[fin_idx], gtol=1e-9 * float(np.min(curv)) * land.scales().length,
+                     max_step=0.05 * land.scales().length)
+        moved[fin_idx] = np.linalg.norm(to_numpy(res.z) - z[fin_idx], axis=1)
+        info["n_evals"] += int(res.n_evals)
+    for k in range(K0):
+        if not finite[k]:
+            bad[k] = f"minimum {k} has a non-finite energy or gradient"
+            continue
+        tol = float(eig_tolerance(ev[k][None, :], minima.flat_tol)[0])
+        if ev[k, 0] < -tol:
+            bad[k] = f"minimum {k} is not a local minimum: its Hessian has eigenvalue {ev[k, 0]:.6g} < 0"
+        elif moved[k] > match_tol:
+            bad[k] = (f"minimum {k} is not a local minimum: a descent from it moves {moved[k]:.3g} "
+                      f"(> {match_tol:.3g}) with |grad| = {np.linalg.norm(g[k]):.3g}")
+    bad_eig = ~np.isfinite(book.eigenvalues).all(axis=1)
+    book.eigenvalues[bad_eig & finite] = ev[bad_eig & finite]
+    info["bad_minima"] = {int(k): v for k, v in bad.items()}
+
+    # 2. rounds of candidate pairs
+    tries: dict[tuple[int, int], int] = {}
+    pairs = candidate_pairs(z, k_nearest)
+    rng_seed = int(seed)
+    for rnd in range(int(max_rounds)):
+        info["rounds"] = rnd + 1
+        runnable = []
+        for i, j in pairs:
+            t = tries.get((i, j), 0) + 1
+            if t > max_attempts_per_pair:
+                continue
+            tries[(i, j)] = t
+            why = ""
+            if i in bad or j in bad:
+                why = bad.get(i) or bad.get(j)
+            else:
+                dist = float(np.linalg.norm(book.z[i] - book.z[j]))
+                if dist <= match_tol:
+                    why = f"identical endpoints: minima {i} and {j} are {dist:.3g} apart (<= {match_tol:.3g})"
+            if why:
+                tries[(i, j)] = max_attempts_per_pair  # never retried
+                net.attempts.append(Attempt(i, j, "failed", why, try_number=t))
+            else:
+                runnable.append((i, j, t))
+        by_try: dict[int, list[tuple[int, int]]] = {}
+        for i, j, t in runnable:
+            by_try.setdefault(t, []).append((i, j))
+        for t, plist in sorted(by_try.items()):
+            n_before = len(book)
+            retry = t > 1
+            pps = find_paths(land, book, plist, n_images=None if n_images is None else
+                             int(n_images * (1.5 if retry else 1)), images_per_length=images_per_length *
+                             (1.5 if retry else 1.0), ftol_rel=ftol_rel, max_iter=max_iter, dense=dense, split=split,
+                             bump=retry_bump if retry else 0.0, seed=rng_seed + rnd, progress=progress)
+            cand, owner = [], []
+            for q, pp in enumerate(pps):
+                if pp.failure:
+                    continue
+                for pi, (a, b, path) in enumerate(pp.pieces):
+                    cand.append(path.saddle_z)
+                    owner.append((q, pi))
+            recs = find_saddles(land, np.array(cand), book) if cand else []
+            per_pair: dict[int, list] = {}
+            for (q, pi), rec in zip(owner, recs):
+                per_pair.setdefault(q, []).append((pi, rec))
+            for q, pp in enumerate(pps):
+                att = Attempt(pp.i, pp.j, "failed", try_number=t, n_evals=pp.n_evals,
+                              new_minima=list(pp.new_minima))
+                pmax = [path.path_max_energy for _, _, path in pp.pieces if path is not None]
+                att.path_max_energy = float(np.nanmax(pmax)) if pmax and np.isfinite(pmax).any() else float("nan")
+                if pp.failure:
+                    att.reason = pp.failure
+                    net.attempts.append(att)
+                    continue
+                reasons, best = [], None
+                for pi, rec in per_pair.get(q, []):
+                    a, b, path = pp.pieces[pi]
+                    att.n_evals += rec.n_evals
+                    path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,
+                                           "negative_eigenvalue": rec.negative_eigenvalue, "grad_norm": rec.grad_norm}
+                    if not rec.valid:
+                        reasons.append(f"piece {a}-{b}: {rec.reason}" if pp.split else rec.reason)
+                        continue
+                    path.saddle_z, path.saddle_energy, path.saddle_validated = rec.z, rec.energy, True
+                    path.path_max_energy = max(path.path_max_energy, rec.energy)
+                    u, v = sorted(rec.minima)
+                    att.edges.append((u, v))
+                    if best is None or rec.energy > best.energy:
+                        best = rec
+                    _add_edge(net, u, v, rec, path, (pp.i, pp.j), match_tol)
+                for m in range(n_before, len(book)):
+                    net.graph.add_node(m, energy=float(book.energy[m]))
+                if best is None:
+                    att.reason = "; ".join(reasons) or "no saddle candidate"
+                else:
+                    att.saddle_energy, att.edge_minima = best.energy, tuple(sorted(best.minima))
+                    asked = {pp.i, pp.j}
+                    if pp.split:
+                        att.outcome = "split"
+                    elif set(best.minima) == asked:
+                        att.outcome = "connected"
+                    else:
+                        att.outcome = "connected_other"
+                    att.reason = "; ".join(reasons)
+                pmax = [path.path_max_energy for _, _, path in pp.pieces]
+                att.path_max_energy = float(np.nanmax(pmax)) if np.isfinite(pmax).any() else float("nan")
+                info["n_evals"] += att.n_evals
+                net.attempts.append(att)
+        for m in range(len(book)):
+            if m not in net.graph:
+                net.graph.add_node(m, energy=float(book.energy[m]))
+        usable = np.array([k not in bad for k in range(len(book))])
+        sub = net.graph.subgraph([k for k in range(len(book)) if usable[k]])
+        if sub.number_of_nodes() <= 1 or nx.is_connected(sub):
+            break
+        blocked = {p for p, c in tries.items() if c >= max_attempts_per_pair}
+        pairs = _missing_connections(net, book.z, book.energy, usable, blocked)
+        if not pairs:
+            break
+    net.minima = book.to_minima()
+    for k in range(len(book)):
+        net.graph.nodes[k]["energy"] = float(book.energy[k])
+    info["n_new_minima"] = book.n_new
+    info["connected"] = net.is_connected()
+    return net
+
+
+def _add_edge(net: TransitionNetwork, u: int, v: int, rec: Any, path: Path, pair: tuple[int, int],
+              match_tol: float) -> bool:
+    """Add a validated saddle as an edge unless the same saddle (within ``match_tol``) already joins u and v."""
+    if net.graph.has_edge(u, v):
+        for data in net.graph.get_edge_data(u, v).values():
+            if np.linalg.norm(np.asarray(data["z"]) - rec.z) <= match_tol:
+                return False
+    net.add_transition_state(u, v, rec.energy, rec.z, rec.negative_eigenvalue, path=path,
+                             path_max_energy=float(path.path_max_energy), eigenvalues=np.asarray(rec.eigenvalues),
+                             pair=(int(pair[0]), int(pair[1])))
+    return True
+
+
+__all__ = ["Path", "Attempt", "TransitionNetwork", "connect", "candidate_pairs"]

@@ -1,0 +1,596 @@
+"""Batched nudged elastic band (NEB) with the improved tangent, springs on true distances and a climbing image.
+
+The core, :func:`relax_bands`, relaxes P bands at once: all interior images of all active bands are evaluated in ONE
+``land.energy_and_grad`` call per step, and each band is one row of the shared :class:`~energyscope.optim.FIRE`
+stepper (driven by the projected NEB forces, which are not the gradient of any objective, so there is no line search).
+
+* Tangent: Henkelman & Jónsson, J. Chem. Phys. 113, 9978 (2000) ("improved tangent"). Where it vanishes (a flat
+  triple of equal energies, or coincident images) the bisector of the two unit segment vectors is used, and failing that
+  the end-to-end direction, so no NaN can arise.
+* Springs act along the tangent on true segment lengths: ``k (|R₊ - R| - |R - R₋|) τ``.
+* Climbing image (Henkelman, Uberuaga & Jónsson, J. Chem. Phys. 113, 9901 (2000)): switched on per band once its
+  largest perpendicular force is within ``climb_factor`` × its tolerance; the highest image then feels
+  ``-∇U + 2 (∇U·τ) τ`` and no spring.
+* Convergence per band on the largest perpendicular force (the climbing image's full force once climbing), with a
+  unit-free tolerance ``ftol_rel`` × (energy span of the band) / (end-to-end distance). Converged bands leave the batch.
+
+:func:`find_paths` adds the dense post-check (each band evaluated at ``dense`` points per segment to catch maxima
+between images and intermediate minima) and splits bands at intermediate minima, relaxing the pieces again.
+:func:`neb` is the single-band convenience used in notebooks; :func:`energyscope.connect` uses the batched parts.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._tensor import to_numpy
+from .landscape import Landscape
+from .minima import Minima, quench
+from .network import Path
+from .optim import FIRE
+from .saddles import MinimaBook, default_match_tol, eig_tolerance, find_saddles
+
+
+class NEBError(ValueError):
+    """Bad input to :func:`neb` (wrong shapes, identical or non-finite endpoints); the message names the problem."""
+
+
+# ---------------------------------------------------------------------------------------------------------- images
+def image_count(land: Landscape, z_start: Any, z_end: Any, images_per_length: float = 3.0, n_min: int = 9,
+                n_max: int = 33) -> int:
+    """Number of images (endpoints included) for a band: ``images_per_length`` per latent length scale along the
+    straight line, clipped to ``[n_min, n_max]``."""
+    dist = float(np.linalg.norm(np.asarray(z_end, dtype=np.float64) - np.asarray(z_start, dtype=np.float64)))
+    n = int(np.ceil(images_per_length * dist / land.scales().length)) + 1
+    return int(np.clip(n, n_min, n_max))
+
+
+@dataclass
+class BandResult:
+    """One relaxed band (numpy).
+
+    Attributes:
+        z: (M, d) images, endpoints included; energy: (M,) U, nats (NaN where never evaluated).
+        converged: met its force tolerance; climbing: the climbing image was on at the end.
+        fmax: final largest perpendicular force, nats per latent unit; ftol: the tolerance it was held to.
+        n_iter: FIRE steps; n_evals: energy+gradient row evaluations for this band.
+        reason: "" or why the band failed (e.g. non-finite energy).
+    """
+
+    z: np.ndarray
+    energy: np.ndarray
+    converged: bool
+    climbing: bool
+    fmax: float
+    ftol: float
+    n_iter: int
+    n_evals: int
+    reason: str = ""
+
+    @property
+    def ci(self) -> int:
+        """Index of the highest interior image."""
+        return int(np.nanargmax(self.energy[1:-1])) + 1 if len(self.energy) > 2 else 0
+
+
+def tangents(X: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+    """Unit improved tangents at the interior images of bands X (P, M, d) with energies E (P, M) -> (P, M-2, d).
+
+    A zero tangent (flat triple, coincident images) falls back to the bisector of the unit segment vectors, then to
+    the band's end-to-end direction.
+    """
+    tiny = torch.finfo(X.dtype).tiny
+    tp = X[:, 2:] - X[:, 1:-1]
+    tm = X[:, 1:-1] - X[:, :-2]
+    Ei, Ep, Em = E[:, 1:-1], E[:, 2:], E[:, :-2]
+    dEp, dEm = (Ep - Ei).abs(), (Em - Ei).abs()
+    dmax, dmin = torch.maximum(dEp, dEm), torch.minimum(dEp, dEm)
+    up = (Ep > Ei) & (Ei > Em)
+    down = (Ep < Ei) & (Ei < Em)
+    mixed = torch.where((Ep > Em)[..., None], tp * dmax[..., None] + tm * dmin[..., None],
+                        tp * dmin[..., None] + tm * dmax[..., None])
+    tau = torch.where(up[..., None], tp, torch.where(down[..., None], tm, mixed))
+    n = tau.norm(dim=-1, keepdim=True)
+    lp, lm = tp.norm(dim=-1, keepdim=True), tm.norm(dim=-1, keepdim=True)
+    bis = tp / lp.clamp_min(tiny) + tm / lm.clamp_min(tiny)
+    nb = bis.norm(dim=-1, keepdim=True)
+    ends = (X[:, -1] - X[:, 0])[:, None, :].expand_as(tau)
+    ne = ends.norm(dim=-1, keepdim=True)
+    small = 1e-12
+    tau = torch.where(n > small * (lp + lm).clamp_min(tiny), tau / n.clamp_min(tiny),
+                      torch.where(nb > small, bis / nb.clamp_min(tiny), ends / ne.clamp_min(tiny)))
+    return tau
+
+
+def neb_forces(X: torch.Tensor, E: torch.Tensor, G: torch.Tensor, k: torch.Tensor, climbing: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """NEB forces on the interior images.
+
+    Args:
+        X: (P, M, d) bands; E: (P, M) energies; G: (P, M-2, d) gradients at the interior images.
+        k: (P,) spring constants, nats per latent unit².
+        climbing: (P,) bool, the highest interior image climbs.
+
+    Returns:
+        (force (P, M-2, d), fmax (P,)): the force to move the images by, and the band's largest perpendicular force
+        (the climbing image's full force where climbing).
+    """
+    tau = tangents(X, E)
+    gpar = (G * tau).sum(-1, keepdim=True)
+    f_perp = -G + gpar * tau
+    lp = (X[:, 2:] - X[:, 1:-1]).norm(dim=-1, keepdim=True)
+    lm = (X[:, 1:-1] - X[:, :-2]).norm(dim=-1, keepdim=True)
+    f = f_perp + k[:, None, None] * (lp - lm) * tau
+    fnorm = f_perp.norm(dim=-1)
+    if bool(climbing.any()):
+        ci = E[:, 1:-1].argmax(dim=1)
+        rows = torch.nonzero(climbing).flatten()
+        f_ci = -G[rows, ci[rows]] + 2 * gpar[rows, ci[rows]] * tau[rows, ci[rows]]
+        f[rows, ci[rows]] = f_ci
+        fnorm[rows, ci[rows]] = f_ci.norm(dim=-1)
+    return f, fnorm.max(dim=1).values
+
+
+def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init: Any = None, climb: bool = True,
+                ftol: float | None = None, ftol_rel: float = 1e-2, climb_factor: float = 10.0, max_iter: int = 1000,
+                k: Any = None, curvature: Any = None, k_rel: float = 0.02, dt_rel: float = 2.0, dt_max_rel: float = 10.0,
+                step_rel: float = 2.0, progress: bool = False, desc: str = "NEB") -> list[BandResult]:
+    """Relax P bands at once between ``starts`` (P, d) and ``ends`` (P, d), each with ``n_images`` images.
+
+    Args:
+        land: the landscape.
+        starts, ends: (P, d) fixed endpoints.
+        n_images: images per band, endpoints included (at least 3).
+        init: optional (P, n_images, d) initial bands (default: straight lines); endpoints are taken from it.
+        climb: switch a climbing image on once a band is roughly converged.
+        ftol: absolute force tolerance, nats per latent unit; default: ``ftol_rel`` × energy span / end distance.
+        climb_factor: climbing starts when the largest perpendicular force is within this many tolerances.
+        max_iter: FIRE steps at most per band.
+        k: spring constant(s), scalar or (P,), nats per latent unit². Default: ``k_rel`` × ``curvature``.
+        curvature: (P,) typical stiffest curvature of each band (e.g. the largest Hessian eigenvalue at its
+            endpoints), nats per latent unit²; sets FIRE's time step. Default: estimated from the endpoints' Hessians.
+        k_rel, dt_rel, dt_max_rel, step_rel: FIRE set-up relative to the band: spring constant ``k_rel`` ×
+            curvature; start / largest time step ``dt_rel`` / ``dt_max_rel`` × 1/sqrt(stiffness); step cap per band
+            ``step_rel`` × segment length × sqrt(interior images).
+        progress: tqdm bar over bands finished.
+
+    The default tolerance is loose on purpose: the climbing image only has to come near the saddle, which
+    :func:`energyscope.saddles.refine_saddles` then converges quadratically.
+
+    Returns:
+        One :class:`BandResult` per band, in order. Bands that meet non-finite energies are stopped with a reason.
+    """
+    A, B = land.as_tensor(starts), land.as_tensor(ends)
+    if A.shape != B.shape:
+        raise NEBError(f"starts {tuple(A.shape)} and ends {tuple(B.shape)} must have the same shape")
+    M = int(n_images)
+    if M < 3:
+        raise NEBError(f"a band needs at least 3 images, got n_images={M}")
+    P, d = A.shape
+    dev, dt_ = A.device, A.dtype
+    if init is None:
+        t = torch.linspace(0, 1, M, device=dev, dtype=dt_)
+        X = A[:, None, :] + t[None, :, None] * (B - A)[:, None, :]
+    else:
+        X = torch.as_tensor(np.asarray(to_numpy(init)), device=dev, dtype=dt_).clone()
+        if X.shape != (P, M, d):
+            raise NEBError(f"init must have shape {(P, M, d)}, got {tuple(X.shape)}")
+        X[:, 0], X[:, -1] = A, B
+    E = torch.full((P, M), float("nan"), device=dev, dtype=dt_)
+    E[:, 0], E[:, -1] = land.energy(A), land.energy(B)
+    n_evals = torch.full((P,), 2, dtype=torch.long)
+    if curvature is None:
+        ev = torch.linalg.eigvalsh(land.hessian(torch.cat([A, B])))
+        curvature = torch.maximum(ev[:P, -1], ev[P:, -1]).abs()
+    curv = torch.as_tensor(np.asarray(to_numpy(curvature), dtype=np.float64), device=dev, dtype=dt_).expand(P).clone()
+    dist = (B - A).norm(dim=1)
+    curv = torch.where(torch.isfinite(curv) & (curv > 0), curv, torch.ones_like(curv))
+    kk = k_rel * curv if k is None else torch.as_tensor(np.asarray(to_numpy(k), dtype=np.float64), device=dev,
+                                                        dtype=dt_).expand(P).clone()
+    stiff = torch.maximum(curv, 4 * kk)
+    dt0 = dt_rel / stiff.sqrt()
+    n_int = M - 2
+    seg = dist / (M - 1)
+    dt_max = dt_max_rel / stiff.sqrt()
+    fire = FIRE(P, n_int * d, dt=1.0, dt_max=float(dt_max.max()),
+                max_step=(step_rel * seg * np.sqrt(n_int)).clamp_min(1e-300), device=dev, dtype=dt_)
+    fire.dt[:] = dt0  # per band; the per-band cap dt_max is applied after each step
+    climbing = torch.zeros(P, dtype=torch.bool)
+    converged = torch.zeros(P, dtype=torch.bool)
+    fmax = torch.full((P,), float("inf"), dtype=dt_)
+    tol = torch.full((P,), float("nan"), dtype=dt_)
+    n_iter = torch.zeros(P, dtype=torch.long)
+    reasons = [""] * P
+    finite_ends = torch.isfinite(E[:, 0]) & torch.isfinite(E[:, -1])
+    for p in torch.nonzero(~finite_ends).flatten().tolist():
+        reasons[p] = "non-finite energy at an endpoint"
+    active = torch.nonzero(finite_ends).flatten()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=P, desc=desc, unit="band", leave=False)
+        bar.update(P - len(active))
+    while len(active):
+        Xa = X[active]
+        e, g = land.energy_and_grad(Xa[:, 1:-1].reshape(-1, d))
+        n_evals[active] += n_int
+        e, g = e.reshape(len(active), n_int), g.reshape(len(active), n_int, d)
+        bad = ~(torch.isfinite(e).all(1) & torch.isfinite(g).flatten(1).all(1))
+        E[active, 1:-1] = e
+        if bool(bad.any()):
+            for r in torch.nonzero(bad).flatten().tolist():
+                img = int((~(torch.isfinite(e[r]) & torch.isfinite(g[r]).all(1))).nonzero()[0])
+                reasons[int(active[r])] = (f"non-finite energy or gradient at image {img + 1} of {M} "
+                                           f"after {int(n_iter[active[r]])} steps")
+            keep = ~bad
+            if bar is not None:
+                bar.update(int(bad.sum()))
+            active, Xa, e, g = active[keep], Xa[keep], e[keep], g[keep]
+            if not len(active):
+                break
+        Ea = E[active]
+        f, fm = neb_forces(Xa, Ea, g, kk[active], climbing[active])
+        fmax[active] = fm
+        if ftol is not None:
+            ta = torch.full_like(fm, float(ftol))
+        else:
+            span = (Ea.max(dim=1).values - torch.minimum(Ea[:, 0], Ea[:, -1])).clamp_min(0)
+            span = torch.maximum(span, 1e-12 * (1 + Ea.abs().max(dim=1).values))
+            ta = ftol_rel * span / dist[active].clamp_min(1e-300)
+        tol[active] = ta
+        done = fm <= ta
+        if climb:
+            done = done & climbing[active]
+            start = ~climbing[active] & (fm <= climb_factor * ta)
+            if bool(start.any()):
+                rows = active[start]
+                climbing[rows] = True
+                fire.reset(rows)
+                done = done & ~start
+                f, _ = neb_forces(Xa, Ea, g, kk[active], climbing[active])  # the climbing image's force now
+        converged[active[done]] = True
+        out_of_iter = (n_iter[active] >= max_iter) & ~done
+        finished = done | out_of_iter
+        if bar is not None and bool(finished.any()):
+            bar.update(int(finished.sum()))
+        keep = ~finished
+        active, Xa, f = active[keep], Xa[keep], f[keep]
+        if not len(active):
+            break
+        xn = fire.step(Xa[:, 1:-1].reshape(len(active), -1), f.reshape(len(active), -1), active)
+        fire.dt[active] = torch.minimum(fire.dt[active], dt_max[active])
+        X[active, 1:-1] = xn.reshape(len(active), n_int, d)
+        n_iter[active] += 1
+    if bar is not None:
+        bar.close()
+    Xn, En = to_numpy(X), to_numpy(E)
+    return [BandResult(z=Xn[p], energy=En[p], converged=bool(converged[p]), climbing=bool(climbing[p]),
+                       fmax=float(fmax[p]), ftol=float(tol[p]), n_iter=int(n_iter[p]), n_evals=int(n_evals[p]),
+                       reason=reasons[p] or ("" if converged[p] else
+                                             f"not converged in {max_iter} steps (largest force {float(fmax[p]):.3g}"
+                                             f" > tolerance {float(tol[p]):.3g})"))
+            for p in range(P)]
+
+
+# ---------------------------------------------------------------------------------------------------------- post-check
+def dense_profiles(land: Landscape, bands: list[np.ndarray], n_dense: int = 8
+                   ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """Each band (M, d) evaluated at ``n_dense`` points per segment (linear in between images), in ONE energy call.
+
+    Returns:
+        (points per band ((M-1)·n_dense + 1, d), energies per band, rows evaluated). Image energies are re-evaluated
+        too, so every profile is self-consistent.
+    """
+    n_dense = max(int(n_dense), 1)
+    u = np.arange(n_dense, dtype=np.float64) / n_dense
+    pts = []
+    for z in bands:
+        seg = z[:-1, None, :] + u[None, :, None] * (z[1:] - z[:-1])[:, None, :]
+        pts.append(np.vstack([seg.reshape(-1, z.shape[1]), z[-1:]]))
+    if not pts:
+        return [], [], 0
+    allp = np.vstack(pts)
+    e = to_numpy(land.energy(allp))
+    out, start = [], 0
+    for p in pts:
+        out.append(e[start:start + len(p)])
+        start += len(p)
+    return pts, out, len(allp)
+
+
+def profile_dips(energy: np.ndarray, depth: float, max_dips: int = 8) -> np.ndarray:
+    """Interior local minima of a 1-D profile lying more than ``depth`` below the highest point on EACH side
+    (candidate intermediate minima), deepest first, at most ``max_dips``."""
+    e = np.asarray(energy, dtype=np.float64)
+    n = len(e)
+    if n < 3 or not np.isfinite(e).all():
+        return np.zeros(0, dtype=int)
+    i = np.arange(1, n - 1)
+    local = (e[i] < e[i - 1]) & (e[i] <= e[i + 1])
+    left = np.maximum.accumulate(e)[i - 1]
+    right = np.maximum.accumulate(e[::-1])[::-1][i + 1]
+    depth_here = np.minimum(left, right) - e[i]
+    ok = local & (depth_here > depth)
+    cand = i[ok]
+    order = np.argsort(-depth_here[ok])
+    return cand[order][:max_dips]
+
+
+# ---------------------------------------------------------------------------------------------------------- paths
+@dataclass
+class PairPaths:
+    """The minimum-energy path found for one pair of minima (indices into a :class:`MinimaBook`).
+
+    Attributes:
+        i, j: the pair asked for.
+        pieces: consecutive pieces ``(a, b, Path)`` from i to j; more than one when the band was split at
+            intermediate minima (then ``a``/``b`` of neighbouring pieces are those minima).
+        failure: "" or why no path came out (then ``pieces`` may hold the failed band, for inspection).
+        n_evals: energy(+gradient) row evaluations spent on this pair (bands, dense checks, quenches).
+        new_minima: indices of minima added to the book on the way.
+    """
+
+    i: int
+    j: int
+    pieces: list = field(default_factory=list)
+    failure: str = ""
+    n_evals: int = 0
+    new_minima: list = field(default_factory=list)
+
+    @property
+    def split(self) -> bool:
+        return len(self.pieces) > 1
+
+
+def _initial_band(za: np.ndarray, zb: np.ndarray, M: int, bump: float, rng: np.random.Generator | None) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, M)[:, None]
+    band = za[None, :] + t * (zb - za)[None, :]
+    if bump > 0 and rng is not None and len(za) > 1:
+        axis = zb - za
+        r = rng.standard_normal(len(za))
+        r -= axis * (r @ axis) / max(axis @ axis, 1e-300)
+        r /= max(np.linalg.norm(r), 1e-300)
+        band = band + np.sin(np.pi * t) * bump * np.linalg.norm(axis) * r[None, :]
+    return band
+
+
+def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], *, n_images: int | None = None,
+               images_per_length: float = 3.0, n_min: int = 9, n_max: int = 33, climb: bool = True,
+               ftol: float | None = None, ftol_rel: float = 1e-2, max_iter: int = 1000, k: Any = None,
+               dense: int = 8, split: bool = True, max_splits: int = 4, bump: float = 0.0, seed: int | None = None,
+               quench_rel: float = 1e-9, progress: bool = False) -> list[PairPaths]:
+    """Relax bands for all ``pairs`` of book minima together, post-check them densely and split at intermediate minima.
+
+    Bands with the same image count are relaxed in one :func:`relax_bands` batch. Each relaxed band is evaluated at
+    ``dense`` points per segment; every interior dip of that profile is quenched (in one batch for all bands); a
+    dip that descends to a minimum other than the band's endpoints (matched to ``book``, or Hessian-validated and
+    added to it) splits the band there, and the pieces are relaxed in the next round (at most ``max_splits`` levels).
+
+    Args:
+        land: the landscape. book: known minima (grows). pairs: (i, j) indices into the book.
+        n_images: fixed image count; default from :func:`image_count` (``images_per_length``, ``n_min``, ``n_max``).
+        climb, ftol, ftol_rel, max_iter, k: as in :func:`relax_bands`.
+        dense: post-check points per segment. split: split at intermediate minima.
+        bump: initial bands bulge sideways by this fraction of their length in a random direction (for retries).
+        seed: seed of that direction.
+        quench_rel: dip quenches stop at gradient ``quench_rel`` × curvature × length scale.
+        progress: tqdm bar of bands.
+
+    Returns:
+        One :class:`PairPaths` per pair, in order.
+    """
+    length = land.scales().length
+    rng = np.random.default_rng(seed) if bump > 0 else None
+    results = [PairPaths(int(i), int(j)) for i, j in pairs]
+    # each pair holds an ordered list of segments: dict(a, b, depth, path, reason)
+    segs: list[list[dict]] = [[{"a": int(i), "b": int(j), "depth": 0, "path": None}] for i, j in pairs]
+    curv_all = np.abs(book.eigenvalues).max(axis=1) if book.eigenvalues.size else np.ones(len(book))
+
+    def pending():
+        return [(p, s) for p in range(len(segs)) for s in segs[p] if s["path"] is None and "reason" not in s]
+
+    while True:
+        todo = pending()
+        if not todo:
+            break
+        curv_all = np.abs(book.eigenvalues).max(axis=1)
+        groups: dict[int, list] = {}
+        for p, s in todo:
+            M = n_images or image_count(land, book.z[s["a"]], book.z[s["b"]], images_per_length, n_min, n_max)
+            groups.setdefault(int(M), []).append((p, s))
+        done_bands = []
+        for M, items in groups.items():
+            za = book.z[[s["a"] for _, s in items]]
+            zb = book.z[[s["b"] for _, s in items]]
+            init = np.stack([_initial_band(a, b, M, bump, rng) for a, b in zip(za, zb)])
+            curv = np.maximum(curv_all[[s["a"] for _, s in items]], curv_all[[s["b"] for _, s in items]])
+            bres = relax_bands(land, za, zb, M, init=init, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
+                               max_iter=max_iter, k=k, curvature=curv, progress=progress)
+            for (p, s), br in zip(items, bres):
+                results[p].n_evals += br.n_evals
+                done_bands.append((p, s, br))
+        # dense post-check of all bands of this round in one call
+        ok_bands = [(p, s, br) for p, s, br in done_bands if np.isfinite(br.energy).all()]
+        pts, prof, n_rows = dense_profiles(land, [br.z for _, _, br in ok_bands], dense)
+        for (p, _, _), pp in zip(ok_bands, pts):
+            results[p].n_evals += len(pp)
+        # candidate intermediate minima
+        cand_z, cand_owner = [], []
+        for b_i, ((p, s, br), pz, pe) in enumerate(zip(ok_bands, pts, prof)):
+            if not split or s["depth"] >= max_splits or not np.isfinite(pe).all():
+                continue
+            span = max(float(pe.max() - min(pe[0], pe[-1])), 0.0)
+            for idx in sorted(profile_dips(pe, 1e-6 * span + 1e-12 * (1 + abs(pe).max()))):
+                cand_z.append(pz[idx])
+                cand_owner.append(b_i)
+        splits: dict[int, list[int]] = {}
+        if cand_z:
+            cz = np.array(cand_z)
+            owner_curv = [max(curv_all[ok_bands[o][1]["a"]], curv_all[ok_bands[o][1]["b"]]) for o in cand_owner]
+            res = quench(land, cz, gtol=quench_rel * float(np.min(owner_curv)) * length,
+                         max_step=0.05 * length)
+            for o in set(cand_owner):
+                results[ok_bands[o][0]].n_evals += res.n_evals // len(cand_z) * cand_owner.count(o)
+            zq, eq = to_numpy(res.z), to_numpy(res.energy)
+            conv = to_numpy(res.converged) & to_numpy(res.finite)
+            idx, _ = book.match(zq)
+            new_rows = np.nonzero(conv & (idx < 0))[0]
+            if len(new_rows):
+                vals = to_numpy(torch.linalg.eigvalsh(land.hessian(zq[new_rows])))
+                tol = eig_tolerance(vals, book.base.flat_tol)
+                for r, v, t in zip(new_rows, vals, tol):
+                    if v[0] >= -t:
+                        n_before = len(book)
+                        idx[r] = book.add(zq[r], eq[r], v)
+                        if idx[r] >= n_before:
+                            results[ok_bands[cand_owner[r]][0]].new_minima.append(int(idx[r]))
+            for r, o in enumerate(cand_owner):
+                s = ok_bands[o][1]
+                m = int(idx[r])
+                if conv[r] and m >= 0 and m not in (s["a"], s["b"]):
+                    lst = splits.setdefault(o, [])
+                    if m not in lst:
+                        lst.append(m)
+        ok_ids = {id(s): b_i for b_i, (_, s, _) in enumerate(ok_bands)}
+        for p, s, br in done_bands:
+            b_i = ok_ids.get(id(s))
+            if b_i is not None and b_i in splits:
+                chain = [s["a"], *splits[b_i], s["b"]]
+                new = [{"a": a, "b": b, "depth": s["depth"] + 1, "path": None} for a, b in zip(chain[:-1], chain[1:])]
+                lst = segs[p]
+                pos = next(q for q, x in enumerate(lst) if x is s)
+                segs[p] = lst[:pos] + new + lst[pos + 1:]
+                continue
+            path = _band_path(br, pts[b_i] if b_i is not None else None, prof[b_i] if b_i is not None else None)
+            path.info["endpoints"] = (s["a"], s["b"])
+            s["path"] = path
+            if br.reason and not np.isfinite(br.energy).all():
+                s["reason"] = br.reason
+    for p, r in enumerate(results):
+        r.pieces = [(s["a"], s["b"], s["path"]) for s in segs[p]]
+        fails = [s.get("reason", "") for s in segs[p] if s.get("reason")]
+        r.failure = "; ".join(fails)
+    return results
+
+
+def _band_path(br: BandResult, pz: np.ndarray | None, pe: np.ndarray | None) -> Path:
+    """A :class:`Path` for one relaxed band: the highest image (or a higher dense point, flagged) as saddle guess."""
+    finite = np.isfinite(br.energy).all()
+    info = {"climbing": br.climbing, "fmax": br.fmax, "ftol": br.ftol, "n_iter": br.n_iter, "reason": br.reason,
+            "missed_maximum": False}
+    if not finite:
+        return Path(z=br.z, energy=br.energy, saddle_z=br.z[len(br.z) // 2], saddle_energy=float("nan"),
+                    converged=False, n_evals=br.n_evals, info=info)
+    ci = br.ci
+    sz, se = br.z[ci], float(br.energy[ci])
+    pmax = float(np.max(br.energy))
+    if pe is not None and np.isfinite(pe).all():
+        top = int(np.argmax(pe))
+        pmax = max(pmax, float(pe[top]))
+        span = float(pe.max() - min(pe[0], pe[-1]))
+        if pe[top] > se + 1e-6 * span:
+            sz, se = pz[top], float(pe[top])
+            info["missed_maximum"] = True
+    return Path(z=br.z, energy=br.energy, saddle_z=np.array(sz), saddle_energy=se, converged=br.converged,
+                n_evals=br.n_evals, path_max_energy=pmax, saddle_validated=False, info=info)
+
+
+# ---------------------------------------------------------------------------------------------------------- single band
+def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, *, climb: bool = True,
+        ftol: float | None = None, ftol_rel: float = 1e-2, max_iter: int = 1000, k: float | None = None,
+        refine: bool = True, split: bool = True, dense: int = 8, progress: bool = False) -> Path:
+    """Minimum-energy path between two points (normally minima) by climbing-image NEB, checked and refined.
+
+    Args:
+        land: the landscape.
+        z_start, z_end: (d,) endpoints.
+        n_images: images including endpoints; default from the distance (:func:`image_count`, 9 to 33).
+        climb: use a climbing image once the band is roughly converged.
+        ftol: absolute force tolerance, nats per latent unit (default unit-free, ``ftol_rel`` of energy span / length).
+        max_iter: FIRE steps at most per band.
+        k: spring constant, nats per latent unit² (default 0.02 × the stiffest endpoint curvature).
+        refine: refine the saddle by exact-Hessian eigenvector following and validate it (index 1, push-off descents
+            reach two different minima, energy above both).
+        split: split the band at intermediate minima found by the dense check (their pieces are relaxed again).
+        dense: points per segment of the dense check.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`~energyscope.network.Path`: ``z`` (M, d), ``energy`` (M,), ``saddle_z`` (d,) (the refined saddle
+        when validated, else the highest point), ``saddle_energy``, ``converged``, ``n_evals`` (energy+gradient
+        rows), ``path_max_energy`` (the highest energy along the dense path — an upper bound on the barrier),
+        ``saddle_validated``. When split, ``info["pieces"]`` holds one Path per piece and ``info["intermediate_minima"]``
+        the minima (k, d) in between; ``info["saddle"]`` describes the validation; ``info["reason"]`` says what failed.
+
+    Raises:
+        NEBError: endpoints of the wrong shape, non-finite energy at an endpoint, or identical endpoints.
+    """
+    za = np.asarray(to_numpy(z_start), dtype=np.float64).reshape(-1)
+    zb = np.asarray(to_numpy(z_end), dtype=np.float64).reshape(-1)
+    for name, z in (("z_start", za), ("z_end", zb)):
+        if z.shape != (land.dim,):
+            raise NEBError(f"{name} must have shape ({land.dim},), got {tuple(np.shape(z_start if name == 'z_start' else z_end))}")
+        if not np.isfinite(z).all():
+            raise NEBError(f"{name} contains non-finite values")
+    ends = np.vstack([za, zb])
+    e_ends = to_numpy(land.energy(ends))
+    if not np.isfinite(e_ends).all():
+        raise NEBError(f"non-finite energy at {'z_start' if not np.isfinite(e_ends[0]) else 'z_end'}: {e_ends}")
+    match_tol = default_match_tol(land)
+    if np.linalg.norm(zb - za) <= match_tol:
+        raise NEBError(f"z_start and z_end are identical (distance {np.linalg.norm(zb - za):.3g} <= {match_tol:.3g});"
+                       " a path needs two different points")
+    eig = to_numpy(torch.linalg.eigvalsh(land.hessian(ends)))
+    book = MinimaBook(Minima(z=ends, energy=e_ends, hits=np.zeros(2, dtype=int), hessian_eigenvalues=eig,
+                             dedup_tol=match_tol), match_tol)
+    pp = find_paths(land, book, [(0, 1)], n_images=n_images, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
+                    max_iter=max_iter, k=k, dense=dense, split=split, progress=progress)[0]
+    pieces = [path for _, _, path in pp.pieces]
+    n_evals = pp.n_evals
+    if refine and not pp.failure:
+        recs = find_saddles(land, np.array([p.saddle_z for p in pieces]), book)
+        for path, rec in zip(pieces, recs):
+            n_evals += rec.n_evals
+            path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,
+                                   "negative_eigenvalue": rec.negative_eigenvalue, "eigenvalues": rec.eigenvalues,
+                                   "grad_norm": rec.grad_norm}
+            if rec.valid:
+                path.saddle_z, path.saddle_energy, path.saddle_validated = rec.z, rec.energy, True
+    if len(pieces) == 1:
+        path = pieces[0]
+        path.n_evals = n_evals
+        path.info["intermediate_minima"] = np.zeros((0, land.dim))
+        path.info["intermediate_minima_energy"] = np.zeros(0)
+        if pp.failure:
+            path.info["reason"] = pp.failure
+        return path
+    top = max(range(len(pieces)), key=lambda q: pieces[q].saddle_energy)
+    inter = [a for a, _, _ in pp.pieces[1:]]
+    z = np.vstack([pieces[0].z] + [p.z[1:] for p in pieces[1:]])
+    e = np.concatenate([pieces[0].energy] + [p.energy[1:] for p in pieces[1:]])
+    return Path(z=z, energy=e, saddle_z=pieces[top].saddle_z, saddle_energy=pieces[top].saddle_energy,
+                converged=all(p.converged for p in pieces), n_evals=n_evals,
+                path_max_energy=max(p.path_max_energy for p in pieces),
+                saddle_validated=pieces[top].saddle_validated,
+                info={"pieces": pieces, "intermediate_minima": book.z[inter], "intermediate_minima_energy":
+                      book.energy[inter], "reason": pp.failure, "saddle": pieces[top].info.get("saddle")})
+
+
+__all__ = ["neb", "relax_bands", "find_paths", "dense_profiles", "profile_dips", "tangents", "neb_forces",
+           "image_count", "BandResult", "PairPaths", "NEBError"]
+
+
+class _CallableModule(types.ModuleType):
+    """``energyscope.neb`` is both this module and the function :func:`neb`: once the submodule is imported, Python
+    binds the package attribute ``neb`` to the module, so the module forwards calls to the function."""
+
+    def __call__(self, *args, **kwargs) -> Path:
+        return neb(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,357 @@
+"""Transition states: exact-Hessian eigenvector following to index-1 saddles, and their validation.
+
+A candidate (usually the climbing image of a relaxed band) is refined by batched eigenvector following with the exact
+Hessian: in the Hessian's eigenbasis the lowest mode is followed uphill and every other mode downhill, each with its
+own rational-function shift (the per-mode form used in Wales' OPTIM), so the iteration is Newton's method near an
+index-1 saddle and stays sensible away from one. A refined point is accepted as a transition state only if
+
+1. the gradient converged;
+2. its Hessian has exactly one eigenvalue below ``-eig_tol`` (eigenvalues within ``±eig_tol`` are flat directions);
+3. pushing off ``±`` along the negative mode and descending reaches two *different* minima;
+4. its energy lies above both of them.
+
+The minima reached are matched to the known set (:class:`MinimaBook`) or, when new and Hessian-validated, added to it.
+All tolerances are unit-free: relative to the candidate's own Hessian spectrum and the landscape's length scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._tensor import to_numpy
+from .landscape import Landscape
+from .minima import Minima, quench
+
+
+# ---------------------------------------------------------------------------------------------------------- minima book
+class MinimaBook:
+    """The minima known so far: the input :class:`Minima` first (same indices), then minima found on the way.
+
+    New minima are appended, never re-sorted, so indices handed out stay valid.
+
+    Args:
+        minima: the starting set.
+        match_tol: two points closer than this (Euclidean, latent units) are the same minimum.
+    """
+
+    def __init__(self, minima: Minima, match_tol: float):
+        self.base = minima
+        self.match_tol = float(match_tol)
+        self.z = np.array(minima.z, dtype=np.float64).reshape(len(minima), -1)
+        self.energy = np.array(minima.energy, dtype=np.float64).reshape(-1)
+        self.eigenvalues = np.array(minima.hessian_eigenvalues, dtype=np.float64).reshape(len(minima), -1)
+        self.hits = np.array(minima.hits).reshape(-1)
+        self.n_input = len(minima)
+        self._tree = None
+
+    def __len__(self) -> int:
+        return int(len(self.energy))
+
+    @property
+    def n_new(self) -> int:
+        return len(self) - self.n_input
+
+    def match(self, z: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest known minimum of each row of z (N, d) -> (index or -1 beyond ``match_tol`` (N,), distance (N,))."""
+        z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        if len(self) == 0 or len(z) == 0:
+            return np.full(len(z), -1, dtype=int), np.full(len(z), np.inf)
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+            self._tree = cKDTree(self.z)
+        dist, idx = self._tree.query(z, k=1)
+        return np.where(dist <= self.match_tol, idx, -1).astype(int), np.asarray(dist, dtype=np.float64)
+
+    def add(self, z: np.ndarray, energy: float, eigenvalues: np.ndarray) -> int:
+        """Append a new minimum (or return the index of the one it coincides with)."""
+        idx, _ = self.match(z[None, :])
+        if idx[0] >= 0:
+            return int(idx[0])
+        self.z = np.vstack([self.z, z[None, :]])
+        self.energy = np.append(self.energy, float(energy))
+        self.eigenvalues = np.vstack([self.eigenvalues, np.asarray(eigenvalues, dtype=np.float64)[None, :]])
+        self.hits = np.append(self.hits, 0).astype(self.hits.dtype if len(self.hits) else int)
+        self._tree = None
+        return len(self) - 1
+
+    def to_minima(self) -> Minima:
+        """A NEW :class:`Minima`: the input minima first (same indices, same order), then the ones found on the way.
+
+        The result is therefore sorted by energy only within the input block; ``stats["n_added"]`` counts the rest.
+        """
+        b = self.base
+        stats = dict(b.stats)
+        stats["n_input"] = self.n_input
+        stats["n_added"] = self.n_new
+        return Minima(z=self.z.copy(), energy=self.energy.copy(), hits=self.hits.copy(),
+                      hessian_eigenvalues=self.eigenvalues.copy(), coverage=b.coverage, dedup_tol=b.dedup_tol,
+                      flat_tol=b.flat_tol, stats=stats)
+
+
+def default_match_tol(land: Landscape, minima: Minima | None = None, rel: float = 1e-3) -> float:
+    """Distance under which two descents count as the same minimum: ``rel`` × the latent length scale, or the
+    minima's own ``dedup_tol`` when that is larger."""
+    tol = rel * land.scales().length
+    if minima is not None:
+        tol = max(tol, float(minima.dedup_tol))
+    return tol
+
+
+def eig_tolerance(eigenvalues: np.ndarray, flat_tol: float = 0.0, rel: float = 1e-6) -> np.ndarray:
+    """Per-row flat-eigenvalue tolerance: ``rel`` × the largest |eigenvalue| of the row, at least ``flat_tol``."""
+    ev = np.atleast_2d(eigenvalues)
+    return np.maximum(rel * np.abs(ev).max(axis=1), flat_tol)
+
+
+# ---------------------------------------------------------------------------------------------------------- refinement
+@dataclass
+class RefineResult:
+    """Eigenvector-following results for C candidates (numpy).
+
+    Attributes:
+        z: (C, d) final points.
+        energy: (C,) U there, nats.
+        grad_norm: (C,) final gradient norm, nats per latent unit.
+        eigenvalues: (C, d) Hessian eigenvalues there, ascending.
+        mode: (C, d) unit eigenvector of the lowest eigenvalue.
+        converged: (C,) bool.
+        n_iter: (C,) iterations.
+        n_evals: energy+gradient row evaluations; n_hessians: Hessian row evaluations.
+    """
+
+    z: np.ndarray
+    energy: np.ndarray
+    grad_norm: np.ndarray
+    eigenvalues: np.ndarray
+    mode: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+    n_evals: int = 0
+    n_hessians: int = 0
+
+
+def refine_saddles(land: Landscape, z0: Any, *, gtol: float | np.ndarray | None = None, gtol_rel: float = 1e-10,
+                   max_iter: int = 60, max_step: float | None = None) -> RefineResult:
+    """Refine candidates z0 (C, d) to index-1 saddles by exact-Hessian eigenvector following, all rows at once.
+
+    Per iteration and row: gradient g and Hessian H = V diag(b) Vᵀ; with F = Vᵀg the step along the lowest mode is
+    ``+2F₀/(|b₀| ... )`` uphill, ``h₀ = 2F₀ / (-b₀ + sqrt(b₀² + 4F₀²))``, and along every other mode downhill,
+    ``hᵢ = -2Fᵢ / (bᵢ + sqrt(bᵢ² + 4Fᵢ²))``; both reduce to the Newton step -Fᵢ/bᵢ near an index-1 saddle. The step
+    is capped at ``max_step`` (Euclidean). Converged rows leave the batch.
+
+    Args:
+        land: the landscape.
+        z0: (C, d) starting points.
+        gtol: gradient-norm tolerance (scalar or (C,)), nats per latent unit. Default: ``gtol_rel`` × (largest
+            |Hessian eigenvalue| at the start) × the latent length scale — unit-free.
+        max_iter: iteration cap.
+        max_step: step cap, latent units (default 0.1 × the latent length scale).
+
+    Returns:
+        A :class:`RefineResult`.
+    """
+    z = land.as_tensor(z0).clone()
+    C, d = z.shape
+    length = land.scales().length
+    max_step = 0.1 * length if max_step is None else float(max_step)
+    energy = torch.full((C,), float("nan"), dtype=z.dtype, device=z.device)
+    gnorm = torch.full((C,), float("inf"), dtype=z.dtype, device=z.device)
+    evals = torch.full((C, d), float("nan"), dtype=z.dtype, device=z.device)
+    modes = torch.zeros(C, d, dtype=z.dtype, device=z.device)
+    converged = torch.zeros(C, dtype=torch.bool)
+    n_iter = torch.zeros(C, dtype=torch.long)
+    gt = None if gtol is None else torch.as_tensor(np.broadcast_to(np.asarray(gtol, dtype=np.float64), (C,)).copy(),
+                                                     dtype=z.dtype, device=z.device)
+    active = torch.arange(C)
+    n_evals = n_hess = 0
+    tiny = torch.finfo(z.dtype).tiny
+    for it in range(max_iter + 1):
+        if not len(active):
+            break
+        za = z[active]
+        e, g = land.energy_and_grad(za)
+        h = land.hessian(za)
+        n_evals += len(active)
+        n_hess += len(active)
+        ok = torch.isfinite(e) & torch.isfinite(g).all(1) & torch.isfinite(h).flatten(1).all(1)
+        b, v = torch.linalg.eigh(torch.where(ok[:, None, None], h, torch.eye(d, dtype=h.dtype, device=h.device)))
+        energy[active], evals[active], modes[active] = e, b, v[:, :, 0]
+        gn = g.norm(dim=1)
+        gnorm[active] = gn
+        if gt is None:
+            gt = torch.zeros(C, dtype=z.dtype, device=z.device)
+            gt[active] = gtol_rel * b.abs().max(dim=1).values * length
+        done = ~ok | (gn <= gt[active])
+        converged[active[done & ok]] = True
+        if it == max_iter:
+            break
+        keep = ~done
+        active, za, g, b, v = active[keep], za[keep], g[keep], b[keep], v[keep]
+        if not len(active):
+            break
+        F = torch.einsum("nij,ni->nj", v, g)
+        h_up = 2 * F[:, :1] / (-b[:, :1] + torch.sqrt(b[:, :1] ** 2 + 4 * F[:, :1] ** 2)).clamp_min(tiny)
+        h_dn = -2 * F[:, 1:] / (b[:, 1:] + torch.sqrt(b[:, 1:] ** 2 + 4 * F[:, 1:] ** 2)).clamp_min(tiny)
+        hstep = torch.cat([h_up, h_dn], dim=1)
+        step = torch.einsum("nij,nj->ni", v, hstep)
+        norm = step.norm(dim=1)
+        step = step * torch.clamp(max_step / norm.clamp_min(tiny), max=1.0)[:, None]
+        z[active] = za + step
+        n_iter[active] += 1
+    return RefineResult(z=to_numpy(z), energy=to_numpy(energy), grad_norm=to_numpy(gnorm), eigenvalues=to_numpy(evals),
+                        mode=to_numpy(modes), converged=to_numpy(converged), n_iter=to_numpy(n_iter),
+                        n_evals=n_evals, n_hessians=n_hess)
+
+
+# ---------------------------------------------------------------------------------------------------------- validation
+@dataclass
+class SaddleRecord:
+    """One refined and validated (or rejected) transition-state candidate.
+
+    Attributes:
+        z: (d,) position; energy: U there, nats.
+        eigenvalues: (d,) Hessian eigenvalues, ascending; negative_eigenvalue: the lowest of them.
+        mode: (d,) unit eigenvector of the negative mode.
+        minima: (i, j) indices (into the :class:`MinimaBook`) reached by the + and - push-off descents (-1: none).
+        valid: True when all four acceptance checks passed.
+        reason: why not, when not valid ("" when valid).
+        converged: the refinement reached its gradient tolerance; grad_norm: final gradient norm.
+        n_evals, n_hessians: work spent on this candidate (refinement and push-off descents).
+    """
+
+    z: np.ndarray
+    energy: float
+    eigenvalues: np.ndarray
+    negative_eigenvalue: float
+    mode: np.ndarray
+    minima: tuple[int, int]
+    valid: bool
+    reason: str
+    converged: bool
+    grad_norm: float
+    n_evals: int = 0
+    n_hessians: int = 0
+    info: dict = field(default_factory=dict)
+
+
+def _push_points(land: Landscape, z: np.ndarray, mode: np.ndarray, energy: np.ndarray, delta: float,
+                 max_halvings: int = 12) -> tuple[np.ndarray, np.ndarray, int]:
+    """Points z ± δ·mode (2C, d) with δ halved per row until both sides lie below the saddle energy."""
+    C = len(z)
+    dl = np.full(C, float(delta))
+    n_evals = 0
+    plus = minus = z
+    for _ in range(max_halvings + 1):
+        plus, minus = z + dl[:, None] * mode, z - dl[:, None] * mode
+        e = to_numpy(land.energy(np.vstack([plus, minus])))
+        n_evals += 2 * C
+        below = (e[:C] < energy) & (e[C:] < energy)
+        if below.all():
+            break
+        dl = np.where(below, dl, 0.5 * dl)
+    return np.vstack([plus, minus]), dl, n_evals
+
+
+def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *, eig_rel: float = 1e-6,
+                     push_rel: float = 1e-2, quench_rel: float = 1e-9, quench_max_step: float | None = None,
+                     quench_max_iter: int = 5000) -> list[SaddleRecord]:
+    """Validate refined candidates (see the module docstring); reached minima are matched to / added to ``book``.
+
+    Args:
+        land: the landscape.
+        refined: output of :func:`refine_saddles` for C candidates.
+        book: the known minima; new minima reached by push-off descents are Hessian-validated and appended.
+        eig_rel: flat-eigenvalue tolerance relative to the largest |eigenvalue| (see :func:`eig_tolerance`).
+        push_rel: push-off distance along the negative mode, × the latent length scale (halved until downhill).
+        quench_rel: descent gradient tolerance = ``quench_rel`` × largest |eigenvalue| × length scale.
+        quench_max_step: descent step cap (default 0.05 × length scale, small so descents stay in their basin).
+        quench_max_iter: descent iteration cap.
+
+    Returns:
+        One :class:`SaddleRecord` per candidate, in order.
+    """
+    C = len(refined.z)
+    if C == 0:
+        return []
+    length = land.scales().length
+    ev = refined.eigenvalues
+    finite = np.isfinite(refined.energy) & np.isfinite(ev).all(axis=1)
+    tol = np.where(finite, eig_tolerance(np.where(np.isfinite(ev), ev, 0.0), book.base.flat_tol, eig_rel), 0.0)
+    n_neg = np.where(finite, (ev < -tol[:, None]).sum(axis=1), -1)
+    reasons = [""] * C
+    for c in range(C):
+        if not finite[c]:
+            reasons[c] = "non-finite energy, gradient or Hessian at the saddle candidate"
+        elif not refined.converged[c]:
+            reasons[c] = (f"saddle refinement did not converge (|grad| = {refined.grad_norm[c]:.3g} after "
+                          f"{int(refined.n_iter[c])} steps)")
+        elif n_neg[c] != 1:
+            reasons[c] = (f"refined point has {int(n_neg[c])} negative Hessian eigenvalues (lowest "
+                          f"{ev[c, 0]:.6g}), not an index-1 saddle")
+    todo = np.array([c for c in range(C) if not reasons[c]], dtype=int)
+    reached = np.full((C, 2), -1, dtype=int)
+    n_evals_push = np.zeros(C, dtype=np.int64)
+    n_hess_push = np.zeros(C, dtype=np.int64)
+    if len(todo):
+        pts, _, ne = _push_points(land, refined.z[todo], refined.mode[todo], refined.energy[todo], push_rel * length)
+        n_evals_push[todo] += ne // max(len(todo), 1)
+        gtol = np.tile(quench_rel * np.abs(ev[todo]).max(axis=1) * length, 2)
+        res = quench(land, pts, gtol=float(np.min(gtol)), max_iter=quench_max_iter,
+                     max_step=0.05 * length if quench_max_step is None else quench_max_step)
+        n_evals_push[todo] += res.n_evals // max(len(todo), 1)
+        zq, eq = to_numpy(res.z), to_numpy(res.energy)
+        ok = to_numpy(res.converged) & to_numpy(res.finite)
+        idx, _ = book.match(zq)
+        # rows that reached no known minimum: Hessian-validate, then add as new minima
+        new_rows = np.nonzero(ok & (idx < 0))[0]
+        if len(new_rows):
+            vals = to_numpy(torch.linalg.eigvalsh(land.hessian(zq[new_rows])))
+            n_hess_push[todo[new_rows % len(todo)]] += 1
+            mtol = eig_tolerance(vals, book.base.flat_tol, eig_rel)
+            for r, v, t in zip(new_rows, vals, mtol):
+                if v[0] >= -t:
+                    idx[r] = book.add(zq[r], eq[r], v)
+        n = len(todo)
+        for k, c in enumerate(todo):
+            a, b = int(idx[k]), int(idx[k + n])
+            reached[c] = (a, b)
+            if not (ok[k] and ok[k + n]):
+                reasons[c] = "a push-off descent did not converge or met non-finite values"
+            elif a < 0 or b < 0:
+                reasons[c] = "a push-off descent ended at a stationary point that is not a minimum"
+            elif a == b:
+                reasons[c] = f"both push-off descents reached the same minimum {a}"
+            elif not refined.energy[c] > max(book.energy[a], book.energy[b]):
+                reasons[c] = (f"saddle energy {refined.energy[c]:.10g} is not above both minima reached "
+                              f"({book.energy[a]:.10g}, {book.energy[b]:.10g})")
+    out = []
+    for c in range(C):
+        out.append(SaddleRecord(
+            z=refined.z[c].copy(), energy=float(refined.energy[c]), eigenvalues=ev[c].copy(),
+            negative_eigenvalue=float(ev[c, 0]) if finite[c] else float("nan"), mode=refined.mode[c].copy(),
+            minima=(int(reached[c, 0]), int(reached[c, 1])), valid=not reasons[c], reason=reasons[c],
+            converged=bool(refined.converged[c]), grad_norm=float(refined.grad_norm[c]),
+            n_evals=int(n_evals_push[c]), n_hessians=int(n_hess_push[c]) + int(refined.n_iter[c]) + 1))
+    return out
+
+
+def find_saddles(land: Landscape, candidates: Any, book: MinimaBook, **kwargs) -> list[SaddleRecord]:
+    """Refine candidates (C, d) by eigenvector following and validate them against ``book`` in one go.
+
+    Keyword arguments go to :func:`refine_saddles` (``gtol``, ``gtol_rel``, ``max_iter``, ``max_step``) and
+    :func:`validate_saddles` (the rest).
+    """
+    rkeys = {"gtol", "gtol_rel", "max_iter", "max_step"}
+    refined = refine_saddles(land, candidates, **{k: v for k, v in kwargs.items() if k in rkeys})
+    recs = validate_saddles(land, refined, book, **{k: v for k, v in kwargs.items() if k not in rkeys})
+    share = refined.n_evals // max(len(recs), 1)
+    for r in recs:
+        r.n_evals += share
+    return recs
+
+
+__all__ = ["MinimaBook", "RefineResult", "SaddleRecord", "refine_saddles", "validate_saddles", "find_saddles",
+           "default_match_tol", "eig_tolerance"]
