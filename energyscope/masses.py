@@ -25,6 +25,7 @@ Masses are available per minimum (the leaves) and aggregated over any partition 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -434,21 +435,22 @@ def sampler_mass(land: Landscape, minima: Minima, n: int = 4096, sampler: dict |
     return MassEstimate.from_samples("sampler", a.basin, len(minima), z=z if keep_z else None, info=info)
 
 
-def data_mass(land: Landscape, minima: Minima, reference: Any = None, far_factor: float = 3.0,
+def data_mass(land: Landscape, minima: Minima, reference: Any = None, far_factor: float = 1.5,
               progress: bool = True, **assign_kw) -> MassEstimate:
     """Fraction of reference latents (default ``land.reference``) in each basin.
 
-    ``info["far"]`` marks (as indices) reference latents farther than ``far_factor`` × the data's own length scale
-    (rms per-dimension spread) from every minimum; ``info["nearest_distance"]`` holds each one's distance.
+    ``info["far"]`` lists the reference latents farther than ``far_factor`` × the data's radius (the root-mean-square
+    distance of the reference latents from their mean, √trace(cov)) from every minimum; ``info["nearest_distance"]``
+    holds each one's distance to the nearest minimum (latent units).
     """
     ref = land.reference if reference is None else np.asarray(to_numpy(reference), dtype=np.float64)
     if ref is None:
         raise LandscapeError("data mass needs reference latents (land.reference or reference=)")
     a = assign_basins(land, minima, ref, progress=progress, desc="quench reference latents", **assign_kw)
     dist = cKDTree(minima.z).query(ref)[0] if len(minima) else np.full(len(ref), np.inf)
-    length = float(np.sqrt(np.mean(np.var(ref, axis=0)))) if len(ref) > 1 else 1.0
-    far = np.flatnonzero(dist > far_factor * length)
-    info = {"far_factor": far_factor, "length": length, "far": far.tolist(), "n_far": int(len(far)),
+    radius = float(np.sqrt(np.sum(np.var(ref, axis=0)))) if len(ref) > 1 else 1.0
+    far = np.flatnonzero(dist > far_factor * radius)
+    info = {"far_factor": far_factor, "radius": radius, "far": far.tolist(), "n_far": int(len(far)),
             "nearest_distance": dist, **_new_minima_info(a)}
     return MassEstimate.from_samples("data", a.basin, len(minima), z=ref, info=info)
 
@@ -482,7 +484,7 @@ class MassFlags:
     prior_hole: equilibrium mass ≥ ``hole_ratio`` × data mass, at least ``min_mass``, and significantly above it.
     unsupported: no reference latent in the basin.
     disagree: equilibrium and sampler mass differ by at least ``min_diff`` and by more than ``n_se`` combined SEs.
-    data_far: number of reference latents farther than ``far_factor`` data length scales from every minimum.
+    data_far: number of reference latents farther than ``far_factor`` data radii from every minimum.
     """
 
     prior_hole: np.ndarray
@@ -587,14 +589,16 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
                  n_sampler: int = 4096, reference: Any = None, sampler: dict | None = None,
                  mala: dict | None = None, partition: Sequence[Sequence[int]] | None = None,
                  which: Sequence[str] = ("equilibrium", "sampler", "data"), seed: int = 0, keep_z: bool = True,
-                 hole_ratio: float = 3.0, min_mass: float = 0.01, min_diff: float = 0.02, n_se: float = 4.0,
+                 min_ess: float = 200.0, hole_ratio: float = 3.0, min_mass: float = 0.01, min_diff: float = 0.02, n_se: float = 4.0,
                  progress: bool = True, **assign_kw) -> BasinMasses:
     """Equilibrium, sampler and data mass of every basin, side by side, with flags.
 
     Args:
         land, minima: the landscape and its minima (basins are the minima's domains of attraction).
         method: equilibrium estimator: ``"importance"`` (needs a standard-normal base), ``"mala"``, or ``"auto"``
-            (importance with a standard-normal base, MALA otherwise).
+            (importance with a standard-normal base, MALA otherwise; importance is also replaced by MALA, with a
+            warning, when its effective sample size is below ``min_ess``: the tilt is then too strong for the base to
+            be a useful proposal; the importance result is kept in ``info["importance"]``).
         n_prior: importance samples (for MALA pass ``mala={"n_chains": .., "n_samples": .., ...}``).
         n_sampler: short-run sampler chains.
         reference: reference latents (default ``land.reference``); data mass is skipped without any.
@@ -613,12 +617,21 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
         raise ValueError(f"unknown method {method!r}; use 'auto', 'importance' or 'mala'")
     if len(minima) == 0:
         raise ValueError("no minima: basin masses need at least one minimum")
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         method = "importance" if land.base_prior == "standard_normal" else "mala"
     eq = smp = dat = None
     if "equilibrium" in which:
         if method == "importance":
             eq = importance_mass(land, minima, n_prior, seed=seed, keep_z=keep_z, progress=progress, **assign_kw)
+            if auto and eq.ess < min_ess:
+                warnings.warn(f"importance sampling from the base has effective sample size {eq.ess:.0f} of "
+                              f"{eq.n_samples} (< min_ess={min_ess:g}); using MALA for the equilibrium mass",
+                              stacklevel=2)
+                imp = {"mass": eq.mass.tolist(), "se": eq.se.tolist(), "ess": eq.ess, "n_samples": eq.n_samples}
+                eq = mala_mass(land, minima, seed=seed, keep_z=keep_z, progress=progress, **(mala or {}),
+                               **assign_kw)
+                eq.info["importance"] = imp
         else:
             eq = mala_mass(land, minima, seed=seed, keep_z=keep_z, progress=progress, **(mala or {}), **assign_kw)
     if "sampler" in which:

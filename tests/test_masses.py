@@ -137,3 +137,13 @@ def test_bad_input_is_named():
         basin_masses(land, minima, method="hmc", progress=False)
     with pytest.raises(LandscapeError, match="reference latents"):
         data_mass(land, minima, progress=False)
+
+
+def test_auto_falls_back_to_mala_when_importance_ess_is_too_small():
+    land, minima, w = mixture_landscape(base=True)
+    with pytest.warns(UserWarning, match="effective sample size"):
+        bm = basin_masses(land, minima, which=("equilibrium",), n_prior=512, min_ess=10**9,
+                          mala={"n_chains": 8, "n_samples": 128}, progress=False)
+    eq = bm.equilibrium
+    assert eq.method == "mala" and eq.info["importance"]["n_samples"] == 512
+    assert np.all(np.abs(eq.mass - w) <= N_SE * eq.se + TAIL)
