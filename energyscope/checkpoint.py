@@ -14,6 +14,7 @@ import json
 import math
 import os
 import pickle
+import re
 import sys
 import warnings
 import zipfile
@@ -183,21 +184,28 @@ def _is_torchscript(path: Path) -> bool:
     return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
 
 
+def _unpickle_reason(text: str) -> str:
+    for line in text.splitlines():
+        if "Unsupported" in line or "invalid load key" in line:
+            return line.strip()[:200]
+    return text.splitlines()[0][:200] if text else "empty"
+
+
 def _read_weights_only(path: Path, trust_pickle: bool) -> tuple[Any, bool]:
     """The file's object loaded safely; ``(obj, pickled)`` where pickled says a full unpickle was needed."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True), False
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "weights_only" not in text.lower() and "weights only" not in text.lower():
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        looks_torch = head == b"PK" or head[:1] == b"\x80"  # a torch zip archive, or a pickle (legacy torch.save)
+        if "weights" not in text.lower() or not looks_torch:
             raise CheckpointError(f"{path} is not a torch checkpoint file (unpickling failed: "
-                                  f"{text.splitlines()[0][:200]})") from None
+                                  f"{_unpickle_reason(text)})") from None
         if not trust_pickle:
-            what = ""
-            for line in text.splitlines():
-                if "GLOBAL" in line or "Unsupported" in line:
-                    what = f" ({line.strip()[:160]})"
-                    break
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            what = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
                 f"{path} contains pickled Python objects{what}, e.g. a whole nn.Module; loading it would run code "
                 "from the file. Pass trust_pickle=True (CLI: --trust-pickle) only for files you trust, or re-save "

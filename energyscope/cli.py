@@ -1,0 +1,296 @@
+"""The ``energyscope`` command line: ``inspect``, ``analyze`` and ``report``.
+
+Bad input (a malformed checkpoint, wrong shapes, a missing file) prints one line ``energyscope: error: ...`` to stderr
+and exits with status 2; an unexpected failure prints one line and exits with status 1 (set ``ENERGYSCOPE_DEBUG=1``
+for the traceback). Threads: torch follows ``OMP_NUM_THREADS``; ``--threads N`` sets torch's thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CLIError(ValueError):
+    """A user error found by the command line itself (bad --data file, missing analysis module)."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _fmt_size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n} B"
+
+
+def _fmt_stats(s: dict) -> str:
+    if "mean" not in s:
+        return f"n={s['n']}, all non-finite"
+    text = f"mean {s['mean']:.4g} ± {s['std']:.3g}  [min {s['min']:.4g}, max {s['max']:.4g}]  (n={s['n']}"
+    return text + (f", {s['n_nonfinite']} non-finite)" if s["n_nonfinite"] else ")")
+
+
+def _setup(args: argparse.Namespace) -> None:
+    from ._tensor import set_threads
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            raise CLIError(f"--threads must be at least 1, got {args.threads}")
+        set_threads(args.threads)
+
+
+def _load_args(args: argparse.Namespace) -> dict:
+    return {"model": args.model, "trust_pickle": args.trust_pickle, "device": args.device, "spec": args.spec}
+
+
+# ---------------------------------------------------------------------------------------------- inspect
+def format_description(info: dict) -> str:
+    """The human-readable text ``energyscope inspect`` prints for :func:`describe_checkpoint`'s dict."""
+    land = info["landscape"]
+    rows: list[tuple[str, str]] = [
+        ("checkpoint", f"{info['path']} ({_fmt_size(info['size_bytes'])})"),
+        ("layout", info["layout"] + (" (unpickled: trusted)" if info.get("pickled") else "")),
+    ]
+    if info.get("ignored"):
+        rows.append(("ignored", ", ".join(info["ignored"])))
+    for note in info.get("notes", []):
+        rows.append(("note", note))
+    rows.append(("latent dim", str(land["dim"])))
+    conv = f"{land['convention']}"
+    if land["reduction"]:
+        conv += f" (reduction {land['reduction']})"
+    conv += f", temperature {land['temperature']:g}"
+    conv += f", base prior {land['base_prior']} (σ={land['base_sigma']:g})" if land["base_prior"] else ", no base prior"
+    rows.append(("convention", conv))
+    rows.append(("evaluated", f"{land['dtype']} on {land['device']}"))
+    for role in ("energy", "decoder", "encoder"):
+        n = land.get(f"{role}_parameters")
+        arch = info["architectures"].get(role)
+        if arch is None and n is None:
+            continue
+        count = f"{n:,} parameters" if n is not None else "callable"
+        rows.append((role, f"{count}: {arch}" if arch else count))
+    if not land.get("decoder_parameters") and "decoder" not in info["architectures"]:
+        rows.append(("decoder", "none"))
+    ds = info.get("data_shape")
+    rows.append(("data shape", "unknown" if ds is None else "(" + ", ".join(map(str, ds)) + ")"))
+    sampler = land.get("sampler") or {}
+    rows.append(("sampler", ", ".join(f"{k}={v}" for k, v in sampler.items()) if sampler else "not given"))
+    n_ref = land.get("n_reference")
+    if n_ref:
+        text = f"{n_ref} latents"
+        labels = info.get("labels")
+        if labels:
+            shown = ", ".join(f"{k}: {v}" for k, v in list(labels.items())[:12])
+            text += f"; labels: {len(labels)} classes ({shown}{', ...' if len(labels) > 12 else ''})"
+        else:
+            text += "; no labels"
+        rows.append(("reference", text))
+    else:
+        rows.append(("reference", "none (sign check and data mass need reference latents; analyze --data adds them)"))
+    meta = {k: v for k, v in (land.get("metadata") or {}).items() if k != "data_shape"}
+    if meta:
+        rows.append(("metadata", ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in meta.items())[:400]))
+    energy = info["energy"]
+    rows.append(("U on base", _fmt_stats(energy["base"])))
+    if "reference" in energy:
+        rows.append(("U on reference", _fmt_stats(energy["reference"])))
+    sc = info.get("sign_check")
+    rows.append(("sign check", "not possible without reference latents" if sc is None
+                 else sc["message"].removeprefix("sign check ")))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .checkpoint import describe_checkpoint
+    _setup(args)
+    info = describe_checkpoint(args.checkpoint, n_samples=args.samples, seed=args.seed, **_load_args(args))
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(format_description(info))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- analyze / report
+def attach_data(land: Any, path: str | os.PathLike) -> None:
+    """Encode ``x`` from an npz file into the landscape's reference latents (and ``y`` into its labels)."""
+    from .landscape import LandscapeError
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"--data file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:
+        raise CLIError(f"--data {path} is not a readable .npz file: {_one_line(exc)}") from None
+    if "x" not in arrays:
+        raise CLIError(f"--data {path} has no array 'x' (arrays: {', '.join(arrays) or 'none'})")
+    x, y = arrays["x"], arrays.get("y")
+    if not land.has_encoder:
+        raise CLIError("--data needs an encoder to turn x into latents, and this checkpoint has none")
+    if x.ndim < 2 or len(x) == 0:
+        raise CLIError(f"--data x must be (N, ...) with N ≥ 1, got shape {x.shape}")
+    if y is not None and len(y) != len(x):
+        raise CLIError(f"--data y has {len(y)} entries but x has {len(x)} rows")
+    try:
+        z = land.encode(x)
+    except LandscapeError as exc:
+        if x.ndim <= 2:
+            raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
+        try:
+            z = land.encode(x.reshape(len(x), -1))
+        except LandscapeError:
+            raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
+    if not np.isfinite(z).all():
+        raise CLIError("the encoder returned non-finite latents for --data x")
+    land.reference = np.asarray(z, dtype=np.float64)
+    land.labels = None if y is None else np.asarray(y)
+    land._scales = None  # scales follow the new reference latents
+
+
+def _analysis_module() -> Any:
+    try:
+        from . import analysis
+    except ImportError as exc:
+        raise CLIError(f"the analysis pipeline is not available in this installation ({_one_line(exc)})") from None
+    return analysis
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    _setup(args)
+    analysis = _analysis_module()
+    if args.restarts is not None and args.restarts < 1:
+        raise CLIError(f"--restarts must be at least 1, got {args.restarts}")
+    land = load_checkpoint(args.checkpoint, **_load_args(args))
+    if args.data is not None:
+        attach_data(land, args.data)
+    out = Path(args.output) if args.output else Path(Path(args.checkpoint).stem + "_energyscope")
+    result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet)
+    result.save(out)
+    report = result.write_report(out / "report.html")
+    if not args.quiet:
+        print(result.summary())
+        print(f"results: {out}/analysis.json, {out}/arrays.npz\nreport:  {report}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    analysis = _analysis_module()
+    out = Path(args.out)
+    if not out.is_dir():
+        raise CLIError(f"results folder not found: {out} (run 'energyscope analyze' first)")
+    report = analysis.Analysis.load(out).write_report(out / "report.html")
+    print(f"report: {report}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = argparse.ArgumentParser(
+        prog="energyscope",
+        description="Make a learned energy landscape readable: minima, saddles, disconnectivity graph, decoded "
+                    "prototypes. Checkpoints: docs/checkpoint-format.md.",
+        epilog="Exit status: 0 success, 2 bad input (one-line message), 1 unexpected error "
+               "(ENERGYSCOPE_DEBUG=1 shows the traceback). Threads follow OMP_NUM_THREADS unless --threads is given.")
+    parser.add_argument("--version", action="version", version=f"energyscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def loader_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.pt/.ckpt/TorchScript)")
+        p.add_argument("--model", metavar="M", help="entry point 'pkg.module:fn' or 'path/to/file.py:fn' that "
+                                                    "builds the Landscape from the loaded checkpoint")
+        p.add_argument("--spec", metavar="FILE", help="JSON (or YAML) spec: key prefixes, layers, activations, "
+                                                      "conventions, data shape")
+        p.add_argument("--trust-pickle", action="store_true",
+                       help="allow pickled Python objects (whole modules); runs code from the file: only for files "
+                            "you trust")
+        p.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, or auto")
+        p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: OMP_NUM_THREADS)")
+
+    p = sub.add_parser("inspect", help="validate and describe a checkpoint",
+                       description="Validate a checkpoint and describe it: layout, conventions, dims, parameter "
+                                   "counts, data shape, sampler, reference latents and labels, energy statistics on "
+                                   "base samples vs reference latents, and the sign check.")
+    loader_options(p)
+    p.add_argument("--samples", type=int, default=2048, metavar="N", help="base samples for the statistics")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the base samples")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("analyze", help="run the full analysis and write the HTML report",
+                       description="Find minima, transition states and paths, build the disconnectivity graph, "
+                                   "interpret the basins, and write OUT/report.html, OUT/analysis.json and "
+                                   "OUT/arrays.npz.")
+    loader_options(p)
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="results folder (default: <checkpoint name>_energyscope in the current folder)")
+    p.add_argument("--restarts", type=int, metavar="N", help="multi-start restarts for the minima search")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for every stochastic step (default 0)")
+    p.add_argument("--data", metavar="FILE", help="npz with 'x' (data, encoded to reference latents through the "
+                                                   "encoder) and optional 'y' (labels)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("report", help="rebuild the HTML report from saved results",
+                       description="Rebuild OUT/report.html from OUT/analysis.json and OUT/arrays.npz.")
+    p.add_argument("out", metavar="OUT", help="results folder written by 'energyscope analyze'")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"energyscope: warning: {_one_line(Warning(str(message)))}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 2 bad input, 1 unexpected, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    debug = os.environ.get("ENERGYSCOPE_DEBUG", "") not in ("", "0")
+    from .checkpoint import CheckpointError
+    from .landscape import LandscapeError
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args))
+        except KeyboardInterrupt:
+            print("energyscope: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (CheckpointError, LandscapeError, CLIError, ValueError, FileNotFoundError) as exc:
+            if debug:
+                raise
+            print(f"energyscope: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback
+            if debug:
+                raise
+            print(f"energyscope: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                  "(set ENERGYSCOPE_DEBUG=1 for the traceback)", file=sys.stderr)
+            return EXIT_UNEXPECTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

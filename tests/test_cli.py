@@ -1,0 +1,241 @@
+"""The command line: help/version, inspect output, analyze/report wiring, --data, exit codes and one-line errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import energyscope as es
+from energyscope import cli
+from energyscope.checkpoint import describe_checkpoint
+
+D = 2
+
+
+def nets(seed: int = 0):
+    torch.manual_seed(seed)
+    E = nn.Sequential(nn.Linear(D, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    G = nn.Sequential(nn.Linear(D, 16), nn.Tanh(), nn.Linear(16, 6))
+    I = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 2 * D))
+    return E, G, I
+
+
+@pytest.fixture()
+def ckpt(tmp_path):
+    E, G, I = nets()
+    ref = np.random.default_rng(0).standard_normal((40, D)) * 0.5
+    path = tmp_path / "small.pt"
+    es.save_checkpoint(path, E, G, I, base_prior="standard_normal", reference=ref, labels=np.arange(40) % 3,
+                       sampler={"steps": 60, "step_size": 0.4, "noise": True}, metadata={"name": "toy"})
+    return path
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("energyscope: error: "), err
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+# ---------------------------------------------------------------------------------------------- help, version
+def test_console_script_help_and_version():
+    exe = shutil.which("energyscope")
+    cmd = [exe] if exe else [sys.executable, "-m", "energyscope.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd + ["--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "inspect" in r.stdout and "analyze" in r.stdout and "report" in r.stdout
+    r = subprocess.run(cmd + ["inspect", "no_such_file.pt"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, "checkpoint file not found: no_such_file.pt")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"energyscope {es.__version__}"
+
+
+def test_no_command_prints_help(capsys):
+    code, out, _ = run(capsys)
+    assert code == 2 and "usage: energyscope" in out
+
+
+# ---------------------------------------------------------------------------------------------- inspect
+def test_inspect_describes_the_checkpoint(ckpt, capsys):
+    code, out, err = run(capsys, "inspect", ckpt, "--threads", "1")
+    assert code == 0, err
+    info = describe_checkpoint(ckpt)
+    lines = dict(line.split(None, 1) if not line.startswith(("latent", "data", "U on", "sign"))
+                 else (line[:16].strip(), line[16:].strip()) for line in out.splitlines())
+    assert lines["layout"] == "energyscope v1"
+    assert lines["latent dim"] == "2"
+    assert lines["convention"].startswith("energy, temperature 1, base prior standard_normal")
+    n_e = sum(p.numel() for p in nets()[0].parameters())
+    assert lines["energy"].startswith(f"{n_e} parameters: Linear(2→16) · LeakyReLU(0.2) · Linear(16→1)")
+    assert lines["data shape"] == "(6)"
+    assert lines["sampler"] == "steps=60, step_size=0.4, noise=True"
+    assert lines["reference"] == "40 latents; labels: 3 classes (0: 14, 1: 13, 2: 13)"
+    assert f"mean {info['energy']['base']['mean']:.4g} ± " in lines["U on base"]
+    assert f"mean {info['energy']['reference']['mean']:.4g} ± " in lines["U on reference"]
+    assert lines["sign check"].startswith("passed" if info["sign_check"]["ok"] else "FAILED")
+
+
+def test_inspect_json(ckpt, capsys):
+    code, out, _ = run(capsys, "inspect", ckpt, "--json", "--samples", "300", "--seed", "4")
+    assert code == 0
+    info = json.loads(out)
+    assert info["energy"]["base"]["n"] == 300
+    assert info["landscape"]["n_reference"] == 40 and info["labels"] == {"0": 14, "1": 13, "2": 13}
+
+
+def test_inspect_foreign_layout_with_spec_and_warning(tmp_path, capsys):
+    E, G, _ = nets()
+    torch.save({"netE": E.state_dict(), "netG": G.state_dict(), "optE": {"state": {}, "param_groups": []}},
+               tmp_path / "foreign.pt")
+    code, out, err = run(capsys, "inspect", tmp_path / "foreign.pt")
+    assert code == 0 and err == ""
+    notes = [line for line in out.splitlines() if line.startswith("note")]
+    assert any("decoder: architecture inferred" in n and "LeakyReLU(0.2)" in n and "assumed" in n for n in notes)
+    assert "dict of state_dicts" in out and "optE" in out
+    (tmp_path / "spec.json").write_text(json.dumps({"energy": {"activation": "leaky_relu"},
+                                                    "decoder": {"activation": "tanh"},
+                                                    "convention": "log_density"}))
+    code, out, err = run(capsys, "inspect", tmp_path / "foreign.pt", "--spec", tmp_path / "spec.json")
+    assert code == 0 and err == "" and "assumed" not in out
+    assert "log_density" in out and "Linear(2→16) · Tanh · Linear(16→6)" in out
+
+
+def test_inspect_pickle_needs_trust_flag(tmp_path, capsys):
+    E, _, _ = nets()
+    torch.save(E, tmp_path / "whole.pt")
+    code, _, err = run(capsys, "inspect", tmp_path / "whole.pt")
+    assert code == 2
+    assert_one_line_error(err, "pickled Python objects", "--trust-pickle", "only for files you trust")
+    code, out, err = run(capsys, "inspect", tmp_path / "whole.pt", "--trust-pickle")
+    assert code == 0 and "(unpickled: trusted)" in out
+
+
+@pytest.mark.parametrize("setup, argv, fragments", [
+    (lambda p: p.write_text("not a checkpoint"), [], ["is not a torch checkpoint file"]),
+    (lambda p: torch.save({"foo": {"w": torch.zeros(2)}, "epoch": 3}, p), [],
+     ["unknown checkpoint layout", "foo (state_dict, 1 tensors)", "epoch (int)"]),
+    (lambda p: torch.save({"netE": {"0.weight": torch.full((4, D), float("nan")), "0.bias": torch.zeros(4)}}, p), [],
+     ["energy's tensor '0.weight' has 8 non-finite value(s)"]),
+    (lambda p: torch.save({"netE": nets()[0].state_dict()}, p), ["--model", "nowhere_pkg_xyz:fn"],
+     ["cannot import 'nowhere_pkg_xyz'"]),
+    (lambda p: torch.save({"netE": nets()[0].state_dict()}, p), ["--threads", "0"], ["--threads must be at least 1"]),
+    (lambda p: torch.save({"netE": nets()[0].state_dict()}, p), ["--spec", "missing.json"],
+     ["spec file not found: missing.json"]),
+])
+def test_bad_input_exit_2_with_one_line(tmp_path, capsys, setup, argv, fragments):
+    path = tmp_path / "bad.pt"
+    setup(path)
+    code, out, err = run(capsys, "inspect", path, *argv)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, *fragments)
+
+
+def test_unexpected_errors_exit_1_and_debug_shows_traceback(ckpt, capsys, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("something\nbroke")
+    monkeypatch.setattr("energyscope.checkpoint.describe_checkpoint", boom)
+    code, _, err = run(capsys, "inspect", ckpt)
+    assert code == 1
+    assert_one_line_error(err, "unexpected RuntimeError: something broke", "ENERGYSCOPE_DEBUG=1")
+    monkeypatch.setenv("ENERGYSCOPE_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="broke"):
+        cli.main(["inspect", str(ckpt)])
+
+
+# ---------------------------------------------------------------------------------------------- analyze, report
+@pytest.mark.slow
+def test_analyze_writes_results_and_report_rebuilds(ckpt, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "analyze", ckpt, "-o", out, "--restarts", "16", "--seed", "0", "--quiet",
+                            "--threads", "1")
+    assert code == 0, err
+    assert stdout == ""  # quiet
+    for name in ("analysis.json", "arrays.npz", "report.html"):
+        assert (out / name).is_file(), name
+    assert "<html" in (out / "report.html").read_text().lower()
+    (out / "report.html").unlink()
+    code, stdout, err = run(capsys, "report", out)
+    assert code == 0, err
+    assert (out / "report.html").is_file() and "report.html" in stdout
+
+
+def test_report_errors(tmp_path, capsys, monkeypatch):
+    code, _, err = run(capsys, "report", tmp_path / "nothing")
+    assert code == 2
+    assert_one_line_error(err, "results folder not found")
+    (tmp_path / "out").mkdir()
+    code, _, err = run(capsys, "report", tmp_path / "out")
+    assert code == 2
+    assert_one_line_error(err, "analysis.json", "energyscope analyze")
+    monkeypatch.setitem(sys.modules, "energyscope.analysis", None)  # as if analysis.py did not exist
+    monkeypatch.delattr(es, "analysis", raising=False)
+    code, _, err = run(capsys, "report", tmp_path / "out")
+    assert code == 2
+    assert_one_line_error(err, "the analysis pipeline is not available")
+
+
+def test_data_file_becomes_reference_and_labels(ckpt, tmp_path):
+    _, G, I = nets()
+    land = es.load_checkpoint(ckpt)
+    x = np.random.default_rng(1).standard_normal((25, 6))
+    y = np.arange(25) % 5
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    old_scales = land.scales()
+    cli.attach_data(land, tmp_path / "data.npz")
+    with torch.no_grad():
+        expected = I.double()(torch.as_tensor(x)).numpy()[:, :D]
+    np.testing.assert_allclose(land.reference, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(land.labels, y)
+    assert land.scales().source == "reference"
+    np.testing.assert_allclose(land.scales().sigma_z, expected.std(axis=0), rtol=1e-6)
+    assert not np.allclose(old_scales.sigma_z, land.scales().sigma_z)
+    # images (N, 1, 2, 3) are flattened for an MLP encoder
+    np.savez(tmp_path / "img.npz", x=x.reshape(25, 1, 2, 3))
+    cli.attach_data(land, tmp_path / "img.npz")
+    np.testing.assert_allclose(land.reference, expected, rtol=1e-6, atol=1e-6)
+    assert land.labels is None
+
+
+@pytest.mark.parametrize("arrays, fragments", [
+    (None, ["--data file not found"]),
+    ({"images": np.zeros((3, 6))}, ["has no array 'x' (arrays: images)"]),
+    ({"x": np.zeros((3, 5))}, ["--data x of shape (3, 5) does not fit the encoder"]),
+    ({"x": np.zeros((3, 6)), "y": np.zeros(4)}, ["--data y has 4 entries but x has 3 rows"]),
+])
+def test_analyze_bad_data(ckpt, tmp_path, capsys, arrays, fragments):
+    data = tmp_path / "data.npz"
+    if arrays is not None:
+        np.savez(data, **arrays)
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out", "--data", data, "--quiet")
+    assert code == 2
+    assert_one_line_error(err, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_analyze_data_without_encoder(tmp_path, capsys):
+    E, _, _ = nets()
+    es.save_checkpoint(tmp_path / "e.pt", E)
+    np.savez(tmp_path / "data.npz", x=np.zeros((3, 6)))
+    code, _, err = run(capsys, "analyze", tmp_path / "e.pt", "--data", tmp_path / "data.npz", "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "--data needs an encoder", "has none")
