@@ -3,6 +3,7 @@ results (API and `energyscope report`), and graceful handling of missing pieces.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import re
 from html.parser import HTMLParser
@@ -151,24 +152,32 @@ def test_a_figure_that_fails_is_reported_not_fatal():
     assert 'id="basins"' in html
 
 
-def test_thumbnails_and_filmstrips_with_a_decoder():
-    """With a decoder the basin table shows one prototype per minimum and each path card two filmstrips."""
-    dec = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 4, 4)))
+@functools.lru_cache(maxsize=None)
+def decoder_analysis() -> Analysis:
+    """Müller–Brown with a small fixed decoder to 4×4 images, so that prototypes and filmstrips exist."""
     torch.manual_seed(0)
+    dec = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 4, 4)))
     from test_analysis import exact_connect, mb_reference
     import energyscope.network as network_mod
     ref, labels = mb_reference()
-    land = es.Landscape(es.surfaces.MullerBrown(), decoder=dec, dim=2, reference=ref, labels=labels)
+    land = es.Landscape(es.surfaces.MullerBrown(), decoder=dec, dim=2, reference=ref, labels=labels,
+                        metadata={"name": "Müller–Brown with a toy decoder"})
     old = getattr(network_mod, "connect", None)
     network_mod.connect = exact_connect
     try:
-        res = es.analyze(land, seed=0, n_restarts=32, progress=False, interpret_kwargs=SMALL_MASSES, grid_size=40,
-                         n_frames=5)
+        return es.analyze(land, seed=0, n_restarts=32, progress=False, interpret_kwargs=SMALL_MASSES, grid_size=40,
+                          n_frames=5)
     finally:
         if old is None:
             del network_mod.connect
         else:
             network_mod.connect = old
+
+
+def test_thumbnails_and_filmstrips_with_a_decoder():
+    """With a decoder the basin table shows one prototype per minimum and each path card two filmstrips."""
+    res = decoder_analysis()
+    land = res.landscape
     assert res.prototypes.shape == (3, 1, 4, 4)
     np.testing.assert_allclose(res.prototypes, land.decode(res.minima.z))
     assert res.paths[0]["mep_frames"].shape == (5, 1, 4, 4)
