@@ -275,7 +275,7 @@ def _ignored(name: str) -> bool:
 
 def _strip_wrappers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop ``module.`` (DataParallel) and ``_orig_mod.`` (torch.compile) anywhere, and a common ``model.``."""
-    sd = {k.replace("module.", "").replace("_orig_mod.", ""): v for k, v in sd.items()}
+    sd = {".".join(c for c in k.split(".") if c not in ("module", "_orig_mod")): v for k, v in sd.items()}
     while sd and all(k.startswith("model.") for k in sd):
         sd = {k[len("model."):]: v for k, v in sd.items()}
     return sd

@@ -321,12 +321,14 @@ def infer_spec(state_dict: dict[str, torch.Tensor], activation: Any = "leaky_rel
     if not groups:
         raise SpecError(f"{name}: the state_dict is empty")
     prefixes = list(groups)
-    if all(p.rpartition(".")[2].isdigit() for p in prefixes):  # a Sequential: order by position, not by key order
+    positional = all(p.rpartition(".")[2].isdigit() for p in prefixes)
+    if positional:  # a Sequential: order by position, not by key order
         prefixes.sort(key=_natural_key)
     act = activation_spec(activation)
     layers: list[dict] = []
     key_map: dict[str, str] = {}
     last_weighted = None
+    last_pos: int | None = None
     for p in prefixes:
         params = groups[p]
         leaves = set(params)
@@ -348,13 +350,15 @@ def infer_spec(state_dict: dict[str, torch.Tensor], activation: Any = "leaky_rel
             desc = ", ".join(f"{k}{list(v.shape)}" for k, v in params.items())
             raise SpecError(f"{name}: cannot infer a layer from '{p}' ({desc}); give a spec file (--spec) or use "
                             "--model with your own code")
-        if kind == "Linear" and last_weighted is not None:
-            layers.append(dict(act))
+        adjacent = positional and last_pos is not None and int(p.rpartition(".")[2]) == last_pos + 1
+        if kind == "Linear" and last_weighted is not None and not adjacent:
+            layers.append(dict(act))  # Sequential positions with nothing between them have no activation
         idx = len(layers)
         layers.append(spec)
         for leaf in params:
             key_map[f"{idx}.{leaf}"] = f"{p}.{leaf}" if p else leaf
         last_weighted = kind
+        last_pos = int(p.rpartition(".")[2]) if positional else None
     if output_activation is not None:
         layers.append(activation_spec(output_activation))
     if not any(layer["type"] == "Linear" for layer in layers):

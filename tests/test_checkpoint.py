@@ -240,6 +240,23 @@ def test_bare_energy_state_dict_with_dataparallel_prefix_and_named_layers(tmp_pa
     _check_foreign(tmp_path / "named.pt", N)
 
 
+def test_positions_decide_activations_and_module_names_are_kept(tmp_path):
+    class Holder(nn.Module):  # an attribute whose name contains "module" must survive prefix stripping
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(5)
+            self.submodule = nn.Sequential(nn.Linear(D, 8), nn.Linear(8, 8), nn.LeakyReLU(0.2), nn.Dropout(0.1),
+                                           nn.Linear(8, 1))
+
+        def forward(self, z):
+            return self.submodule(z)
+    H = Holder()
+    torch.save({f"module.{k}": v for k, v in H.state_dict().items()}, tmp_path / "h.pt")
+    land = _check_foreign(tmp_path / "h.pt", H)
+    kinds = [type(m).__name__ for m in land.energy_module]
+    assert kinds == ["Linear", "Linear", "LeakyReLU", "Linear"]  # no activation between adjacent positions 0 and 1
+
+
 def test_activation_from_spec_overrides_the_default(tmp_path):
     E = energy_net(act=nn.ReLU())
     torch.save({"netE": E.state_dict()}, tmp_path / "relu.pt")
