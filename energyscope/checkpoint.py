@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import math
 import os
 import pickle
 import re
@@ -27,7 +26,7 @@ from torch import nn
 
 from ._tensor import to_numpy
 from .landscape import Landscape, LandscapeError
-from .spec import SpecError, activation_spec, build_module, complete_spec, describe_spec, infer_spec, module_spec
+from .spec import SpecError, build_module, complete_spec, describe_spec, infer_spec, module_spec
 
 FORMAT_NAME = "energyscope"
 FORMAT_VERSION = 1
@@ -65,7 +64,9 @@ def _plain(x: Any, where: str) -> Any:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().clone()
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x)).clone() if x.dtype.kind in "biuf" else _plain(x.tolist(), where)
+        if x.dtype.kind in "biuf":
+            return torch.from_numpy(np.ascontiguousarray(x)).clone()
+        return _plain(x.tolist(), where)
     if isinstance(x, (list, tuple)):
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(x)]
     if isinstance(x, dict):
@@ -404,7 +405,8 @@ def _check_finite(sd: dict[str, torch.Tensor], role: str) -> None:
                                   "checkpoint is corrupt or training diverged")
 
 
-def _load_into(module: nn.Module, sd: dict[str, torch.Tensor], role: str, key_map: dict[str, str] | None = None) -> None:
+def _load_into(module: nn.Module, sd: dict[str, torch.Tensor], role: str,
+               key_map: dict[str, str] | None = None) -> None:
     """Strict load with one clear message per problem (missing key, unexpected key, shape mismatch)."""
     want = module.state_dict()
     key_map = key_map or {k: k for k in want}
@@ -700,6 +702,6 @@ def describe_checkpoint(path: str | os.PathLike, model: str | None = None, trust
     sc = land.sign_check(n_samples=n_samples, seed=seed, warn=False)
     out["sign_check"] = None if sc is None else {"ok": sc.ok, "mean_U_reference": sc.mean_U_reference,
                                                  "mean_U_base": sc.mean_U_base, "message": sc.message}
-    if any(not math.isfinite(v) for v in (out["energy"]["base"].get("mean", 0.0),)):
-        out["notes"].append("U is not finite on base samples")
+    if out["energy"]["base"]["n_nonfinite"]:
+        out["notes"].append(f"U is not finite on {out['energy']['base']['n_nonfinite']} of {n_samples} base samples")
     return out

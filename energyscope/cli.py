@@ -75,7 +75,8 @@ def format_description(info: dict) -> str:
     if land["reduction"]:
         conv += f" (reduction {land['reduction']})"
     conv += f", temperature {land['temperature']:g}"
-    conv += f", base prior {land['base_prior']} (σ={land['base_sigma']:g})" if land["base_prior"] else ", no base prior"
+    base = f"base prior {land['base_prior']} (σ={land['base_sigma']:g})" if land["base_prior"] else "no base prior"
+    conv += f", {base}"
     rows.append(("convention", conv))
     rows.append(("evaluated", f"{land['dtype']} on {land['device']}"))
     for role in ("energy", "decoder", "encoder"):

@@ -10,9 +10,9 @@ hand)::
 
 Layer types: Linear, Conv2d, ConvTranspose2d, Flatten, Unflatten, BatchNorm1d, BatchNorm2d, Dropout, Identity, nested
 Sequential, and the activations ReLU, LeakyReLU (``slope``), ELU (``alpha``), GELU (``approximate``), SiLU, Tanh,
-Sigmoid, Softplus (``beta``, ``threshold``). Layer sizes are recorded, and where a hand-written spec leaves them out they
-are inferred from the weight shapes (:func:`complete_spec`). :func:`infer_spec` guesses a whole plain MLP stack from a
-state_dict alone.
+Sigmoid, Softplus (``beta``, ``threshold``). Layer sizes are recorded, and where a hand-written spec leaves them out
+they are inferred from the weight shapes (:func:`complete_spec`). :func:`infer_spec` guesses a whole plain MLP stack
+from a state_dict alone.
 """
 from __future__ import annotations
 
