@@ -169,6 +169,7 @@ def _network_to_dict(network: Any, enc: _Encoder) -> dict:
         edges.append({"i": int(u), "j": int(v), "attrs": enc.encode(dict(data))})
     return {"minima": enc.encode(network.minima),
             "attempts": enc.encode(list(network.attempts)),
+            "info": enc.encode(dict(getattr(network, "info", {}) or {})),
             "edges": edges}
 
 
@@ -176,6 +177,8 @@ def _network_from_dict(d: dict, dec: _Decoder) -> Any:
     from .network import TransitionNetwork
     minima = dec.decode(d["minima"])
     net = TransitionNetwork(minima, attempts=[a for a in dec.decode(d["attempts"])])
+    if "info" in d:
+        net.info = dec.decode(d["info"])
     for e in d["edges"]:
         net.graph.add_edge(int(e["i"]), int(e["j"]), **dec.decode(e["attrs"]))
     return net
@@ -760,7 +763,8 @@ def _mass_notes(result: Analysis, bm: Any) -> None:
         dflt = info.get("defaults_used") or []
         notes.append(f"Sampler mass: the model's short-run Langevin sampler ({info.get('steps')} steps of size "
                      f"{info.get('step_size')}" + (f"; default {', '.join(dflt)}" if dflt else "")
-                     + f"), {sm.n_samples:,} chains from the base; {100 * sm.other:.1f}% reached other minima.")
+                     + f"), {sm.n_samples:,} chains from the base; {100 * sm.other:.1f}% reached other minima, "
+                     f"{100 * sm.unresolved:.1f}% did not settle (diverged or unconverged).")
     dm = bm.data
     if dm is not None:
         notes.append(f"Data mass: {dm.n_samples:,} reference latents; {int(dm.info.get('n_far', 0))} lie far from "
