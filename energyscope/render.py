@@ -290,8 +290,9 @@ def plot_traversal(trav, kind: str | None = None, image_shape: Sequence[int] | N
         raise ValueError("this traversal was not decoded (no decoder)")
     labels = [f"λ={v:.3g}" for v in trav.eigenvalues]
     cols = [f"t={t:+.3g}" for t in trav.t]
+    unit = "1/√λ" if trav.unit == "curvature" else "the data's spread (σ_z along v)"
     return rows_figure(list(trav.decoded), labels, kind, cols, image_shape,
-                       suptitle=f"minimum {trav.index}: softest Hessian directions (t in units of {trav.unit})")
+                       suptitle=f"minimum {trav.index}: softest Hessian directions (t in units of {unit})")
 
 
 def plot_path_strip(strip, kind: str | None = None, image_shape: Sequence[int] | None = None):
@@ -319,7 +320,8 @@ def plot_path_strip(strip, kind: str | None = None, image_shape: Sequence[int] |
                     ax.set_ylabel(name, fontsize=7)
     ax = fig.add_subplot(gs[rows - 1, :])
     energy_profile_axes(ax, strip.profile_frac, strip.path_energy, strip.profile_frac, strip.line_energy,
-                        title=f"minima {strip.i}–{strip.j}: saddle U={strip.saddle_energy:.4g}")
+                        title=f"minima {strip.i}–{strip.j}: saddle U={strip.saddle_energy:.4g}"
+                        + ("; red frame: off the data" if has_frames and strip.path_off_data is not None else ""))
     fig.tight_layout()
     return fig
 
