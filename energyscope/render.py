@@ -329,11 +329,16 @@ def plot_path_strip(strip, kind: str | None = None, image_shape: Sequence[int] |
 def plot_masses(masses, names: Sequence[str] | None = None):
     """Equilibrium, sampler and data mass per basin side by side (a :class:`~energyscope.masses.BasinMasses`)."""
     names = names or [",".join(map(str, g)) if len(g) <= 3 else f"{g[0]}+{len(g) - 1}" for g in masses.groups]
+    ests = [(lab, e) for lab, e in (("prior (equilibrium)", masses.equilibrium), ("sampler", masses.sampler),
+                                    ("data", masses.data)) if e is not None]
+    extra = [(nm, key) for nm, key in (("other/new", "other"), ("unresolved", "unresolved"))
+             if any(getattr(e, key) > 0 for _, e in ests)]      # never hide mass that reached no known minimum
+    names = list(names) + [nm for nm, _ in extra]
     series = {}
-    for label, est in (("prior (equilibrium)", masses.equilibrium), ("sampler", masses.sampler),
-                       ("data", masses.data)):
-        if est is not None:
-            series[f"{label}: {est.method}" if label.startswith("prior") else label] = (est.mass, est.se)
+    for label, est in ests:
+        val = np.concatenate([est.mass, [getattr(est, key) for _, key in extra]])
+        err = np.concatenate([est.se, [getattr(est, key + "_se") for _, key in extra]])
+        series[f"{label}: {est.method}" if label.startswith("prior") else label] = (val, err)
     return bars_figure(names, series, ylabel="mass", title="mass per basin, three ways")
 
 

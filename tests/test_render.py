@@ -66,3 +66,18 @@ def test_figures_draw_the_right_artists():
     fig = rows_figure([np.zeros((3, 8, 8)), np.zeros((0, 8, 8)), np.ones((2, 8, 8))], ["a", "b", "c"])
     assert len(fig.axes) == 2 * 3                              # the empty row is left out
     plt.close(fig)
+
+
+def test_mass_bars_show_other_and_unresolved_mass():
+    from energyscope.masses import OTHER, UNRESOLVED, BasinMasses, MassEstimate, MassFlags
+    from energyscope.render import plot_masses
+
+    est = MassEstimate.from_samples("data", np.array([0, 0, 1, OTHER, UNRESOLVED]), 2)
+    assert (est.other, est.unresolved) == (0.2, 0.2)
+    no = np.zeros(2, bool)
+    bm = BasinMasses([[0], [1]], np.zeros(2), None, None, est, MassFlags(no, no, no, 0, {}), 2)
+    fig = plot_masses(bm)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "other/new", "unresolved"]
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], [0.4, 0.2, 0.2, 0.2])
+    plt.close(fig)
