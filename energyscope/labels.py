@@ -74,7 +74,7 @@ class ClusterScores:
 
 
 def cluster_scores(pred: Any, labels: Any) -> ClusterScores:
-    """Purity, NMI, ARI, V-measure and (where counts match) Hungarian accuracy of ``pred`` (N,) against ``labels`` (N,)."""
+    """Purity, NMI, ARI, V-measure and (where the counts match) Hungarian accuracy of ``pred`` (N,) vs ``labels``."""
     pred, labels = _check(pred, labels)
     _, _, counts = contingency(pred, labels)
     n = int(counts.sum())

@@ -589,8 +589,8 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
                  n_sampler: int = 4096, reference: Any = None, sampler: dict | None = None,
                  mala: dict | None = None, partition: Sequence[Sequence[int]] | None = None,
                  which: Sequence[str] = ("equilibrium", "sampler", "data"), seed: int = 0, keep_z: bool = True,
-                 min_ess: float = 200.0, hole_ratio: float = 3.0, min_mass: float = 0.01, min_diff: float = 0.02, n_se: float = 4.0,
-                 progress: bool = True, **assign_kw) -> BasinMasses:
+                 min_ess: float = 200.0, hole_ratio: float = 3.0, min_mass: float = 0.01, min_diff: float = 0.02,
+                 n_se: float = 4.0, progress: bool = True, **assign_kw) -> BasinMasses:
     """Equilibrium, sampler and data mass of every basin, side by side, with flags.
 
     Args:
@@ -606,6 +606,7 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
         partition: optionally aggregate over this partition of the minima (e.g. ``tree.basins_at(E)``).
         which: which of the three masses to compute.
         seed: seeds every stochastic step (importance/MALA with ``seed``, sampler with ``seed + 1``).
+        min_ess: with method="auto", the importance ESS below which MALA is used instead.
         hole_ratio, min_mass, min_diff, n_se: flag thresholds (see :class:`MassFlags`).
         progress: tqdm bars; ``False`` for quiet.
         assign_kw: passed to :func:`assign_basins` (``tol``, ``batch_size``, ``max_iter``).
