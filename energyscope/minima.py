@@ -1,21 +1,37 @@
 """Minima: batched multi-start search, deduplication, Hessian validation and a coverage estimate.
 
-(Skeleton: the data class and ``quench`` are the interface other stages build on; ``find_minima`` lands with the
-minima issue.)
+:func:`find_minima` runs in rounds. Each round
+
+1. draws starts (base-prior samples, reference latents, a box; or the user's ``starts``),
+2. descends them all at once (:func:`quench`, the batched optimiser of :mod:`energyscope.optim`); rows that meet
+   non-finite values are dropped and counted, rows that hit the iteration cap are counted as unconverged,
+3. groups the converged rows (distance AND energy, union-find over a KD-tree) and computes exact Hessians at one
+   representative per group; a representative with a clearly negative eigenvalue is pushed off both ways along
+   that mode and descended again (a few times at most), the others are minima,
+4. polishes each minimum with Newton steps on its stiff subspace (so coordinates reach round-off accuracy even when
+   the descent stopped at a loose gradient tolerance) and records its Hessian eigenvalues,
+5. merges the round's minima into those already found (distance AND energy again, plus a segment test for minima
+   that differ only along flat directions) and updates the hit counts and the Chao1 coverage estimate.
+
+Every tolerance is unit-free: it is a multiple of the landscape's scales (σ_z: latent length, σ_E: energy spread;
+their ratio σ_E/σ_z² is the curvature unit) or of the gradient tolerance.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from ._tensor import to_numpy
 from .landscape import Landscape
 from .optim import MinimizeResult, minimize
 
+SOURCES = ("prior", "reference", "box")
 
+
+# ---------------------------------------------------------------------------------------------------------- defaults
 def default_gtol(land: Landscape, rel: float = 1e-6) -> float:
     """Unit-free gradient tolerance: ``rel`` × σ_E / σ_z (nats per latent unit)."""
     sc = land.scales()
@@ -27,23 +43,60 @@ def default_max_step(land: Landscape, rel: float = 0.25) -> float:
     return rel * land.scales().length
 
 
+def default_flat_tol(land: Landscape, rel: float = 1e-6) -> float:
+    """Eigenvalue tolerance: ``rel`` × σ_E / σ_z² (nats per latent unit²). Eigenvalues within ± this are flat."""
+    sc = land.scales()
+    return rel * sc.sigma_E / sc.length**2
+
+
 def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 5000,
            max_step: float | None = None, method: str = "lbfgs", progress: bool = False,
-           desc: str = "quench") -> MinimizeResult:
+           desc: str = "quench", max_step_max: float | None = None) -> MinimizeResult:
     """Descend every row of z0 (R, d) to a local minimum of U (batched; see :func:`energyscope.optim.minimize`).
 
-    Tolerances default to the landscape's scales (:func:`default_gtol`, :func:`default_max_step`).
+    Tolerances default to the landscape's scales (:func:`default_gtol`, :func:`default_max_step`). With the default
+    ``max_step_max=None`` every step stays within ``max_step``, so a row stays close to steepest descent and ends in
+    its own basin (what basin assignment needs); a larger ``max_step_max`` lets steps grow (faster, for searches).
     """
     z0 = land.as_tensor(z0)
     return minimize(land.energy_and_grad, z0, method=method,
                     gtol=default_gtol(land) if gtol is None else gtol,
                     max_iter=max_iter, max_step=default_max_step(land) if max_step is None else max_step,
-                    progress=progress, desc=desc)
+                    progress=progress, desc=desc, max_step_max=max_step_max)
+
+
+# ---------------------------------------------------------------------------------------------------------- coverage
+def chao1(hits: Any) -> float:
+    """Chao1 estimate of the total number of minima from per-minimum hit counts (K,) (entries ≥ 1).
+
+    With f1 minima hit once, f2 hit twice, S found and n hits in all:
+    S + (n−1)/n · f1²/(2 f2) when f2 > 0, and the bias-corrected S + (n−1)/n · f1(f1−1)/2 when f2 = 0
+    (Chao 1984; Chao 2005). Returns 0 for no hits.
+    """
+    h = np.asarray(hits, dtype=np.int64).ravel()
+    h = h[h > 0]
+    s, n = len(h), int(h.sum())
+    if n == 0:
+        return 0.0
+    f1, f2 = int((h == 1).sum()), int((h == 2).sum())
+    c = (n - 1) / n
+    if f2 > 0:
+        return s + c * f1 * f1 / (2.0 * f2)
+    return s + c * f1 * (f1 - 1) / 2.0
 
 
 @dataclass
 class Coverage:
-    """How complete the search looks: distinct minima found, seen once/twice, and Chao1's estimate of the total."""
+    """How complete the search looks: distinct minima found, seen once/twice, and Chao1's estimate of the total.
+
+    Attributes:
+        found: distinct minima found.
+        singletons: minima hit by exactly one descent (f1).
+        doubletons: minima hit by exactly two descents (f2).
+        estimated_total: Chao1 estimate of all minima reachable by these start distributions (:func:`chao1`).
+        n_restarts: restarts spent in all rounds.
+        rounds: rounds of restarts run.
+    """
 
     found: int
     singletons: int
@@ -52,28 +105,56 @@ class Coverage:
     n_restarts: int
     rounds: int = 1
 
+    @classmethod
+    def from_hits(cls, hits: Any, n_restarts: int, rounds: int = 1) -> "Coverage":
+        """Coverage from per-minimum hit counts (K,)."""
+        h = np.asarray(hits, dtype=np.int64).ravel()
+        return cls(found=int(len(h)), singletons=int((h == 1).sum()), doubletons=int((h == 2).sum()),
+                   estimated_total=float(chao1(h)), n_restarts=int(n_restarts), rounds=int(rounds))
+
     @property
     def complete(self) -> bool:
-        return self.estimated_total < self.found + 0.5
+        """True when no minimum was seen only once (so Chao1 estimates nothing unseen); False before any is found.
+
+        This is stricter than ``estimated_total < found + 0.5``: a few singletons among many doubletons make the
+        Chao1 excess small although the rarest basins are clearly under-sampled.
+        """
+        return self.found > 0 and self.singletons == 0
+
+    @property
+    def estimated_missing(self) -> float:
+        return max(0.0, self.estimated_total - self.found)
 
     def to_dict(self) -> dict:
         return {"found": self.found, "singletons": self.singletons, "doubletons": self.doubletons,
                 "estimated_total": float(self.estimated_total), "n_restarts": self.n_restarts,
                 "rounds": self.rounds, "complete": self.complete}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Coverage":
+        return cls(found=int(d["found"]), singletons=int(d["singletons"]), doubletons=int(d["doubletons"]),
+                   estimated_total=float(d["estimated_total"]), n_restarts=int(d["n_restarts"]),
+                   rounds=int(d.get("rounds", 1)))
 
+
+# ---------------------------------------------------------------------------------------------------------- result
 @dataclass
 class Minima:
     """Validated, deduplicated local minima, sorted by energy ascending.
 
     Attributes:
-        z: (K, d) positions.
+        z: (K, d) positions, latent units.
         energy: (K,) U at each minimum, nats.
-        hits: (K,) how many restarts ended in each.
-        hessian_eigenvalues: (K, d) ascending.
+        hits: (K,) how many descents ended in each (a restart that stopped on a saddle is pushed off both ways and
+            counts once for each side).
+        hessian_eigenvalues: (K, d) ascending, nats per latent unit².
         coverage: a :class:`Coverage`.
-        dedup_tol: distance (latent units) under which two points count as the same minimum.
-        stats: counts from the search (restarts, converged, unconverged, dropped non-finite, rejected saddles, ...).
+        dedup_tol: assignment radius (latent units): a point within it of a minimum counts as that minimum
+            (:meth:`assign`).
+        flat_tol: eigenvalues within ± this are flat directions (nats per latent unit²).
+        stats: counts from the search (restarts, converged, unconverged, dropped non-finite, saddles pushed off,
+            rejected, evaluations, tolerances, wall time).
+        grad_norm: (K,) gradient norm at each minimum after polishing (nats per latent unit), when known.
     """
 
     z: np.ndarray
@@ -84,6 +165,7 @@ class Minima:
     dedup_tol: float = 1e-4
     flat_tol: float = 0.0
     stats: dict = field(default_factory=dict)
+    grad_norm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(len(self.energy))
@@ -107,5 +189,560 @@ class Minima:
         tol = self.dedup_tol if tol is None else tol
         return np.where(dist <= tol, idx, -1).astype(int)
 
+    def to_dict(self) -> dict:
+        """Plain data: numpy arrays and JSON-able scalars/dicts (no pickling needed); inverse of :meth:`from_dict`."""
+        return {
+            "z": np.asarray(self.z, dtype=np.float64),
+            "energy": np.asarray(self.energy, dtype=np.float64),
+            "hits": np.asarray(self.hits, dtype=np.int64),
+            "hessian_eigenvalues": np.asarray(self.hessian_eigenvalues, dtype=np.float64),
+            "grad_norm": None if self.grad_norm is None else np.asarray(self.grad_norm, dtype=np.float64),
+            "coverage": None if self.coverage is None else self.coverage.to_dict(),
+            "dedup_tol": float(self.dedup_tol),
+            "flat_tol": float(self.flat_tol),
+            "stats": _jsonable(self.stats),
+        }
 
-__all__ = ["Minima", "Coverage", "quench", "default_gtol", "default_max_step", "torch"]
+    @classmethod
+    def from_dict(cls, d: dict) -> "Minima":
+        """Rebuild from :meth:`to_dict` output (arrays may come back as lists)."""
+        z = np.asarray(d["z"], dtype=np.float64)
+        k = len(np.asarray(d["energy"]))
+        z = z.reshape(k, -1) if z.size or k else z.reshape(0, 0)
+        cov = d.get("coverage")
+        gn = d.get("grad_norm")
+        return cls(z=z, energy=np.asarray(d["energy"], dtype=np.float64),
+                   hits=np.asarray(d["hits"], dtype=np.int64),
+                   hessian_eigenvalues=np.asarray(d["hessian_eigenvalues"], dtype=np.float64).reshape(k, -1),
+                   coverage=None if cov is None else Coverage.from_dict(cov),
+                   dedup_tol=float(d.get("dedup_tol", 1e-4)), flat_tol=float(d.get("flat_tol", 0.0)),
+                   stats=dict(d.get("stats") or {}),
+                   grad_norm=None if gn is None else np.asarray(gn, dtype=np.float64))
+
+    def __repr__(self) -> str:
+        cov = "" if self.coverage is None else \
+            f", estimated_total={self.coverage.estimated_total:.1f}, restarts={self.coverage.n_restarts}"
+        e = f", E=[{self.energy.min():.4g} .. {self.energy.max():.4g}]" if len(self) else ""
+        return f"Minima(K={len(self)}, d={self.z.shape[1] if self.z.ndim == 2 else '?'}{e}{cov})"
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------------- starts
+def _check_bounds(bounds: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ValueError(f"bounds must be a pair (lo, hi) of scalars or ({d},) arrays, got {bounds!r}")
+    out = []
+    for name, b in zip(("lo", "hi"), bounds):
+        a = np.asarray(to_numpy(b), dtype=np.float64)
+        if a.ndim == 0:
+            a = np.full(d, float(a))
+        if a.shape != (d,):
+            raise ValueError(f"bounds {name} must be a scalar or have shape ({d},), got shape {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"bounds {name} must be finite, got {a}")
+        out.append(a)
+    lo, hi = out
+    if not np.all(hi > lo):
+        bad = np.flatnonzero(~(hi > lo))
+        raise ValueError(f"bounds need lo < hi in every dimension; not so in dimension(s) {bad.tolist()[:10]}")
+    return lo, hi
+
+
+def _check_starts(starts: Any, d: int) -> np.ndarray:
+    a = np.asarray(to_numpy(starts), dtype=np.float64)
+    if a.ndim == 1 and d == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[1] != d:
+        raise ValueError(f"starts must have shape (R, {d}), got {a.shape}")
+    if len(a) == 0:
+        raise ValueError("starts is empty: give at least one start point")
+    return a
+
+
+def scale_box(land: Landscape, width: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """The default box: the reference mean (else the origin) ± ``width`` σ_z, per dimension, as (lo, hi) (d,) each."""
+    sc = land.scales()
+    center = land.reference.mean(axis=0) if land.reference is not None and len(land.reference) else np.zeros(land.dim)
+    return center - width * sc.sigma_z, center + width * sc.sigma_z
+
+
+def make_starts(land: Landscape, n: int, rng: np.random.Generator, sources: Sequence[str] = SOURCES,
+                bounds: Any = None) -> tuple[np.ndarray, dict]:
+    """n start points (n, d) split evenly over the usable ``sources``, and how many came from each.
+
+    ``"prior"``: samples of the base N(0, σ_base² I) (without a base prior: uniform in the default box, see
+    :func:`scale_box`); ``"reference"``: reference latents drawn without replacement (skipped when there are none);
+    ``"box"``: uniform in ``bounds`` = (lo, hi), else in the default box.
+    """
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
+    d = land.dim
+    box = _check_bounds(bounds, d) if bounds is not None else scale_box(land)
+    usable = [s for s in dict.fromkeys(sources) if s != "reference" or
+              (land.reference is not None and len(land.reference) > 0)]
+    if not usable:
+        raise ValueError(f"no usable start source among {tuple(sources)} (no reference latents on this landscape); "
+                         "add 'prior' or 'box', or pass starts=")
+    share = {s: n // len(usable) for s in usable}
+    for s in usable[: n - sum(share.values())]:
+        share[s] += 1
+    if "reference" in share and share["reference"] > len(land.reference):
+        extra = share["reference"] - len(land.reference)
+        share["reference"] = len(land.reference)
+        others = [s for s in usable if s != "reference"]
+        if others:
+            for i in range(extra):
+                share[others[i % len(others)]] += 1
+    parts = []
+    for s in usable:
+        k = share[s]
+        if k == 0:
+            continue
+        if s == "prior" and land.base_prior is not None:
+            parts.append(rng.standard_normal((k, d)) * land.base_sigma)
+        elif s == "reference":
+            parts.append(land.reference[rng.choice(len(land.reference), size=k, replace=False)])
+        else:  # "box", or "prior" without a base distribution
+            parts.append(box[0] + (box[1] - box[0]) * rng.random((k, d)))
+    return np.concatenate(parts, axis=0), {s: share[s] for s in usable}
+
+
+# ---------------------------------------------------------------------------------------------------------- grouping
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Union-find labels (n,) of the graph with edges (i, j) (scipy's connected components, in C)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    g = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
+    return connected_components(g, directed=False)[1].astype(np.int64)
+
+
+def group_points(z: np.ndarray, energy: np.ndarray, radius: np.ndarray, e_tol: np.ndarray,
+                 k: int = 32) -> np.ndarray:
+    """Group points that are the same minimum: labels (N,), equal for rows joined by a chain of close pairs.
+
+    Rows i and j are joined when ‖z_i − z_j‖ ≤ radius_i + radius_j AND |E_i − E_j| ≤ e_tol_i + e_tol_j.
+    Candidate pairs come from a KD-tree (each row's ``k`` nearest neighbours within the largest possible distance),
+    so the work is O(N k log N), never a pairwise loop.
+
+    Args:
+        z: (N, d) points; energy: (N,) energies; radius: (N,) per-row distance tolerance (latent units);
+        e_tol: (N,) per-row energy tolerance (nats).
+    """
+    n = len(z)
+    if n <= 1:
+        return np.zeros(n, dtype=np.int64)
+    from scipy.spatial import cKDTree
+    # exact duplicates first (they would crowd the k nearest neighbours)
+    _, first, inv = np.unique(z, axis=0, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    zu = z[first]
+    kk = min(k + 1, len(zu))
+    if len(zu) > 1:
+        dist, nb = cKDTree(zu).query(zu, k=kk, distance_upper_bound=2.0 * float(radius.max()) + 1e-300)
+        rows = np.repeat(np.arange(len(zu)), kk)
+        nb, dist = nb.ravel(), dist.ravel()
+        ok = np.isfinite(dist) & (nb != rows)
+        a, b = first[rows[ok]], first[nb[ok]]
+        good = (dist[ok] <= radius[a] + radius[b]) & (np.abs(energy[a] - energy[b]) <= e_tol[a] + e_tol[b])
+        ia, ib = a[good], b[good]
+    else:
+        ia = ib = np.zeros(0, dtype=np.int64)
+    # rows equal to a unique point are joined to it
+    dup = np.arange(n)
+    ia = np.concatenate([ia, dup, first[inv]])
+    ib = np.concatenate([ib, first[inv], dup])
+    return _components(n, ia, ib)
+
+
+def _representatives(labels: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each group: the member with the smallest ``key`` (ties: lowest index), the group sizes, and the group of
+    each row renumbered 0..G-1 in order of the representatives."""
+    order = np.lexsort((np.arange(len(labels)), key, labels))
+    lab_sorted = labels[order]
+    starts = np.flatnonzero(np.r_[True, lab_sorted[1:] != lab_sorted[:-1]])
+    reps = order[starts]
+    sizes = np.diff(np.r_[starts, len(order)])
+    remap = np.empty(labels.max() + 1, dtype=np.int64)
+    remap[lab_sorted[starts]] = np.arange(len(starts))
+    return reps, sizes, remap[labels]
+
+
+# ---------------------------------------------------------------------------------------------------------- search
+@dataclass
+class _Tols:
+    gtol: float
+    flat_tol: float
+    length: float
+    sigma_E: float
+    max_step: float
+    max_step_max: float
+
+    def e_floor(self, e: np.ndarray) -> np.ndarray:
+        """Energy round-off allowance (nats): 1e-9 (σ_E + |E|)."""
+        return 1e-9 * (self.sigma_E + np.abs(e))
+
+    @property
+    def z_floor(self) -> float:
+        """Distance floor (latent units): 1e-6 σ_z."""
+        return 1e-6 * self.length
+
+    @property
+    def pre_radius(self) -> float:
+        """Grouping radius for raw descent end points: 1e-3 σ_z, or 10 gtol / (σ_E/σ_z²) if larger."""
+        return max(1e-3 * self.length, 10.0 * self.gtol * self.length**2 / self.sigma_E)
+
+
+@dataclass
+class _Found:
+    """Minima accumulated over rounds (numpy; unsorted)."""
+
+    z: np.ndarray
+    energy: np.ndarray
+    grad_norm: np.ndarray
+    eig: np.ndarray
+    hits: np.ndarray
+
+    @classmethod
+    def empty(cls, d: int) -> "_Found":
+        return cls(np.zeros((0, d)), np.zeros(0), np.zeros(0), np.zeros((0, d)), np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.energy)
+
+    def concat(self, other: "_Found") -> "_Found":
+        return _Found(*(np.concatenate([a, b]) for a, b in zip(
+            (self.z, self.energy, self.grad_norm, self.eig, self.hits),
+            (other.z, other.energy, other.grad_norm, other.eig, other.hits))))
+
+    def take(self, idx: np.ndarray) -> "_Found":
+        return _Found(self.z[idx], self.energy[idx], self.grad_norm[idx], self.eig[idx], self.hits[idx])
+
+
+def _hessian_eigh(land: Landscape, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(z) == 0:
+        return np.zeros((0, land.dim)), np.zeros((0, land.dim, land.dim))
+    return land.hessian_eigh(z)
+
+
+def _newton_polish(land: Landscape, z: np.ndarray, vals: np.ndarray, vecs: np.ndarray, tols: _Tols,
+                   n_steps: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Newton steps on the stiff subspace with the Hessian held fixed (chord method), batched over minima.
+
+    A row takes a step only while it lowers the gradient norm without raising the energy beyond round-off.
+    Returns (z, energy, grad_norm, evaluations).
+    """
+    n_ev = 0
+    e, g = land.energy_and_grad(z)
+    n_ev += len(z)
+    e, g = to_numpy(e), to_numpy(g)
+    gn = np.linalg.norm(g, axis=1)
+    inv = np.where(vals > tols.flat_tol, 1.0 / np.where(vals > tols.flat_tol, vals, 1.0), 0.0)  # (K, d)
+    active = np.flatnonzero(np.isfinite(e))
+    for _ in range(n_steps):
+        if not len(active):
+            break
+        V = vecs[active]
+        coef = np.einsum("kji,kj->ki", V, g[active]) * inv[active]
+        zt = z[active] - np.einsum("kij,kj->ki", V, coef)
+        et, gt = land.energy_and_grad(zt)
+        n_ev += len(active)
+        et, gt = to_numpy(et), to_numpy(gt)
+        gtn = np.linalg.norm(gt, axis=1)
+        better = np.isfinite(et) & np.isfinite(gtn) & (gtn < gn[active]) & \
+            (et <= e[active] + tols.e_floor(e[active]))
+        idx = active[better]
+        z[idx], e[idx], g[idx], gn[idx] = zt[better], et[better], gt[better], gtn[better]
+        active = idx[gtn[better] > 0]
+    return z, e, gn, n_ev
+
+
+def _settle(land: Landscape, res: MinimizeResult, weights: np.ndarray, tols: _Tols, st: dict, *,
+            max_pushoffs: int, max_iter: int, method: str, push_rel: float) -> _Found:
+    """Turn converged descent end points (with weights = how many descents each stands for) into validated,
+    polished minima: group, Hessian-check, push saddles off and re-descend, polish."""
+    found = _Found.empty(land.dim)
+    for attempt in range(max_pushoffs + 1):
+        conv = to_numpy(res.converged)
+        z, e, gn = to_numpy(res.z)[conv], to_numpy(res.energy)[conv], to_numpy(res.grad_norm)[conv]
+        weights = weights[conv]
+        if not len(z):
+            break
+        labels = group_points(z, e, np.full(len(z), 0.5 * tols.pre_radius),
+                              0.5 * (tols.gtol * tols.pre_radius + tols.e_floor(e)))
+        reps, _, grp = _representatives(labels, gn)
+        w = np.bincount(grp, weights=weights).astype(np.int64)
+        zr = z[reps]
+        vals, vecs = _hessian_eigh(land, zr)
+        st["n_hessians"] += len(zr)
+        is_min = vals[:, 0] >= -tols.flat_tol
+        if is_min.any():
+            zm, em, gm, n_ev = _newton_polish(land, zr[is_min].copy(), vals[is_min], vecs[is_min], tols)
+            st["n_evals_validation"] += n_ev
+            vm, _ = _hessian_eigh(land, zm)
+            st["n_hessians"] += len(zm)
+            still = vm[:, 0] >= -tols.flat_tol
+            st["n_rejected"] += int(w[is_min][~still].sum())
+            found = found.concat(_Found(zm[still], em[still], gm[still], vm[still], w[is_min][still]))
+        sad = np.flatnonzero(~is_min)
+        if not len(sad):
+            break
+        if attempt == max_pushoffs:
+            st["n_rejected"] += int(w[sad].sum())
+            break
+        # push each saddle off both ways along its most negative mode, then descend again
+        st["n_saddles_pushed"] += int(w[sad].sum())
+        v = vecs[sad, :, 0]
+        eps = push_rel * tols.length
+        z_new = np.concatenate([zr[sad] + eps * v, zr[sad] - eps * v])
+        w_new = np.concatenate([w[sad], w[sad]])
+        res = quench(land, z_new, gtol=tols.gtol, max_iter=max_iter, max_step=tols.max_step, method=method,
+                     max_step_max=tols.max_step_max)
+        st["n_evals_descent"] += res.n_evals
+        fin = to_numpy(res.finite)
+        st["n_pushoff_dropped_nonfinite"] += int(w_new[~fin].sum())
+        st["n_pushoff_unconverged"] += int(w_new[fin & ~to_numpy(res.converged)].sum())
+        weights = w_new
+    return found
+
+
+def _merge(land: Landscape, found: _Found, tols: _Tols) -> _Found:
+    """Deduplicate minima (from one or several rounds): distance AND energy within tolerances set by each minimum's
+    remaining gradient and stiffest-soft curvature, then minima that differ only along shared flat directions."""
+    if len(found) <= 1:
+        return found
+    stiff = np.where(found.eig > tols.flat_tol, found.eig, np.inf).min(axis=1)
+    r = np.minimum(np.where(np.isfinite(stiff), found.grad_norm / np.where(np.isfinite(stiff), stiff, 1.0), 0.0),
+                   1e-2 * tols.length) + tols.z_floor
+    et = found.grad_norm * r + tols.e_floor(found.energy)
+    labels = group_points(found.z, found.energy, r, et)
+    labels = _merge_flat(land, found, labels, tols)
+    reps, _, grp = _representatives(labels, found.grad_norm)
+    out = found.take(reps)
+    out.hits = np.bincount(grp, weights=found.hits).astype(np.int64)
+    return out
+
+
+def _merge_flat(land: Landscape, found: _Found, labels: np.ndarray, tols: _Tols) -> np.ndarray:
+    """Join groups of minima that lie in one flat valley: equal energy, and the straight segment between them never
+    rises above them. Only minima with flat directions are considered; candidates come from an energy-sorted sweep."""
+    n_flat = (np.abs(found.eig) <= tols.flat_tol).sum(axis=1)
+    cand = np.flatnonzero(n_flat > 0)
+    if len(cand) < 2:
+        return labels
+    reps, _, grp = _representatives(labels[cand], found.grad_norm[cand])
+    idx = cand[reps]                                   # one minimum per existing group
+    if len(idx) < 2:
+        return labels
+    order = idx[np.argsort(found.energy[idx], kind="stable")]
+    e = found.energy[order]
+    tol = 2 * tols.e_floor(e)
+    parent = np.arange(len(order))
+    ii, jj = [], []
+    for a in range(len(order)):                        # one pass; each step vectorised over its energy window
+        if parent[a] != a:
+            continue
+        hi = np.searchsorted(e, e[a] + tol[a], side="right")
+        b = np.arange(a + 1, hi)
+        b = b[parent[b] == b]
+        if not len(b):
+            continue
+        za, zb = found.z[order[a]], found.z[order[b]]
+        ts = np.array([0.25, 0.5, 0.75])
+        seg = za[None, None, :] + ts[None, :, None] * (zb - za)[:, None, :]
+        es = to_numpy(land.energy(seg.reshape(-1, land.dim))).reshape(len(b), len(ts))
+        ok = np.all(es <= np.maximum(e[a], e[b])[:, None] + 2 * tols.e_floor(e[b])[:, None], axis=1)
+        parent[b[ok]] = a
+        ii.extend([order[a]] * int(ok.sum()))
+        jj.extend(order[b[ok]].tolist())
+    if not ii:
+        return labels
+    n = len(labels)
+    # join via group labels: connect each row to its group's label node, and merged representatives together
+    gi = np.concatenate([np.arange(n), np.asarray(ii)])
+    gj = np.concatenate([n + labels, np.asarray(jj)])
+    return _components(n + labels.max() + 1, gi, gj)[:n]
+
+
+def _assign_radius(found: _Found, tols: _Tols) -> float:
+    """Radius for :meth:`Minima.assign`: where a descent stopped at gtol can still be (10 gtol / softest stiff
+    eigenvalue), at least 1e-4 σ_z, at most half the distance between the two closest minima."""
+    if not len(found):
+        return 1e-4 * tols.length
+    stiff = np.where(found.eig > tols.flat_tol, found.eig, np.inf).min(axis=1)
+    stiff = stiff[np.isfinite(stiff)]
+    r = max(1e-4 * tols.length, 10 * tols.gtol / stiff.min()) if len(stiff) else 1e-4 * tols.length
+    if len(found) > 1:
+        from scipy.spatial import cKDTree
+        dist, _ = cKDTree(found.z).query(found.z, k=2)
+        r = min(r, 0.5 * float(dist[:, 1].min()))
+    return float(r)
+
+
+def _make_tols(land: Landscape, gtol: float | None, flat_tol: float | None, max_step: float | None,
+               max_step_max: float | None) -> _Tols:
+    sc = land.scales()
+    g_tol = default_gtol(land) if gtol is None else float(gtol)
+    f_tol = default_flat_tol(land) if flat_tol is None else float(flat_tol)
+    if not (g_tol > 0) or not (f_tol >= 0):
+        raise ValueError(f"gtol must be positive and flat_tol non-negative, got {g_tol}, {f_tol}")
+    m_step = default_max_step(land) if max_step is None else float(max_step)
+    if not (m_step > 0):
+        raise ValueError(f"max_step must be positive, got {m_step}")
+    return _Tols(gtol=g_tol, flat_tol=f_tol, length=sc.length, sigma_E=sc.sigma_E, max_step=m_step,
+                 max_step_max=8.0 * m_step if max_step_max is None else max(float(max_step_max), m_step))
+
+
+def _new_stats() -> dict:
+    return {"n_restarts": 0, "rounds": 0, "n_converged": 0, "n_unconverged": 0, "n_dropped_nonfinite": 0,
+            "n_saddles_pushed": 0, "n_rejected": 0, "n_pushoff_dropped_nonfinite": 0, "n_pushoff_unconverged": 0,
+            "n_hessians": 0, "n_evals_descent": 0, "n_evals_validation": 0, "starts_by_source": {}}
+
+
+def _to_minima(found: _Found, tols: _Tols, coverage: Coverage, st: dict) -> Minima:
+    order = np.lexsort(tuple(found.z[:, ::-1].T) + (found.energy,)) if len(found) else np.zeros(0, dtype=int)
+    found = found.take(order)
+    st["n_evals"] = st["n_evals_descent"] + st["n_evals_validation"]
+    st.update(gtol=tols.gtol, flat_tol=tols.flat_tol, max_step=tols.max_step, max_step_max=tols.max_step_max,
+              n_flat_minima=int(((np.abs(found.eig) <= tols.flat_tol).sum(axis=1) > 0).sum()))
+    return Minima(z=found.z, energy=found.energy, hits=found.hits, hessian_eigenvalues=found.eig,
+                  coverage=coverage, dedup_tol=_assign_radius(found, tols), flat_tol=tols.flat_tol, stats=st,
+                  grad_norm=found.grad_norm)
+
+
+def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, flat_tol: float | None = None,
+                       push_off: bool = False, max_iter: int = 5000) -> Minima:
+    """Validated, deduplicated minima among given end points z (N, d), e.g. from another optimiser.
+
+    Points whose gradient norm exceeds ``gtol`` are skipped (counted in ``stats["n_unconverged"]``), non-finite
+    ones dropped and counted; the rest are grouped, Hessian-checked and polished exactly as in :func:`find_minima`.
+    With ``push_off=False`` a point on a saddle is rejected (counted), with True it is pushed off and descended.
+    Hits count the given points that ended in each minimum.
+    """
+    tols = _make_tols(land, gtol, flat_tol, None, None)
+    zt = land.as_tensor(_check_starts(z, land.dim))
+    e, g = land.energy_and_grad(zt)
+    gn = g.norm(dim=1)
+    fin = e.isfinite() & g.isfinite().all(dim=1)
+    conv = fin & (gn <= tols.gtol)
+    res = MinimizeResult(zt, e, g, gn, conv, fin, conv.long() * 0, len(zt), 1)
+    st = _new_stats()
+    st["n_restarts"] = len(zt)
+    st["n_converged"], st["n_dropped_nonfinite"] = int(conv.sum()), int((~fin).sum())
+    st["n_unconverged"] = len(zt) - st["n_converged"] - st["n_dropped_nonfinite"]
+    st["n_evals_validation"] += len(zt)
+    found = _settle(land, res, np.ones(len(zt), dtype=np.int64), tols, st,
+                    max_pushoffs=3 if push_off else 0, max_iter=max_iter, method="lbfgs", push_rel=1e-2)
+    found = _merge(land, found, tols)
+    return _to_minima(found, tols, Coverage.from_hits(found.hits, len(zt), 1), st)
+
+
+def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: Any = None, bounds: Any = None, *,
+                sources: Sequence[str] = SOURCES, gtol: float | None = None, max_iter: int = 5000,
+                max_step: float | None = None, max_step_max: float | None = None, method: str = "lbfgs",
+                flat_tol: float | None = None, until_complete: bool = False, max_rounds: int = 16,
+                max_restarts: int | None = None, max_pushoffs: int = 3, push_rel: float = 1e-2,
+                progress: bool = True) -> Minima:
+    """Find, validate and deduplicate the local minima of ``land`` from many restarts at once.
+
+    Args:
+        land: the :class:`~energyscope.Landscape`.
+        n_restarts: restarts per round (ignored in the first round when ``starts`` is given).
+        seed: seed for the start points; round k uses a fresh stream derived from (seed, k). Same seed, same result.
+        starts: (R, d) start points, used as given (first round).
+        bounds: (lo, hi), scalars or (d,) arrays: the box that ``"box"`` starts are drawn from (default: the
+            reference mean, else the origin, ± 3 σ_z). The descent itself is unconstrained.
+        sources: where generated starts come from, split evenly: ``"prior"`` (the base N(0, I); a box without a
+            base), ``"reference"`` (reference latents, when present), ``"box"``.
+        gtol: gradient-norm tolerance (nats per latent unit); default :func:`default_gtol` (1e-6 σ_E/σ_z).
+        max_iter: iteration cap per descent; rows still moving then are counted as unconverged.
+        max_step: largest step per iteration (latent units) at first; default :func:`default_max_step`.
+        max_step_max: L-BFGS rows whose steps keep hitting the cap may grow it up to this (default 8 max_step).
+        method: ``"lbfgs"`` or ``"fire"``.
+        flat_tol: eigenvalues within ± this are flat directions (kept and reported), below −flat_tol the point is
+            a saddle; default :func:`default_flat_tol` (1e-6 σ_E/σ_z²).
+        until_complete: keep adding rounds of ``n_restarts`` until the Chao1 estimate says the search is complete,
+            or ``max_rounds`` / ``max_restarts`` is reached.
+        max_rounds, max_restarts: the budget for ``until_complete``.
+        max_pushoffs: how many times a point that stopped on a saddle is pushed off and descended again.
+        push_rel: push-off distance along the negative mode, as a fraction of σ_z.
+        progress: show progress bars (tqdm); False for quiet.
+
+    Returns:
+        :class:`Minima` sorted by energy, with hits, Hessian eigenvalues, coverage and ``stats``.
+
+    Raises:
+        ValueError: wrong-shaped ``starts`` or ``bounds``, unknown ``sources`` or ``method``, bad counts.
+        LandscapeError: the energy returns something unusable (wrong shape, not a tensor).
+    """
+    t0 = time.perf_counter()
+    if not isinstance(land, Landscape):
+        raise TypeError(f"find_minima needs a Landscape, got {type(land).__name__}")
+    if method not in ("lbfgs", "fire"):
+        raise ValueError(f"unknown method {method!r}; use 'lbfgs' or 'fire'")
+    if starts is None and (not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1):
+        raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
+    d = land.dim
+    user_starts = _check_starts(starts, d) if starts is not None else None
+    if bounds is not None:
+        _check_bounds(bounds, d)
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
+    tols = _make_tols(land, gtol, flat_tol, max_step, max_step_max)
+    budget = max_restarts if max_restarts is not None else (max_rounds * n_restarts if until_complete else None)
+
+    st = _new_stats()
+    found = _Found.empty(d)
+    coverage = Coverage.from_hits(np.zeros(0), 0, 0)
+    for rnd in range(max_rounds if until_complete else 1):
+        if rnd == 0 and user_starts is not None:
+            z0, by_src = user_starts, {"given": len(user_starts)}
+        else:
+            n = n_restarts if budget is None else min(n_restarts, budget - st["n_restarts"])
+            if n <= 0:
+                break
+            rng = np.random.default_rng([int(seed), rnd])
+            z0, by_src = make_starts(land, n, rng, sources, bounds)
+        for k, v in by_src.items():
+            st["starts_by_source"][k] = st["starts_by_source"].get(k, 0) + int(v)
+        res = quench(land, z0, gtol=tols.gtol, max_iter=max_iter, max_step=tols.max_step, method=method,
+                     progress=progress, desc=f"minima: round {rnd + 1}, {len(z0)} descents",
+                     max_step_max=tols.max_step_max)
+        st["rounds"] = rnd + 1
+        st["n_restarts"] += len(z0)
+        st["n_evals_descent"] += res.n_evals
+        st["n_converged"] += int(res.converged.sum())
+        st["n_unconverged"] += res.n_unconverged
+        st["n_dropped_nonfinite"] += res.n_dropped
+        new = _settle(land, res, np.ones(len(z0), dtype=np.int64), tols, st,
+                      max_pushoffs=max_pushoffs, max_iter=max_iter, method=method, push_rel=push_rel)
+        found = _merge(land, found.concat(new), tols)
+        coverage = Coverage.from_hits(found.hits, st["n_restarts"], st["rounds"])
+        if progress:
+            from tqdm.auto import tqdm
+            tqdm.write(f"minima: round {rnd + 1}: {len(found)} found, Chao1 estimate "
+                       f"{coverage.estimated_total:.1f}, {st['n_restarts']} restarts")
+        if coverage.complete and len(found):
+            break
+        if budget is not None and st["n_restarts"] >= budget:
+            break
+    st.update(method=method, seed=int(seed), wall_time_s=time.perf_counter() - t0)
+    return _to_minima(found, tols, coverage, st)
+
+
+__all__ = ["Minima", "Coverage", "find_minima", "minima_from_points", "quench", "chao1", "make_starts", "scale_box",
+           "group_points", "default_gtol", "default_max_step", "default_flat_tol"]

@@ -61,7 +61,11 @@ class MinimizeResult:
 class LBFGSMemory:
     """Per-row L-BFGS memory of the last ``m`` (s, y) pairs, for B rows of dimension n.
 
-    Rows are addressed by index tensors, so a driver can keep one memory for all rows and touch only the active ones.
+    The pairs live in one ring buffer with a slot pointer shared by all rows: each :meth:`update` call fills the
+    next slot for every row, with an empty pair (ρ = 0, contributing nothing) for rows that did not update or failed
+    the curvature test. Because the slot order is the same for all rows, the two-loop recursion runs on plain views,
+    with no per-row gathers. Rows are addressed by index tensors or boolean masks (None: all rows), so a driver can
+    keep one memory for all rows, or compact it (:meth:`compact`) as rows finish.
     """
 
     def __init__(self, n_rows: int, n: int, m: int = 10, device=None, dtype=torch.float64):
@@ -69,46 +73,61 @@ class LBFGSMemory:
         self.S = torch.zeros(n_rows, m, n, device=device, dtype=dtype)
         self.Y = torch.zeros(n_rows, m, n, device=device, dtype=dtype)
         self.rho = torch.zeros(n_rows, m, device=device, dtype=dtype)
-        self.count = torch.zeros(n_rows, dtype=torch.long, device=device)  # pairs stored so far (not capped)
+        self.gamma = torch.ones(n_rows, device=device, dtype=dtype)     # initial inverse-Hessian scale s·y / y·y
+        self.count = torch.zeros(n_rows, dtype=torch.long, device=device)  # valid pairs stored since the last reset
+        self.head = 0                                                      # update calls so far (shared slot pointer)
 
-    def reset(self, rows: torch.Tensor) -> None:
+    def reset(self, rows: torch.Tensor | None = None) -> None:
+        """Forget the stored pairs of ``rows`` (all rows when None)."""
+        if rows is None:
+            rows = slice(None)
+        self.rho[rows] = 0
+        self.gamma[rows] = 1
         self.count[rows] = 0
 
-    def update(self, rows: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
-        """Store (s, y) for ``rows`` where the curvature condition s·y > 0 holds (others keep their memory)."""
-        sy = (s * y).sum(1)
-        ok = sy > 1e-12 * (s.norm(dim=1) * y.norm(dim=1)).clamp_min(torch.finfo(s.dtype).tiny)
-        if not bool(ok.any()):
-            return
-        r, s, y, sy = rows[ok], s[ok], y[ok], sy[ok]
-        slot = self.count[r] % self.m
-        self.S[r, slot] = s
-        self.Y[r, slot] = y
-        self.rho[r, slot] = 1.0 / sy
-        self.count[r] += 1
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep only the rows ``keep`` (index or bool mask), in that order: row i becomes ``keep[i]``'s memory."""
+        self.S, self.Y, self.rho = self.S[keep], self.Y[keep], self.rho[keep]
+        self.gamma, self.count = self.gamma[keep], self.count[keep]
 
-    def direction(self, rows: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """The quasi-Newton step -H g for ``rows`` (B,) with gradients g (B, n); -g for rows with no memory."""
-        count = self.count[rows]
-        n_stored = count.clamp(max=self.m)
+    def update(self, rows: torch.Tensor | None, s: torch.Tensor, y: torch.Tensor) -> None:
+        """Store (s, y) (B_rows, n) for ``rows`` (all rows when None) where the curvature condition s·y > 0 holds;
+        every other row gets an empty pair in this slot."""
+        slot = self.head % self.m
+        self.head += 1
+        sy = torch.linalg.vecdot(s, y)
+        yy = torch.linalg.vecdot(y, y)
+        tiny = torch.finfo(s.dtype).tiny
+        ok = sy > 1e-12 * (s.norm(dim=1) * yy.sqrt()).clamp_min(tiny)
+        rho = torch.where(ok, 1.0 / torch.where(ok, sy, torch.ones_like(sy)), torch.zeros_like(sy))
+        if rows is None:
+            self.S[:, slot], self.Y[:, slot], self.rho[:, slot] = s, y, rho
+            self.gamma = torch.where(ok, sy / yy.clamp_min(tiny), self.gamma)
+            self.count += ok.long()
+        else:
+            self.rho[:, slot] = 0
+            self.S[rows, slot], self.Y[rows, slot], self.rho[rows, slot] = s, y, rho
+            self.gamma[rows] = torch.where(ok, sy / yy.clamp_min(tiny), self.gamma[rows])
+            self.count[rows] += ok.long()
+
+    def direction(self, rows: torch.Tensor | None, g: torch.Tensor) -> torch.Tensor:
+        """The quasi-Newton step -H g for ``rows`` (B,) (all rows when None) with gradients g (B, n); -g for rows
+        with no memory. Two-loop recursion (Nocedal 1980), vectorised over rows."""
+        S, Y, rho, gamma = (self.S, self.Y, self.rho, self.gamma) if rows is None else \
+            (self.S[rows], self.Y[rows], self.rho[rows], self.gamma[rows])
+        k = min(self.head, self.m)
+        slots = [(self.head - 1 - i) % self.m for i in range(k)]          # newest first
         q = g.clone()
         alphas = []
-        for j in range(self.m):
-            idx = (count - 1 - j) % self.m
-            valid = (j < n_stored).to(g.dtype)
-            s_j, y_j, rho_j = self.S[rows, idx], self.Y[rows, idx], self.rho[rows, idx]
-            a = rho_j * (s_j * q).sum(1) * valid
-            q = q - a[:, None] * y_j
-            alphas.append((a, s_j, y_j, rho_j, valid))
-        newest = (count - 1) % self.m
-        s_n, y_n = self.S[rows, newest], self.Y[rows, newest]
-        gamma = (s_n * y_n).sum(1) / (y_n * y_n).sum(1).clamp_min(torch.finfo(g.dtype).tiny)
-        gamma = torch.where(n_stored > 0, gamma, torch.ones_like(gamma))
-        r = gamma[:, None] * q
-        for a, s_j, y_j, rho_j, valid in reversed(alphas):
-            b = rho_j * (y_j * r).sum(1)
-            r = r + s_j * ((a - b) * valid)[:, None]
-        return -r
+        for j in slots:
+            a = rho[:, j] * torch.linalg.vecdot(S[:, j], q)
+            q.addcmul_(a[:, None], Y[:, j], value=-1.0)
+            alphas.append(a)
+        r = q.mul_(gamma[:, None])
+        for j, a in zip(reversed(slots), reversed(alphas)):
+            b = rho[:, j] * torch.linalg.vecdot(Y[:, j], r)
+            r.addcmul_((a - b)[:, None], S[:, j])
+        return r.neg_()
 
 
 class FIRE:
@@ -173,7 +192,8 @@ def _finite_rows(e: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: float = 1e-6,
              max_iter: int = 2000, max_step: float = 0.5, memory: int = 10, max_backtracks: int = 10,
-             fire_dt: float | None = None, progress: bool = False, desc: str = "minimize") -> MinimizeResult:
+             fire_dt: float | None = None, progress: bool = False, desc: str = "minimize",
+             max_step_max: float | None = None, max_stalls: int = 3) -> MinimizeResult:
     """Minimise R rows at once from starts ``z0`` (R, d).
 
     Args:
@@ -184,9 +204,16 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
         max_iter: iteration cap per row; rows still active then are returned with ``converged=False``.
         max_step: largest step a row may take in one iteration (Euclidean norm, units of z).
         memory: L-BFGS memory size.
-        max_backtracks: L-BFGS step halvings on an energy rise or a non-finite value before the row is dropped.
+        max_backtracks: L-BFGS step halvings on an energy rise or a non-finite value before the row gives up this
+            iteration (a row whose last trial was non-finite is then dropped; one that only met rises stays put).
         fire_dt: FIRE's initial time step (default: from the first gradient so the first step is max_step/10).
-        progress: show a tqdm bar of converged rows.
+        progress: show a tqdm bar of finished rows.
+        desc: the bar's label.
+        max_step_max: L-BFGS only: per-row trust radius. A row's step cap starts at ``max_step``, doubles after
+            each step that was capped and accepted at once, halves (not below ``max_step``) after a backtrack, and
+            never exceeds ``max_step_max``. None (default) keeps the cap fixed at ``max_step``.
+        max_stalls: L-BFGS only: a row that finds no acceptable step in this many consecutive iterations (energy
+            rounding at a too-tight ``gtol``) stops and is reported unconverged.
 
     Returns:
         A :class:`MinimizeResult`.
@@ -201,13 +228,10 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
     converged = torch.zeros(R, dtype=torch.bool, device=dev)
     finite = torch.ones(R, dtype=torch.bool, device=dev)
     n_iter = torch.zeros(R, dtype=torch.long, device=dev)
-    n_evals = n_calls = 0
     if R == 0:
         return MinimizeResult(z, energy, grad, energy.clone(), converged, finite, n_iter, 0, 0)
 
     e0, g0 = fun(z)
-    n_evals += R
-    n_calls += 1
     energy[:], grad[:] = e0, g0
     finite &= _finite_rows(e0, g0)
     converged = finite & (g0.norm(dim=1) <= gtol)
@@ -217,65 +241,124 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=R, desc=desc, unit="row", leave=False)
-        bar.update(int(converged.sum()) + int((~finite).sum()))
-
-    rise_tol = lambda e: 1e-10 * (1.0 + e.abs())  # noqa: E731 - rounding allowance for "no energy rise"
-    mem = LBFGSMemory(R, d, memory, dev, dt_) if method == "lbfgs" else None
-    fire = None
+        bar.update(R - len(active))
+    state = (z, energy, grad, converged, finite, n_iter)
     if method == "fire":
-        gmax = float(g0[finite].norm(dim=1).max()) if bool(finite.any()) else 1.0
-        dt0 = fire_dt if fire_dt is not None else (0.1 * max_step / max(gmax, 1e-300)) ** 0.5
-        fire = FIRE(R, d, dt=dt0, dt_max=10 * dt0, max_step=max_step, device=dev, dtype=dt_)
+        n_evals, n_calls = _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar)
+    else:
+        n_evals, n_calls = _lbfgs_loop(fun, state, active, gtol, max_iter, max_step, memory, max_backtracks,
+                                       max_step_max, max_stalls, bar)
+    if bar is not None:
+        bar.close()
+    energy = torch.where(finite, energy, torch.full_like(energy, float("nan")))
+    return MinimizeResult(z, energy, grad, grad.norm(dim=1), converged, finite, n_iter, n_evals + R, n_calls + 1)
 
-    it = 0
-    while len(active) and it < max_iter:
+
+def _rise_tol(e: torch.Tensor) -> torch.Tensor:
+    """Rounding allowance for "no energy rise"."""
+    return 1e-10 * (1.0 + e.abs())
+
+
+def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtracks, max_step_max, max_stalls, bar):
+    """L-BFGS on the active rows ``idx``; their state is kept contiguous and compacted as rows leave."""
+    z, energy, grad, converged, finite, n_iter = state
+    d = z.shape[1]
+    dev, dt_ = z.device, z.dtype
+    B = len(idx)
+    za, ea, ga = z[idx], energy[idx], grad[idx]
+    mem = LBFGSMemory(B, d, memory, dev, dt_)
+    radius = torch.full((B,), float(max_step), device=dev, dtype=dt_)
+    r_max = float(max_step) if max_step_max is None else max(float(max_step_max), float(max_step))
+    stalls = torch.zeros(B, dtype=torch.long, device=dev)
+    tiny = torch.finfo(dt_).tiny
+    n_evals = n_calls = it = 0
+    while B and it < max_iter:
         it += 1
-        za, ea, ga = z[active], energy[active], grad[active]
-        if method == "fire":
-            zn = fire.step(za, -ga, active)
-            en, gn = fun(zn)
-            n_evals += len(active)
-            n_calls += 1
-            ok = _finite_rows(en, gn)
-            z[active[ok]], energy[active[ok]], grad[active[ok]] = zn[ok], en[ok], gn[ok]
-            finite[active[~ok]] = False
-        else:
-            dirn = mem.direction(active, ga)
-            uphill = (dirn * ga).sum(1) >= 0
-            if bool(uphill.any()):
-                mem.reset(active[uphill])
-                dirn[uphill] = -ga[uphill]
-            norm = dirn.norm(dim=1).clamp_min(torch.finfo(dt_).tiny)
-            step = dirn * torch.clamp(max_step / norm, max=1.0)[:, None]
-            # try the step; halve it for rows whose energy rose or turned non-finite
-            pending = torch.arange(len(active), device=dev)
-            zn, en, gn = za.clone(), ea.clone(), ga.clone()
-            accepted = torch.zeros(len(active), dtype=torch.bool, device=dev)
-            last_finite = torch.ones(len(active), dtype=torch.bool, device=dev)
-            for _ in range(max_backtracks + 1):
-                zt = za[pending] + step[pending]
-                et, gt = fun(zt)
+        dirn = mem.direction(None, ga)
+        uphill = (dirn * ga).sum(1) >= 0
+        if bool(uphill.any()):
+            mem.reset(uphill)
+            dirn[uphill] = -ga[uphill]
+        norm = dirn.norm(dim=1).clamp_min(tiny)
+        capped = norm > radius
+        step = dirn * torch.clamp(radius / norm, max=1.0)[:, None]
+        zt = za + step
+        et, gt = fun(zt)
+        n_evals += B
+        n_calls += 1
+        fin = _finite_rows(et, gt)
+        accepted = fin & (et <= ea + _rise_tol(ea))
+        first_try = accepted.clone()
+        lost = torch.zeros(B, dtype=torch.bool, device=dev)
+        if not bool(accepted.all()):
+            # halve the step for rows whose energy rose or turned non-finite
+            pending = torch.nonzero(~accepted).flatten()
+            mem.reset(pending)
+            sp, fp = step[pending], fin[pending]
+            for _ in range(max_backtracks):
+                sp = 0.5 * sp
+                zp = za[pending] + sp
+                ep, gp = fun(zp)
                 n_evals += len(pending)
                 n_calls += 1
-                fin = _finite_rows(et, gt)
-                last_finite[pending] = fin
-                good = fin & (et <= ea[pending] + rise_tol(ea[pending]))
-                idx = pending[good]
-                zn[idx], en[idx], gn[idx] = zt[good], et[good], gt[good]
-                accepted[idx] = True
-                pending = pending[~good]
+                fp = _finite_rows(ep, gp)
+                ok = fp & (ep <= ea[pending] + _rise_tol(ea[pending]))
+                sel = pending[ok]
+                zt[sel], et[sel], gt[sel] = zp[ok], ep[ok], gp[ok]
+                accepted[sel] = True
+                pending, sp, fp = pending[~ok], sp[~ok], fp[~ok]
                 if not len(pending):
                     break
-                step[pending] *= 0.5
-                mem.reset(active[pending])
             if len(pending):
-                # no acceptable step even after halving: a row whose last trial was still non-finite is dropped;
-                # a row that only met energy rises stays where it is (memory reset) and tries again
-                lost = pending[~last_finite[pending]]
-                finite[active[lost]] = False
-            acc = active[accepted]
-            mem.update(acc, zn[accepted] - za[accepted], gn[accepted] - ga[accepted])
-            z[acc], energy[acc], grad[acc] = zn[accepted], en[accepted], gn[accepted]
+                # no acceptable step: a row whose last trial was still non-finite is dropped; one that only met
+                # energy rises stays where it is (memory reset) and tries again
+                lost[pending[~fp]] = True
+                zt[pending], et[pending], gt[pending] = za[pending], ea[pending], ga[pending]
+        if not bool(first_try.all()):
+            radius = torch.where(first_try, radius, (0.5 * radius).clamp(min=float(max_step)))
+        if r_max > max_step:
+            radius = torch.where(first_try & capped, (2.0 * radius).clamp(max=r_max), radius)
+        mem.update(None, zt - za, gt - ga)   # rows that stayed put have s = 0 and are skipped
+        za, ea, ga = zt, et, gt
+        stalls = torch.where(accepted, torch.zeros_like(stalls), stalls + 1)
+        done = ~lost & (ga.norm(dim=1) <= gtol)
+        leave = done | lost | (stalls >= max_stalls)
+        if bool(leave.any()):
+            ids = idx[leave]
+            z[ids], energy[ids], grad[ids] = za[leave], ea[leave], ga[leave]
+            converged[ids] = done[leave]
+            finite[ids] = ~lost[leave]
+            n_iter[ids] = it
+            keep = ~leave
+            idx, za, ea, ga, radius, stalls = idx[keep], za[keep], ea[keep], ga[keep], radius[keep], stalls[keep]
+            mem.compact(keep)
+            B = len(idx)
+            if bar is not None:
+                bar.update(int(leave.sum()))
+    if B:
+        z[idx], energy[idx], grad[idx], n_iter[idx] = za, ea, ga, it
+    return n_evals, n_calls
+
+
+def _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar):
+    """FIRE on the active rows; the stepper keeps per-row state addressed by row index."""
+    z, energy, grad, converged, finite, n_iter = state
+    R, d = z.shape
+    g0 = grad[finite]
+    gmax = float(g0.norm(dim=1).max()) if len(g0) else 1.0
+    dt0 = fire_dt if fire_dt is not None else (0.1 * max_step / max(gmax, 1e-300)) ** 0.5
+    fire = FIRE(R, d, dt=dt0, dt_max=10 * dt0, max_step=max_step, device=z.device, dtype=z.dtype)
+    n_evals = n_calls = it = 0
+    while len(active) and it < max_iter:
+        it += 1
+        za, ga = z[active], grad[active]
+        zn = fire.step(za, -ga, active)
+        en, gn = fun(zn)
+        n_evals += len(active)
+        n_calls += 1
+        ok = _finite_rows(en, gn)
+        z[active[ok]], energy[active[ok]], grad[active[ok]] = zn[ok], en[ok], gn[ok]
+        finite[active[~ok]] = False
         n_iter[active] += 1
         newly = finite[active] & (grad[active].norm(dim=1) <= gtol)
         converged[active[newly]] = True
@@ -283,7 +366,4 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
         if bar is not None and bool(done.any()):
             bar.update(int(done.sum()))
         active = active[~done]
-    if bar is not None:
-        bar.close()
-    energy = torch.where(finite, energy, torch.full_like(energy, float("nan")))
-    return MinimizeResult(z, energy, grad, grad.norm(dim=1), converged, finite, n_iter, n_evals, n_calls)
+    return n_evals, n_calls
