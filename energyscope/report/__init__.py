@@ -182,8 +182,8 @@ def _basin_rows(result: Any, thumbs: list[str] | None) -> list[dict]:
             "hits": fmt(b.get("hits")),
             "n_flat": fmt(b.get("n_flat")),
             "label": "—" if dom is None else str(dom),
-            "label_detail": "" if dom is None else f"{fmt(purity, 2) if purity is not None else '—'} of "
-                                                  f"{sum(int(c) for c in counts.values())}",
+            "label_detail": "" if dom is None else (f"{100 * float(purity):.0f}% of " if purity is not None else "of ")
+            + f"{sum(int(c) for c in counts.values())}",
             "flags": list(b.get("flags") or []),
         })
     return rows
@@ -298,8 +298,13 @@ def _diagnostics(result: Any, figure_errors: list[str]) -> dict:
         counts.append((f"non-finite: {k}", fmt(v)))
     for k, v in (d.get("attempt_outcomes") or {}).items():
         counts.append((f"connection attempts: {k}", fmt(v)))
-    for k, v in (d.get("minima_stats") or {}).items():
-        counts.append((f"minima search: {k}", fmt(v) if not isinstance(v, str) else v))
+    names = {"n_restarts": "restarts", "rounds": "rounds of restarts", "n_converged": "descents converged",
+             "n_saddles_pushed": "descents stopped on a saddle, pushed off", "n_rejected": "points rejected by the "
+             "Hessian check", "n_evals": "energy+gradient evaluations", "n_hessians": "Hessians computed"}
+    stats = d.get("minima_stats") or {}
+    for k, name in names.items():
+        if k in stats:
+            counts.append((f"minima search: {name}", fmt(stats[k])))
     return {"stage_errors": [(STAGE_NAMES.get(k, k), v) for k, v in (d.get("stage_errors") or {}).items()],
             "warnings": list(d.get("warnings") or []) + [f"figure not drawn — {e}" for e in figure_errors],
             "counts": counts,
@@ -350,6 +355,7 @@ def context(result: Any) -> dict:
         "timings": _timings(result.timings or {}),
         "tree_img": tree_img,
         "has_tree": result.tree is not None,
+        "has_prototypes": prototypes is not None,
         "n_minima": len(e),
         "basins": _basin_rows(result, thumbs),
         "paths": paths,
