@@ -42,7 +42,7 @@ class AnalysisFormatError(ValueError):
 # JSON + npz codec: arrays go to the npz under a key, everything else to JSON; dataclasses of this package round-trip.
 # ---------------------------------------------------------------------------------------------------------------------
 class _Encoder:
-    """Splits a nested structure into a JSON-able tree and a flat dict of numpy arrays (keys ``"a0"``, ``"a1"``, ...)."""
+    """Splits a nested structure into a JSON-able tree and a flat dict of numpy arrays (keys "a0", "a1", ...)."""
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}

@@ -5,8 +5,8 @@ Run from the repository root::
     python examples/quickstart.py            # writes quickstart_out/report.html, analysis.json, arrays.npz
     python examples/quickstart.py -o OUT --quiet
 
-Müller–Brown (Müller & Brown 1979) is a 2-D surface with three minima and two saddles whose exact positions are known
-(docs/algorithms.md), so everything the report shows can be checked by eye: the contour map, the disconnectivity
+Müller–Brown (Müller & Brown 1979) is a 2-D surface with three minima and two saddles whose exact positions are
+known (docs/algorithms.md), so everything the report shows can be checked by eye: the contour map, the disconnectivity
 graph (MC joins MB at E(S2) ≈ −72.25; both join MA at E(S1) ≈ −40.66) and the minimum-energy paths.
 """
 from __future__ import annotations

@@ -361,3 +361,15 @@ def test_real_pipeline_on_muller_brown():
     saddles = sorted(e for _, _, e in res.network.graph.edges(data="energy"))
     np.testing.assert_allclose(saddles[:2], sorted([E_S1, E_S2]), atol=1e-6)
     np.testing.assert_allclose([b.barrier for b in res.basins], [E_S1 - E_MA, E_S2 - E_MB, E_S2 - E_MC], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_quickstart_script(tmp_path):
+    """examples/quickstart.py runs and prints the published Müller–Brown saddles."""
+    script = os.path.join(os.path.dirname(__file__), "..", "examples", "quickstart.py")
+    proc = subprocess.run([sys.executable, script, "-o", str(tmp_path / "qs"), "--restarts", "32", "--quiet"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"U = {E_S2:.6f}" in proc.stdout and f"U = {E_S1:.6f}" in proc.stdout
+    assert sorted(os.listdir(tmp_path / "qs")) == ["analysis.json", "arrays.npz", "report.html"]
+    assert Analysis.load(tmp_path / "qs").minima.energy[0] == pytest.approx(E_MA, abs=1e-6)

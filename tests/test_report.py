@@ -15,7 +15,6 @@ from PIL import Image
 
 import energyscope as es
 from energyscope.analysis import Analysis
-from energyscope.network import Path, TransitionNetwork
 from energyscope.report import fmt, pct, render_report, text_summary
 from test_analysis import SMALL_MASSES, mb_analysis, run_mb
 

@@ -7,7 +7,6 @@ skipped only when no Chromium is installed (CI installs Debian's ``chromium``).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import shutil
