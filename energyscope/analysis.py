@@ -710,6 +710,7 @@ def _interpret_stage(result: Analysis, land: Any, *, seed: int, masses: bool, n_
                                          "minima_off_data": interp.minima_off_data, "info": dict(interp.info)}
                 result.label_agreement = _label_record(interp.labels)
                 _mass_notes(result, interp.masses)
+                _mass_counts(result, interp.masses)
             result.basins = _basin_records(result, land, interp)
         bar.update(1)
         bar.set_postfix_str(steps[1])
@@ -774,6 +775,21 @@ def _mass_notes(result: Analysis, bm: Any) -> None:
                  f"{100 * float(thr.get('min_mass', 0)):.0f}%; sampler ≠ equilibrium = masses differ by ≥ "
                  f"{100 * float(thr.get('min_diff', 0)):.0f} points and > {thr.get('n_se')} standard errors.")
     result.interpretation["mass_notes"] = notes
+
+
+def _mass_counts(result: Analysis, bm: Any) -> None:
+    """Non-finite and unsettled samples of the mass estimates, for the diagnostics."""
+    if bm is None:
+        return
+    nan = result.diagnostics.setdefault("nan_counts", {})
+    for name, est in (("prior", bm.equilibrium), ("sampler", bm.sampler), ("data", bm.data)):
+        if est is None:
+            continue
+        info = est.info or {}
+        if info.get("n_nonfinite"):
+            nan[f"{name} samples with a non-finite weight"] = int(info["n_nonfinite"])
+        if info.get("n_unresolved"):
+            nan[f"{name} samples whose descent did not settle"] = int(info["n_unresolved"])
 
 
 def _basin_records(result: Analysis, land: Any, interp: Any) -> list[Record]:
