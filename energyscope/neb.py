@@ -138,8 +138,8 @@ def neb_forces(X: torch.Tensor, E: torch.Tensor, G: torch.Tensor, k: torch.Tenso
 
 def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init: Any = None, climb: bool = True,
                 ftol: float | None = None, ftol_rel: float = 1e-2, climb_factor: float = 10.0, max_iter: int = 1000,
-                k: Any = None, curvature: Any = None, k_rel: float = 0.02, dt_rel: float = 2.0, dt_max_rel: float = 10.0,
-                step_rel: float = 2.0, progress: bool = False, desc: str = "NEB") -> list[BandResult]:
+                k: Any = None, curvature: Any = None, k_rel: float = 0.02, dt_rel: float = 2.0,
+                dt_max_rel: float = 10.0, step_rel: float = 2.0, progress: bool = False, desc: str = "NEB") -> list[BandResult]:
     """Relax P bands at once between ``starts`` (P, d) and ``ends`` (P, d), each with ``n_images`` images.
 
     Args:
@@ -204,6 +204,7 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
     converged = torch.zeros(P, dtype=torch.bool)
     fmax = torch.full((P,), float("inf"), dtype=dt_)
     tol = torch.full((P,), float("nan"), dtype=dt_)
+    span0 = torch.full((P,), float("nan"), dtype=dt_)
     n_iter = torch.zeros(P, dtype=torch.long)
     reasons = [""] * P
     finite_ends = torch.isfinite(E[:, 0]) & torch.isfinite(E[:, -1])
@@ -241,7 +242,9 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         else:
             span = (Ea.max(dim=1).values - torch.minimum(Ea[:, 0], Ea[:, -1])).clamp_min(0)
             span = torch.maximum(span, 1e-12 * (1 + Ea.abs().max(dim=1).values))
-            ta = ftol_rel * span / dist[active].clamp_min(1e-300)
+            # never looser than at the start: a band that strays uphill must not loosen its own tolerance
+            span0[active] = torch.where(torch.isnan(span0[active]), span, span0[active])
+            ta = ftol_rel * torch.minimum(span, span0[active]) / dist[active].clamp_min(1e-300)
         tol[active] = ta
         done = fm <= ta
         if climb:
@@ -359,6 +362,20 @@ def _initial_band(za: np.ndarray, zb: np.ndarray, M: int, bump: float, rng: np.r
     return band
 
 
+def _resample(poly: np.ndarray, M: int) -> np.ndarray:
+    """M points at equal arc length along the polyline ``poly`` (n, d), ends kept."""
+    seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return np.repeat(poly[:1], M, axis=0)
+    t = np.linspace(0.0, s[-1], M)
+    k = np.clip(np.searchsorted(s, t, side="right") - 1, 0, len(seg) - 1)
+    u = np.where(seg[k] > 0, (t - s[k]) / np.where(seg[k] > 0, seg[k], 1.0), 0.0)
+    out = poly[k] + u[:, None] * (poly[k + 1] - poly[k])
+    out[0], out[-1] = poly[0], poly[-1]
+    return out
+
+
 def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], *, n_images: int | None = None,
                images_per_length: float = 3.0, n_min: int = 9, n_max: int = 33, climb: bool = True,
                ftol: float | None = None, ftol_rel: float = 1e-2, max_iter: int = 1000, k: Any = None,
@@ -407,7 +424,8 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         for M, items in groups.items():
             za = book.z[[s["a"] for _, s in items]]
             zb = book.z[[s["b"] for _, s in items]]
-            init = np.stack([_initial_band(a, b, M, bump, rng) for a, b in zip(za, zb)])
+            init = np.stack([_resample(s["init"], M) if s.get("init") is not None else
+                             _initial_band(a, b, M, bump, rng) for (_, s), a, b in zip(items, za, zb)])
             curv = np.maximum(curv_all[[s["a"] for _, s in items]], curv_all[[s["b"] for _, s in items]])
             bres = relax_bands(land, za, zb, M, init=init, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
                                max_iter=max_iter, k=k, curvature=curv, progress=progress)
@@ -420,7 +438,7 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         for (p, _, _), pp in zip(ok_bands, pts):
             results[p].n_evals += len(pp)
         # candidate intermediate minima
-        cand_z, cand_owner = [], []
+        cand_z, cand_owner, cand_pos = [], [], []
         for b_i, ((p, s, br), pz, pe) in enumerate(zip(ok_bands, pts, prof)):
             if not split or s["depth"] >= max_splits or not np.isfinite(pe).all():
                 continue
@@ -428,6 +446,7 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
             for idx in sorted(profile_dips(pe, 1e-6 * span + 1e-12 * (1 + abs(pe).max()))):
                 cand_z.append(pz[idx])
                 cand_owner.append(b_i)
+                cand_pos.append(int(idx))
         splits: dict[int, list[int]] = {}
         if cand_z:
             cz = np.array(cand_z)
@@ -454,14 +473,21 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
                 m = int(idx[r])
                 if conv[r] and m >= 0 and m not in (s["a"], s["b"]):
                     lst = splits.setdefault(o, [])
-                    if m not in lst:
-                        lst.append(m)
+                    if m not in [x for x, _ in lst]:
+                        lst.append((m, cand_pos[r]))
         ok_ids = {id(s): b_i for b_i, (_, s, _) in enumerate(ok_bands)}
         for p, s, br in done_bands:
             b_i = ok_ids.get(id(s))
             if b_i is not None and b_i in splits:
-                chain = [s["a"], *splits[b_i], s["b"]]
-                new = [{"a": a, "b": b, "depth": s["depth"] + 1, "path": None} for a, b in zip(chain[:-1], chain[1:])]
+                # pieces start from the relaxed band's own stretches (resampled), not from straight lines
+                chain = [(s["a"], 0)] + sorted(splits[b_i], key=lambda x: x[1]) + [(s["b"], len(pts[b_i]) - 1)]
+                new = []
+                for (a, ia), (b, ib) in zip(chain[:-1], chain[1:]):
+                    poly = pts[b_i][ia:ib + 1].copy()
+                    if len(poly) < 2:
+                        poly = np.vstack([book.z[a], book.z[b]])
+                    poly[0], poly[-1] = book.z[a], book.z[b]
+                    new.append({"a": a, "b": b, "depth": s["depth"] + 1, "path": None, "init": poly})
                 lst = segs[p]
                 pos = next(q for q, x in enumerate(lst) if x is s)
                 segs[p] = lst[:pos] + new + lst[pos + 1:]
@@ -472,6 +498,14 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
             if br.reason and not np.isfinite(br.energy).all():
                 s["reason"] = br.reason
     for p, r in enumerate(results):
+        # a band that wanders back into a basin it already passed makes a loop of pieces: cut it out
+        chain: list[dict] = []
+        for s in segs[p]:
+            seen = next((q for q, x in enumerate(chain) if x["a"] == s["a"]), None)
+            if seen is not None:
+                chain = chain[:seen]
+            chain.append(s)
+        segs[p] = chain
         r.pieces = [(s["a"], s["b"], s["path"]) for s in segs[p]]
         fails = [s.get("reason", "") for s in segs[p] if s.get("reason")]
         r.failure = "; ".join(fails)
@@ -524,17 +558,17 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
         A :class:`~energyscope.network.Path`: ``z`` (M, d), ``energy`` (M,), ``saddle_z`` (d,) (the refined saddle
         when validated, else the highest point), ``saddle_energy``, ``converged``, ``n_evals`` (energy+gradient
         rows), ``path_max_energy`` (the highest energy along the dense path — an upper bound on the barrier),
-        ``saddle_validated``. When split, ``info["pieces"]`` holds one Path per piece and ``info["intermediate_minima"]``
-        the minima (k, d) in between; ``info["saddle"]`` describes the validation; ``info["reason"]`` says what failed.
+        ``saddle_validated``. When split, ``info["pieces"]`` holds one Path per piece and
+        ``info["intermediate_minima"]`` the minima (k, d) in between; ``info["saddle"]`` describes the validation; ``info["reason"]`` says what failed.
 
     Raises:
         NEBError: endpoints of the wrong shape, non-finite energy at an endpoint, or identical endpoints.
     """
     za = np.asarray(to_numpy(z_start), dtype=np.float64).reshape(-1)
     zb = np.asarray(to_numpy(z_end), dtype=np.float64).reshape(-1)
-    for name, z in (("z_start", za), ("z_end", zb)):
+    for name, z, given in (("z_start", za, z_start), ("z_end", zb, z_end)):
         if z.shape != (land.dim,):
-            raise NEBError(f"{name} must have shape ({land.dim},), got {tuple(np.shape(z_start if name == 'z_start' else z_end))}")
+            raise NEBError(f"{name} must have shape ({land.dim},), got {tuple(np.shape(given))}")
         if not np.isfinite(z).all():
             raise NEBError(f"{name} contains non-finite values")
     ends = np.vstack([za, zb])

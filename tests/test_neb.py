@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import energyscope as es
-from energyscope.neb import NEBError, find_paths, neb, profile_dips, relax_bands, tangents
+from energyscope.neb import NEBError, neb, profile_dips, relax_bands, tangents
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_SADDLES, MULLER_BROWN_SADDLES_ENERGY, ST_G_MINUS,
                                   ST_G_PLUS, ST_G_ZERO, ST_T_MINUS, ST_T_PLUS, ST_T_ZERO, MullerBrown, StyblinskiTang)
 
