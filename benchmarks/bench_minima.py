@@ -31,13 +31,13 @@ from energyscope.minima import default_gtol, find_minima, make_starts, minima_fr
 from energyscope.surfaces import MullerBrown, RandomMLPPrior, StyblinskiTang
 
 
-def landscapes(mlp_hidden: int, mlp_scale16: float, mlp_scale64: float) -> dict:
+def landscapes(mlp_hidden: int, mlp_scale16: float, mlp_scale64: float, mlp_seed: int = 0) -> dict:
     return {
         "muller_brown": es.Landscape(MullerBrown(), dim=2),
         "styblinski_tang6": es.Landscape(StyblinskiTang(), dim=6),
         "styblinski_tang10": es.Landscape(StyblinskiTang(), dim=10),
-        "mlp16": es.Landscape(RandomMLPPrior(16, hidden=mlp_hidden, scale=mlp_scale16, seed=0), dim=16),
-        "mlp64": es.Landscape(RandomMLPPrior(64, hidden=mlp_hidden, scale=mlp_scale64, seed=0), dim=64),
+        "mlp16": es.Landscape(RandomMLPPrior(16, hidden=mlp_hidden, scale=mlp_scale16, seed=mlp_seed), dim=16),
+        "mlp64": es.Landscape(RandomMLPPrior(64, hidden=mlp_hidden, scale=mlp_scale64, seed=mlp_seed), dim=64),
     }
 
 
@@ -88,9 +88,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-iter", type=int, default=5000)
-    ap.add_argument("--mlp-hidden", type=int, default=256, help="hidden width of the random MLP priors")
-    ap.add_argument("--mlp-scale16", type=float, default=8.0, help="output scale of the d=16 MLP prior")
-    ap.add_argument("--mlp-scale64", type=float, default=8.0, help="output scale of the d=64 MLP prior")
+    ap.add_argument("--mlp-hidden", type=int, default=128, help="hidden width of the random MLP priors")
+    ap.add_argument("--mlp-scale16", type=float, default=12.0, help="output scale of the d=16 MLP prior")
+    ap.add_argument("--mlp-scale64", type=float, default=10.0, help="output scale of the d=64 MLP prior")
+    ap.add_argument("--mlp-seed", type=int, default=0, help="weight seed of the MLP priors")
     ap.add_argument("--only", default="", help="comma-separated subset of landscape names")
     ap.add_argument("--skip-scipy", action="store_true", help="time energyscope only")
     args = ap.parse_args()
@@ -100,8 +101,8 @@ def main() -> None:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cpus={os.cpu_count()}, "
           f"load average={os.getloadavg()[0]:.2f}")
     print(f"R = {args.restarts} restarts, seed {args.seed}; MLP priors: hidden={args.mlp_hidden}, "
-          f"scale d16={args.mlp_scale16}, d64={args.mlp_scale64}")
-    lands = landscapes(args.mlp_hidden, args.mlp_scale16, args.mlp_scale64)
+          f"scale d16={args.mlp_scale16}, d64={args.mlp_scale64}, weight seed {args.mlp_seed}")
+    lands = landscapes(args.mlp_hidden, args.mlp_scale16, args.mlp_scale64, args.mlp_seed)
     if args.only:
         keep = set(args.only.split(","))
         lands = {k: v for k, v in lands.items() if k in keep}

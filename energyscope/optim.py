@@ -70,9 +70,9 @@ class LBFGSMemory:
 
     def __init__(self, n_rows: int, n: int, m: int = 10, device=None, dtype=torch.float64):
         self.m = m
-        self.S = torch.zeros(n_rows, m, n, device=device, dtype=dtype)
-        self.Y = torch.zeros(n_rows, m, n, device=device, dtype=dtype)
-        self.rho = torch.zeros(n_rows, m, device=device, dtype=dtype)
+        self.S = torch.zeros(m, n_rows, n, device=device, dtype=dtype)   # slot-major: each slot is contiguous
+        self.Y = torch.zeros(m, n_rows, n, device=device, dtype=dtype)
+        self.rho = torch.zeros(m, n_rows, device=device, dtype=dtype)
         self.gamma = torch.ones(n_rows, device=device, dtype=dtype)     # initial inverse-Hessian scale s·y / y·y
         self.count = torch.zeros(n_rows, dtype=torch.long, device=device)  # valid pairs stored since the last reset
         self.head = 0                                                      # update calls so far (shared slot pointer)
@@ -81,13 +81,13 @@ class LBFGSMemory:
         """Forget the stored pairs of ``rows`` (all rows when None)."""
         if rows is None:
             rows = slice(None)
-        self.rho[rows] = 0
+        self.rho[:, rows] = 0
         self.gamma[rows] = 1
         self.count[rows] = 0
 
     def compact(self, keep: torch.Tensor) -> None:
         """Keep only the rows ``keep`` (index or bool mask), in that order: row i becomes ``keep[i]``'s memory."""
-        self.S, self.Y, self.rho = self.S[keep], self.Y[keep], self.rho[keep]
+        self.S, self.Y, self.rho = self.S[:, keep], self.Y[:, keep], self.rho[:, keep]
         self.gamma, self.count = self.gamma[keep], self.count[keep]
 
     def update(self, rows: torch.Tensor | None, s: torch.Tensor, y: torch.Tensor) -> None:
@@ -101,12 +101,12 @@ class LBFGSMemory:
         ok = sy > 1e-12 * (s.norm(dim=1) * yy.sqrt()).clamp_min(tiny)
         rho = torch.where(ok, 1.0 / torch.where(ok, sy, torch.ones_like(sy)), torch.zeros_like(sy))
         if rows is None:
-            self.S[:, slot], self.Y[:, slot], self.rho[:, slot] = s, y, rho
+            self.S[slot], self.Y[slot], self.rho[slot] = s, y, rho
             self.gamma = torch.where(ok, sy / yy.clamp_min(tiny), self.gamma)
             self.count += ok.long()
         else:
-            self.rho[:, slot] = 0
-            self.S[rows, slot], self.Y[rows, slot], self.rho[rows, slot] = s, y, rho
+            self.rho[slot] = 0
+            self.S[slot, rows], self.Y[slot, rows], self.rho[slot, rows] = s, y, rho
             self.gamma[rows] = torch.where(ok, sy / yy.clamp_min(tiny), self.gamma[rows])
             self.count[rows] += ok.long()
 
@@ -114,19 +114,19 @@ class LBFGSMemory:
         """The quasi-Newton step -H g for ``rows`` (B,) (all rows when None) with gradients g (B, n); -g for rows
         with no memory. Two-loop recursion (Nocedal 1980), vectorised over rows."""
         S, Y, rho, gamma = (self.S, self.Y, self.rho, self.gamma) if rows is None else \
-            (self.S[rows], self.Y[rows], self.rho[rows], self.gamma[rows])
+            (self.S[:, rows], self.Y[:, rows], self.rho[:, rows], self.gamma[rows])
         k = min(self.head, self.m)
         slots = [(self.head - 1 - i) % self.m for i in range(k)]          # newest first
         q = g.clone()
         alphas = []
         for j in slots:
-            a = rho[:, j] * torch.linalg.vecdot(S[:, j], q)
-            q.addcmul_(a[:, None], Y[:, j], value=-1.0)
+            a = rho[j] * torch.linalg.vecdot(S[j], q)
+            q.addcmul_(a[:, None], Y[j], value=-1.0)
             alphas.append(a)
         r = q.mul_(gamma[:, None])
         for j, a in zip(reversed(slots), reversed(alphas)):
-            b = rho[:, j] * torch.linalg.vecdot(Y[:, j], r)
-            r.addcmul_((a - b)[:, None], S[:, j])
+            b = rho[j] * torch.linalg.vecdot(Y[j], r)
+            r.addcmul_((a - b)[:, None], S[j])
         return r.neg_()
 
 
@@ -266,6 +266,7 @@ def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtrack
     dev, dt_ = z.device, z.dtype
     B = len(idx)
     za, ea, ga = z[idx], energy[idx], grad[idx]
+    ga_norm = ga.norm(dim=1)
     mem = LBFGSMemory(B, d, memory, dev, dt_)
     radius = torch.full((B,), float(max_step), device=dev, dtype=dt_)
     r_max = float(max_step) if max_step_max is None else max(float(max_step_max), float(max_step))
@@ -275,38 +276,50 @@ def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtrack
     while B and it < max_iter:
         it += 1
         dirn = mem.direction(None, ga)
-        uphill = (dirn * ga).sum(1) >= 0
+        dg = torch.linalg.vecdot(dirn, ga)
+        uphill = dg >= 0
         if bool(uphill.any()):
             mem.reset(uphill)
             dirn[uphill] = -ga[uphill]
+            dg = torch.where(uphill, -ga_norm**2, dg)
         norm = dirn.norm(dim=1).clamp_min(tiny)
         capped = norm > radius
-        step = dirn * torch.clamp(radius / norm, max=1.0)[:, None]
+        scale = torch.clamp(radius / norm, max=1.0)
+        step = dirn.mul_(scale[:, None])
         zt = za + step
         et, gt = fun(zt)
         n_evals += B
         n_calls += 1
-        fin = _finite_rows(et, gt)
+        gt_norm = gt.norm(dim=1)
+        fin = et.isfinite() & gt_norm.isfinite()
         accepted = fin & (et <= ea + _rise_tol(ea))
         first_try = accepted.clone()
         lost = torch.zeros(B, dtype=torch.bool, device=dev)
         if not bool(accepted.all()):
-            # halve the step for rows whose energy rose or turned non-finite
+            # shorten the step for rows whose energy rose (quadratic interpolation along the step, kept within
+            # [0.1, 0.5] of the last trial) or turned non-finite (halved)
             pending = torch.nonzero(~accepted).flatten()
-            mem.reset(pending)
-            sp, fp = step[pending], fin[pending]
+            slope = (dg * scale)[pending]                                   # dE/dα at α = 0 (< 0)
+            alpha = torch.ones(len(pending), device=dev, dtype=dt_)
+            e_try, fp = et[pending], fin[pending]
             for _ in range(max_backtracks):
-                sp = 0.5 * sp
-                zp = za[pending] + sp
+                curv = e_try - ea[pending] - slope * alpha
+                a_new = -slope * alpha * alpha / (2 * curv.clamp_min(tiny))
+                a_new = torch.where(fp & (curv > 0), a_new.clamp(0.1 * alpha, 0.5 * alpha), 0.5 * alpha)
+                alpha = a_new
+                zp = za[pending] + alpha[:, None] * step[pending]
                 ep, gp = fun(zp)
                 n_evals += len(pending)
                 n_calls += 1
-                fp = _finite_rows(ep, gp)
+                gpn = gp.norm(dim=1)
+                fp = ep.isfinite() & gpn.isfinite()
                 ok = fp & (ep <= ea[pending] + _rise_tol(ea[pending]))
                 sel = pending[ok]
-                zt[sel], et[sel], gt[sel] = zp[ok], ep[ok], gp[ok]
+                zt[sel], et[sel], gt[sel], gt_norm[sel] = zp[ok], ep[ok], gp[ok], gpn[ok]
                 accepted[sel] = True
-                pending, sp, fp = pending[~ok], sp[~ok], fp[~ok]
+                keep_p = ~ok
+                pending, alpha, slope, e_try, fp = pending[keep_p], alpha[keep_p], slope[keep_p], ep[keep_p], \
+                    fp[keep_p]
                 if not len(pending):
                     break
             if len(pending):
@@ -314,14 +327,16 @@ def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtrack
                 # energy rises stays where it is (memory reset) and tries again
                 lost[pending[~fp]] = True
                 zt[pending], et[pending], gt[pending] = za[pending], ea[pending], ga[pending]
+                gt_norm[pending] = ga_norm[pending]
+                mem.reset(pending)
         if not bool(first_try.all()):
             radius = torch.where(first_try, radius, (0.5 * radius).clamp(min=float(max_step)))
         if r_max > max_step:
             radius = torch.where(first_try & capped, (2.0 * radius).clamp(max=r_max), radius)
         mem.update(None, zt - za, gt - ga)   # rows that stayed put have s = 0 and are skipped
-        za, ea, ga = zt, et, gt
+        za, ea, ga, ga_norm = zt, et, gt, gt_norm
         stalls = torch.where(accepted, torch.zeros_like(stalls), stalls + 1)
-        done = ~lost & (ga.norm(dim=1) <= gtol)
+        done = ~lost & (ga_norm <= gtol)
         leave = done | lost | (stalls >= max_stalls)
         if bool(leave.any()):
             ids = idx[leave]
@@ -330,7 +345,8 @@ def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtrack
             finite[ids] = ~lost[leave]
             n_iter[ids] = it
             keep = ~leave
-            idx, za, ea, ga, radius, stalls = idx[keep], za[keep], ea[keep], ga[keep], radius[keep], stalls[keep]
+            idx, za, ea, ga, ga_norm = idx[keep], za[keep], ea[keep], ga[keep], ga_norm[keep]
+            radius, stalls = radius[keep], stalls[keep]
             mem.compact(keep)
             B = len(idx)
             if bar is not None:
