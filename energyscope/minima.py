@@ -468,6 +468,41 @@ def _newton_polish(land: Landscape, z: np.ndarray, vals: np.ndarray, vecs: np.nd
     return z, e, gn, n_ev
 
 
+def _hessian_chunk_rows(d: int, budget: int = 1 << 22) -> int:
+    """Rows per Hessian chunk so that a chunk's (rows, d, d) arrays stay near ``budget`` numbers (32 MiB)."""
+    return max(1, budget // (d * d))
+
+
+def _validate(land: Landscape, zr: np.ndarray, w: np.ndarray, tols: _Tols,
+              st: dict) -> tuple[np.ndarray, np.ndarray, _Found]:
+    """Hessian test at candidate points zr (K, d) with weights w (K,), in chunks that bound memory.
+
+    Returns is_min (K,) (no eigenvalue below −flat_tol); for every candidate the eigenvector of its lowest
+    eigenvalue (K, d) (the push-off mode); and the minima, polished and re-checked, as a :class:`_Found`.
+    """
+    K, d = zr.shape
+    is_min = np.zeros(K, dtype=bool)
+    v_neg = np.zeros((K, d))
+    step = _hessian_chunk_rows(d)
+    found = _Found.empty(d)
+    for a in range(0, K, step):
+        sl = slice(a, min(K, a + step))
+        vals, vecs = _hessian_eigh(land, zr[sl])
+        st["n_hessians"] += len(vals)
+        ok = vals[:, 0] >= -tols.flat_tol
+        is_min[sl], v_neg[sl] = ok, vecs[:, :, 0]
+        if ok.any():
+            zm, em, gm, n_ev = _newton_polish(land, zr[sl][ok].copy(), vals[ok], vecs[ok], tols)
+            st["n_evals_validation"] += n_ev
+            vm, _ = _hessian_eigh(land, zm)
+            st["n_hessians"] += len(zm)
+            still = vm[:, 0] >= -tols.flat_tol
+            wm = w[sl][ok]
+            st["n_rejected"] += int(wm[~still].sum())
+            found = found.concat(_Found(zm[still], em[still], gm[still], vm[still], wm[still]))
+    return is_min, v_neg, found
+
+
 def _settle(land: Landscape, res: MinimizeResult, weights: np.ndarray, tols: _Tols, st: dict, *,
             max_pushoffs: int, max_iter: int, method: str, push_rel: float) -> _Found:
     """Turn converged descent end points (with weights = how many descents each stands for) into validated,
@@ -484,17 +519,8 @@ def _settle(land: Landscape, res: MinimizeResult, weights: np.ndarray, tols: _To
         reps, _, grp = _representatives(labels, gn)
         w = np.bincount(grp, weights=weights).astype(np.int64)
         zr = z[reps]
-        vals, vecs = _hessian_eigh(land, zr)
-        st["n_hessians"] += len(zr)
-        is_min = vals[:, 0] >= -tols.flat_tol
-        if is_min.any():
-            zm, em, gm, n_ev = _newton_polish(land, zr[is_min].copy(), vals[is_min], vecs[is_min], tols)
-            st["n_evals_validation"] += n_ev
-            vm, _ = _hessian_eigh(land, zm)
-            st["n_hessians"] += len(zm)
-            still = vm[:, 0] >= -tols.flat_tol
-            st["n_rejected"] += int(w[is_min][~still].sum())
-            found = found.concat(_Found(zm[still], em[still], gm[still], vm[still], w[is_min][still]))
+        is_min, v_neg, new = _validate(land, zr, w, tols, st)
+        found = found.concat(new)
         sad = np.flatnonzero(~is_min)
         if not len(sad):
             break
@@ -503,7 +529,7 @@ def _settle(land: Landscape, res: MinimizeResult, weights: np.ndarray, tols: _To
             break
         # push each saddle off both ways along its most negative mode, then descend again
         st["n_saddles_pushed"] += int(w[sad].sum())
-        v = vecs[sad, :, 0]
+        v = v_neg[sad]
         eps = push_rel * tols.length
         z_new = np.concatenate([zr[sad] + eps * v, zr[sad] - eps * v])
         w_new = np.concatenate([w[sad], w[sad]])

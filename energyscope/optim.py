@@ -193,7 +193,8 @@ def _finite_rows(e: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: float = 1e-6,
              max_iter: int = 2000, max_step: float = 0.5, memory: int = 10, max_backtracks: int = 10,
              fire_dt: float | None = None, progress: bool = False, desc: str = "minimize",
-             max_step_max: float | None = None, max_stalls: int = 3) -> MinimizeResult:
+             max_step_max: float | None = None, max_stalls: int = 3,
+             max_rows: int | None = None) -> MinimizeResult:
     """Minimise R rows at once from starts ``z0`` (R, d).
 
     Args:
@@ -214,6 +215,8 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
             never exceeds ``max_step_max``. None (default) keeps the cap fixed at ``max_step``.
         max_stalls: L-BFGS only: a row that finds no acceptable step in this many consecutive iterations (energy
             rounding at a too-tight ``gtol``) stops and is reported unconverged.
+        max_rows: L-BFGS only: the most rows descended together; larger batches run in consecutive chunks so that
+            the memory (2 × memory × rows × d numbers) stays bounded. Default: 2^25 / (memory × d), at least 1024.
 
     Returns:
         A :class:`MinimizeResult`.
@@ -246,8 +249,14 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
     if method == "fire":
         n_evals, n_calls = _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar)
     else:
-        n_evals, n_calls = _lbfgs_loop(fun, state, active, gtol, max_iter, max_step, memory, max_backtracks,
-                                       max_step_max, max_stalls, bar)
+        rows = max_rows if max_rows is not None else max(1024, (1 << 25) // (max(memory, 1) * d))
+        if rows < 1:
+            raise ValueError(f"max_rows must be positive, got {max_rows}")
+        n_evals = n_calls = 0
+        for a in range(0, len(active), rows):
+            ne, nc = _lbfgs_loop(fun, state, active[a:a + rows], gtol, max_iter, max_step, memory, max_backtracks,
+                                 max_step_max, max_stalls, bar)
+            n_evals, n_calls = n_evals + ne, n_calls + nc
     if bar is not None:
         bar.close()
     energy = torch.where(finite, energy, torch.full_like(energy, float("nan")))

@@ -180,3 +180,10 @@ def test_fire_stepper_relaxes_rows_with_their_own_state():
     assert float(fire.v[1].abs().max()) == 0.0
     fire.reset(rows)
     assert float(fire.v.abs().max()) == 0.0
+
+
+def test_chunked_rows_give_the_same_result():
+    whole = minimize(rosenbrock, STARTS, gtol=1e-10, max_step=0.3)
+    chunked = minimize(rosenbrock, STARTS, gtol=1e-10, max_step=0.3, max_rows=2)
+    np.testing.assert_array_equal(whole.z.numpy(), chunked.z.numpy())
+    assert whole.n_evals == chunked.n_evals and chunked.n_calls > whole.n_calls
