@@ -17,7 +17,7 @@ import inspect
 import io
 import json
 import os
-import tempfile
+import secrets
 import time
 import traceback
 from pathlib import Path as _FsPath
@@ -206,7 +206,9 @@ def _fsync_dir(path: _FsPath) -> None:
 
 def _write_temp(directory: _FsPath, name: str, data: bytes) -> _FsPath:
     """Write ``data`` to a fresh hidden temp file next to ``name`` and fsync it; returns the temp path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=str(directory))
+    tmp = _FsPath(directory) / f".{name}.{secrets.token_hex(8)}.tmp"
+    # O_EXCL: never reuse a file; mode 0o666 minus the umask, like any file the user writes (mkstemp would give 0600)
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -249,6 +249,10 @@ def test_save_load_round_trip(tmp_path):
             assert z[k].dtype != object
     raw = (tmp_path / "out" / "arrays.npz").read_bytes()
     assert doc["arrays_sha256"] == hashlib.sha256(raw).hexdigest()
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("analysis.json", "arrays.npz"):   # ordinary permissions, like any file the user writes
+        assert os.stat(tmp_path / "out" / name).st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_load_errors_are_clear(tmp_path):
