@@ -19,6 +19,7 @@ their ratio σ_E/σ_z² is the curvature unit) or of the gradient tolerance.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -767,6 +768,10 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         if budget is not None and st["n_restarts"] >= budget:
             break
     st.update(method=method, seed=int(seed), wall_time_s=time.perf_counter() - t0)
+    if st["n_unconverged"] > 0.1 * st["n_restarts"]:
+        warnings.warn(f"find_minima: {st['n_unconverged']} of {st['n_restarts']} descents did not converge within "
+                      f"max_iter={max_iter} (is the energy bounded below? otherwise raise max_iter or gtol)",
+                      stacklevel=2)
     return _to_minima(found, tols, coverage, st)
 
 

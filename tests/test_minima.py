@@ -153,9 +153,17 @@ def test_wrong_shaped_energy_output_gives_a_clear_error():
 
 
 def test_unconverged_rows_are_counted(mb):
-    m = find_minima(mb, n_restarts=64, max_iter=2, progress=False)
+    with pytest.warns(UserWarning, match="did not converge"):
+        m = find_minima(mb, n_restarts=64, max_iter=2, progress=False)
     assert m.stats["n_unconverged"] > 0
     assert m.stats["n_unconverged"] + m.stats["n_converged"] + m.stats["n_dropped_nonfinite"] == 64
+
+
+def test_energy_unbounded_below_gives_no_minima_and_a_warning():
+    land = es.Landscape(lambda z: -(z**2).sum(1), dim=2)
+    with pytest.warns(UserWarning, match="bounded below"):
+        m = find_minima(land, n_restarts=16, max_iter=50, progress=False)
+    assert len(m) == 0 and m.stats["n_unconverged"] == 16 and not m.coverage.complete
 
 
 def test_same_seed_same_result_different_seed_differs(mb):
