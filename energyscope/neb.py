@@ -139,7 +139,8 @@ def neb_forces(X: torch.Tensor, E: torch.Tensor, G: torch.Tensor, k: torch.Tenso
 def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init: Any = None, climb: bool = True,
                 ftol: float | None = None, ftol_rel: float = 1e-2, climb_factor: float = 10.0, max_iter: int = 1000,
                 k: Any = None, curvature: Any = None, k_rel: float = 0.02, dt_rel: float = 2.0,
-                dt_max_rel: float = 10.0, step_rel: float = 2.0, progress: bool = False, desc: str = "NEB") -> list[BandResult]:
+                dt_max_rel: float = 10.0, step_rel: float = 2.0, diverge_factor: float = 20.0, progress: bool = False,
+                desc: str = "NEB") -> list[BandResult]:
     """Relax P bands at once between ``starts`` (P, d) and ``ends`` (P, d), each with ``n_images`` images.
 
     Args:
@@ -157,6 +158,8 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         k_rel, dt_rel, dt_max_rel, step_rel: FIRE set-up relative to the band: spring constant ``k_rel`` ×
             curvature; start / largest time step ``dt_rel`` / ``dt_max_rel`` × 1/sqrt(stiffness); step cap per band
             ``step_rel`` × segment length × sqrt(interior images).
+        diverge_factor: a band whose energy span grows beyond this many times its initial span is stopped as
+            diverged (only with the default, relative tolerance).
         progress: tqdm bar over bands finished.
 
     The default tolerance is loose on purpose: the climbing image only has to come near the saddle, which
@@ -246,6 +249,20 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
             span0[active] = torch.where(torch.isnan(span0[active]), span, span0[active])
             ta = ftol_rel * torch.minimum(span, span0[active]) / dist[active].clamp_min(1e-300)
         tol[active] = ta
+        if ftol is None:
+            # a band running far uphill (e.g. a climbing image leaving along a bad tangent) has diverged: stop it
+            diverged = span > diverge_factor * span0[active]
+            if bool(diverged.any()):
+                for r in torch.nonzero(diverged).flatten().tolist():
+                    reasons[int(active[r])] = (f"band diverged: its energy span grew from {float(span0[active[r]]):.3g}"
+                                               f" to {float(span[r]):.3g} after {int(n_iter[active[r]])} steps")
+                if bar is not None:
+                    bar.update(int(diverged.sum()))
+                keep = ~diverged
+                active, Xa, Ea, g, f, fm, ta = (active[keep], Xa[keep], Ea[keep], g[keep], f[keep], fm[keep],
+                                                ta[keep])
+                if not len(active):
+                    break
         done = fm <= ta
         if climb:
             done = done & climbing[active]
@@ -492,10 +509,13 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
                 pos = next(q for q, x in enumerate(lst) if x is s)
                 segs[p] = lst[:pos] + new + lst[pos + 1:]
                 continue
+            if br.reason.startswith("band diverged") and s.get("init") is not None:
+                s["init"] = None  # the relaxed stretch it started from was a bad guess: once more from a line
+                continue
             path = _band_path(br, pts[b_i] if b_i is not None else None, prof[b_i] if b_i is not None else None)
             path.info["endpoints"] = (s["a"], s["b"])
             s["path"] = path
-            if br.reason and not np.isfinite(br.energy).all():
+            if br.reason and (not np.isfinite(br.energy).all() or br.reason.startswith("band diverged")):
                 s["reason"] = br.reason
     for p, r in enumerate(results):
         # a band that wanders back into a basin it already passed makes a loop of pieces: cut it out
