@@ -10,8 +10,13 @@ Every optimiser works on R independent rows at once (restarts, or whole bands), 
   *forces*, so it also drives NEB bands, whose projected forces are not the gradient of any objective.
 * :class:`LBFGSMemory` holds per-row L-BFGS curvature pairs and computes directions by the two-loop recursion.
 
-The L-BFGS step follows the scheme used in pele/GMIN: no line search; the step is capped at ``max_step`` and halved
-while the energy rises by more than a rounding allowance.
+The L-BFGS step needs no line search (as in GMIN/pele): the quasi-Newton step is capped at a per-row trust radius
+and accepted unless the energy rises by more than a rounding allowance; then it is shortened (quadratic
+interpolation along the step, at most halved each time) until it is accepted. The radius starts at ``max_step``,
+doubles after capped steps that were accepted at once (up to ``max_step_max``) and shrinks after a backtrack, so rows
+far from a minimum travel quickly while rows near one take plain quasi-Newton steps. The active rows' state (points,
+gradients, L-BFGS pairs) is kept contiguous and compacted when rows leave, so each iteration is one batched
+``fun`` call plus a fixed number of vectorised operations.
 """
 from __future__ import annotations
 
