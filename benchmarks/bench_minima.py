@@ -7,8 +7,8 @@ For each landscape both methods start from the same R points (drawn by ``energys
   from torch autograd on one row (float64), as a user would write it; then the *same* grouping and Hessian
   validation as energyscope (not timed), so both counts are "distinct validated minima".
 
-Gradient tolerances are equivalent: energyscope stops a row at ‖g‖₂ ≤ gtol; scipy gets ``gtol = gtol/√d`` on its
-max-norm criterion (which implies ‖g‖₂ ≤ gtol) and ``ftol = 0`` so that it also stops on the gradient, not on a
+Gradient tolerances are equivalent: energyscope stops a row at ‖g‖₂ ≤ gtol; scipy gets ``gtol = gtol/√d`` on
+its max-norm criterion (which implies ‖g‖₂ ≤ gtol) and ``ftol = 0`` so that it also stops on the gradient, not on a
 small change in the function.
 
 Also reported: the fraction of energyscope's wall time spent inside ``land.energy_and_grad`` (the energy's forward
@@ -92,6 +92,9 @@ def main() -> None:
     ap.add_argument("--mlp-scale16", type=float, default=12.0, help="output scale of the d=16 MLP prior")
     ap.add_argument("--mlp-scale64", type=float, default=10.0, help="output scale of the d=64 MLP prior")
     ap.add_argument("--mlp-seed", type=int, default=0, help="weight seed of the MLP priors")
+    ap.add_argument("--heavy-hidden", default="256,512",
+                    help="extra energyscope-only rows: d=64 MLP priors with these hidden widths (comma-separated; "
+                         "'' for none), to show how the time fraction inside E+grad grows with the model's cost")
     ap.add_argument("--only", default="", help="comma-separated subset of landscape names")
     ap.add_argument("--skip-scipy", action="store_true", help="time energyscope only")
     args = ap.parse_args()
@@ -103,6 +106,9 @@ def main() -> None:
     print(f"R = {args.restarts} restarts, seed {args.seed}; MLP priors: hidden={args.mlp_hidden}, "
           f"scale d16={args.mlp_scale16}, d64={args.mlp_scale64}, weight seed {args.mlp_seed}")
     lands = landscapes(args.mlp_hidden, args.mlp_scale16, args.mlp_scale64, args.mlp_seed)
+    for h in [int(x) for x in args.heavy_hidden.split(",") if x.strip()]:
+        lands[f"mlp64-h{h}"] = es.Landscape(
+            RandomMLPPrior(64, hidden=h, scale=args.mlp_scale64, seed=args.mlp_seed), dim=64)
     if args.only:
         keep = set(args.only.split(","))
         lands = {k: v for k, v in lands.items() if k in keep}
@@ -121,15 +127,16 @@ def main() -> None:
         frac = spent[0] / t_es
         del land.energy_and_grad
         print(f"{name:<18}{land.dim:>4}  {'energyscope':<12}{len(m):>7}{m.stats['n_evals']:>10}{t_es:>9.2f}"
-              f"{frac:>10.2f}{'':>8}", flush=True)
-        if args.skip_scipy:
+              f"{frac:>10.2f}{'':>8}   (Chao1 estimate {m.coverage.estimated_total:.1f}, "
+              f"{m.stats['n_unconverged']} unconverged)", flush=True)
+        if args.skip_scipy or name.startswith("mlp64-h"):
             continue
         t = time.perf_counter()
         z_end, conv, nfev = scipy_loop(land, z0, default_gtol(land), args.max_iter)
         t_sp = time.perf_counter() - t
         k_sp = validated_count(land, z_end)
-        print(f"{'':<18}{'':>4}  {'scipy loop':<12}{k_sp:>7}{nfev:>10}{t_sp:>9.2f}{'':>10}{t_sp / t_es:>7.1f}x",
-              flush=True)
+        print(f"{'':<18}{'':>4}  {'scipy loop':<12}{k_sp:>7}{nfev:>10}{t_sp:>9.2f}{'':>10}{t_sp / t_es:>7.1f}x"
+              f"   ({int((~conv).sum())} of {len(conv)} scipy runs above gtol)", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
