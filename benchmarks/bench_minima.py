@@ -8,8 +8,8 @@ For each landscape both methods start from the same R points (drawn by ``energys
   validation as energyscope (not timed), so both counts are "distinct validated minima".
 
 Gradient tolerances are equivalent: energyscope stops a row at ‖g‖₂ ≤ gtol; scipy gets ``gtol = gtol/√d`` on
-its max-norm criterion (which implies ‖g‖₂ ≤ gtol) and ``ftol = 0`` so that it also stops on the gradient, not on a
-small change in the function.
+its max-norm criterion (which implies ‖g‖₂ ≤ gtol) and ``ftol = 0`` so that it also stops on the gradient, not
+on a small change in the function.
 
 Also reported: the fraction of energyscope's wall time spent inside ``land.energy_and_grad`` (the energy's forward
 and backward passes) — the rest is optimiser bookkeeping, grouping and Hessians.
