@@ -156,6 +156,8 @@ class Minima:
         stats: counts from the search (restarts, converged, unconverged, dropped non-finite, saddles pushed off,
             rejected, evaluations, tolerances, wall time).
         grad_norm: (K,) gradient norm at each minimum after polishing (nats per latent unit), when known.
+        flat_vectors: (K, f, d) orthonormal flat directions of each minimum (f = the most any minimum has; rows of
+            zeros pad the others), or None when no minimum has a flat direction. :meth:`assign` uses them.
     """
 
     z: np.ndarray
@@ -167,6 +169,7 @@ class Minima:
     flat_tol: float = 0.0
     stats: dict = field(default_factory=dict)
     grad_norm: np.ndarray | None = None
+    flat_vectors: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(len(self.energy))
@@ -181,14 +184,28 @@ class Minima:
         return (np.abs(self.hessian_eigenvalues) <= self.flat_tol).sum(axis=1)
 
     def assign(self, z: Any, tol: float | None = None) -> np.ndarray:
-        """Index of the minimum each row of z (N, d) coincides with (within ``tol``, default ``dedup_tol``), else -1."""
+        """Index of the minimum each row of z (N, d) coincides with (within ``tol``, default ``dedup_tol``), else -1.
+
+        For a minimum with flat directions (a valley of equal energy, e.g. along a latent dimension the energy
+        ignores) the distance is measured across the valley only: a point anywhere along it counts as that minimum.
+        """
         z = np.atleast_2d(to_numpy(z))
         if len(self) == 0 or len(z) == 0:
             return np.full(len(z), -1, dtype=int)
         from scipy.spatial import cKDTree
         dist, idx = cKDTree(self.z).query(z, k=1)
         tol = self.dedup_tol if tol is None else tol
-        return np.where(dist <= tol, idx, -1).astype(int)
+        out = np.where(dist <= tol, idx, -1).astype(int)
+        if self.flat_vectors is not None and (out < 0).any():
+            rows = np.flatnonzero(out < 0)
+            best = np.full(len(rows), np.inf)
+            for k in np.flatnonzero(np.abs(self.flat_vectors).sum(axis=(1, 2)) > 0):
+                diff = z[rows] - self.z[k]
+                V = self.flat_vectors[k]                                   # (f, d), zero rows are harmless
+                across = np.linalg.norm(diff - (diff @ V.T) @ V, axis=1)
+                hit = (across <= tol) & (across < best)
+                out[rows[hit]], best[hit] = k, across[hit]
+        return out
 
     def to_dict(self) -> dict:
         """Plain data: numpy arrays and JSON-able scalars/dicts (no pickling needed); inverse of :meth:`from_dict`."""
@@ -198,6 +215,7 @@ class Minima:
             "hits": np.asarray(self.hits, dtype=np.int64),
             "hessian_eigenvalues": np.asarray(self.hessian_eigenvalues, dtype=np.float64),
             "grad_norm": None if self.grad_norm is None else np.asarray(self.grad_norm, dtype=np.float64),
+            "flat_vectors": None if self.flat_vectors is None else np.asarray(self.flat_vectors, dtype=np.float64),
             "coverage": None if self.coverage is None else self.coverage.to_dict(),
             "dedup_tol": float(self.dedup_tol),
             "flat_tol": float(self.flat_tol),
@@ -212,13 +230,15 @@ class Minima:
         z = z.reshape(k, -1) if z.size or k else z.reshape(0, 0)
         cov = d.get("coverage")
         gn = d.get("grad_norm")
+        fv = d.get("flat_vectors")
         return cls(z=z, energy=np.asarray(d["energy"], dtype=np.float64),
                    hits=np.asarray(d["hits"], dtype=np.int64),
                    hessian_eigenvalues=np.asarray(d["hessian_eigenvalues"], dtype=np.float64).reshape(k, -1),
                    coverage=None if cov is None else Coverage.from_dict(cov),
                    dedup_tol=float(d.get("dedup_tol", 1e-4)), flat_tol=float(d.get("flat_tol", 0.0)),
                    stats=dict(d.get("stats") or {}),
-                   grad_norm=None if gn is None else np.asarray(gn, dtype=np.float64))
+                   grad_norm=None if gn is None else np.asarray(gn, dtype=np.float64),
+                   flat_vectors=None if fv is None else np.asarray(fv, dtype=np.float64).reshape(k, -1, z.shape[1]))
 
     def __repr__(self) -> str:
         cov = "" if self.coverage is None else \
@@ -637,7 +657,24 @@ def _new_stats() -> dict:
             "n_hessians": 0, "n_evals_descent": 0, "n_evals_validation": 0, "starts_by_source": {}}
 
 
-def _to_minima(found: _Found, tols: _Tols, coverage: Coverage, st: dict) -> Minima:
+def _flat_vectors(land: Landscape, found: _Found, tols: _Tols) -> np.ndarray | None:
+    """(K, f, d) flat eigenvectors of the minima that have any (zero-padded), or None."""
+    n_flat = (np.abs(found.eig) <= tols.flat_tol).sum(axis=1)
+    if not len(found) or n_flat.max() == 0:
+        return None
+    out = np.zeros((len(found), int(n_flat.max()), land.dim))
+    which = np.flatnonzero(n_flat > 0)
+    step = _hessian_chunk_rows(land.dim)
+    for a in range(0, len(which), step):
+        ks = which[a:a + step]
+        vals, vecs = _hessian_eigh(land, found.z[ks])
+        for i, k in enumerate(ks):
+            flat = np.flatnonzero(np.abs(vals[i]) <= tols.flat_tol)
+            out[k, :len(flat)] = vecs[i][:, flat].T
+    return out
+
+
+def _to_minima(land: Landscape, found: _Found, tols: _Tols, coverage: Coverage, st: dict) -> Minima:
     order = np.lexsort(tuple(found.z[:, ::-1].T) + (found.energy,)) if len(found) else np.zeros(0, dtype=int)
     found = found.take(order)
     st["n_evals"] = st["n_evals_descent"] + st["n_evals_validation"]
@@ -645,7 +682,7 @@ def _to_minima(found: _Found, tols: _Tols, coverage: Coverage, st: dict) -> Mini
               n_flat_minima=int(((np.abs(found.eig) <= tols.flat_tol).sum(axis=1) > 0).sum()))
     return Minima(z=found.z, energy=found.energy, hits=found.hits, hessian_eigenvalues=found.eig,
                   coverage=coverage, dedup_tol=_assign_radius(found, tols), flat_tol=tols.flat_tol, stats=st,
-                  grad_norm=found.grad_norm)
+                  grad_norm=found.grad_norm, flat_vectors=_flat_vectors(land, found, tols))
 
 
 def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, flat_tol: float | None = None,
@@ -672,7 +709,7 @@ def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, fl
     found = _settle(land, res, np.ones(len(zt), dtype=np.int64), tols, st,
                     max_pushoffs=3 if push_off else 0, max_iter=max_iter, method="lbfgs", push_rel=1e-2)
     found = _merge(land, found, tols)
-    return _to_minima(found, tols, Coverage.from_hits(found.hits, len(zt), 1), st)
+    return _to_minima(land, found, tols, Coverage.from_hits(found.hits, len(zt), 1), st)
 
 
 def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: Any = None, bounds: Any = None, *,
@@ -772,7 +809,7 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         warnings.warn(f"find_minima: {st['n_unconverged']} of {st['n_restarts']} descents did not converge within "
                       f"max_iter={max_iter} (is the energy bounded below? otherwise raise max_iter or gtol)",
                       stacklevel=2)
-    return _to_minima(found, tols, coverage, st)
+    return _to_minima(land, found, tols, coverage, st)
 
 
 __all__ = ["Minima", "Coverage", "find_minima", "minima_from_points", "quench", "chao1", "make_starts", "scale_box",

@@ -54,7 +54,7 @@ def test_muller_brown_exactly_three_minima_with_defaults(mb_minima):
     assert m.hits.sum() >= m.stats["n_converged"] and m.hits.min() > 0
     assert m.stats["n_restarts"] == 1024 and m.stats["n_dropped_nonfinite"] == 0
     assert m.coverage.found == 3 and m.coverage.complete and m.coverage.estimated_total == 3
-    assert np.all(m.n_flat == 0)
+    assert np.all(m.n_flat == 0) and m.flat_vectors is None
 
 
 def test_styblinski_tang_d6_all_64(tmp_path):
@@ -101,6 +101,13 @@ def test_flat_direction_is_kept_and_reported():
     np.testing.assert_allclose(m.hessian_eigenvalues[:, 0], 0.0, atol=1e-9)
     np.testing.assert_allclose(m.hessian_eigenvalues[:, 1:], MB_EIGS, atol=1e-3)
     assert m.hits.sum() == 256
+    np.testing.assert_allclose(np.abs(m.flat_vectors[:, 0]), [[0, 0, 1]] * 3, atol=1e-12)
+    # a point anywhere along a flat valley is assigned to that minimum; off the valley it is not
+    pts = np.c_[MULLER_BROWN_MINIMA[[2, 0, 1]], [7.0, -3.0, 0.5]]
+    np.testing.assert_array_equal(m.assign(pts), [2, 0, 1])
+    assert m.assign(pts + [0.1, 0, 0])[0] == -1
+    back = Minima.from_dict(m.to_dict())
+    np.testing.assert_array_equal(back.flat_vectors, m.flat_vectors)
 
 
 def test_saddle_starts_are_pushed_off(mb):
