@@ -147,3 +147,20 @@ def test_auto_falls_back_to_mala_when_importance_ess_is_too_small():
     eq = bm.equilibrium
     assert eq.method == "mala" and eq.info["importance"]["n_samples"] == 512
     assert np.all(np.abs(eq.mass - w) <= N_SE * eq.se + TAIL)
+
+
+def test_short_run_update_is_the_pang_form():
+    # U = ½ λ ||z||² (a standard-normal base with E = ½ (λ - 1) ||z||²): noise-free steps contract by (1 - s²λ/2)
+    import energyscope as es
+    from energyscope.masses import short_run_samples
+
+    lam, s, k = 3.0, 0.3, 7
+    land = es.Landscape(lambda z: 0.5 * (lam - 1) * (z * z).sum(1), dim=4, base_prior="standard_normal",
+                        sampler={"steps": k, "step_size": s, "noise": False})
+    z, info = short_run_samples(land, n=50, seed=5, progress=False)
+    np.testing.assert_allclose(z, land.base_samples(50, seed=5) * (1 - 0.5 * s**2 * lam) ** k, rtol=1e-12)
+    assert info["defaults_used"] == [] and info["noise"] == 0.0
+    # with noise the stationary variance of this linear chain is 1 / (λ (1 - s²λ/4)); after many steps it is reached
+    zn, _ = short_run_samples(land, n=4000, sampler={"steps": 200, "noise": True}, seed=0, progress=False)
+    var = 1 / (lam * (1 - s**2 * lam / 4))
+    assert abs(zn.var() - var) < 4 * var * np.sqrt(2 / zn.size)
