@@ -36,7 +36,9 @@ class Scales:
 
     Attributes:
         sigma_z: (d,) per-dimension spread of latents (reference latents, else base-prior samples), in latent units.
-        sigma_E: spread (standard deviation) of U over the same latents, in nats.
+        sigma_E: robust spread of U over the same latents, in nats: 1.4826 × the median absolute deviation (the
+            standard deviation for normal values, but not dominated by the few samples that land on a steep wall,
+            as on Müller–Brown); the standard deviation when the MAD is 0, and 1 when both are.
         source: where they came from: ``"reference"``, ``"base_prior"`` or ``"box"``.
     """
 
@@ -58,6 +60,19 @@ class SignCheck:
     mean_U_base: float
     ok: bool
     message: str
+
+
+def robust_spread(u: np.ndarray) -> float:
+    """1.4826 × median absolute deviation of finite values u (normal-consistent), else their std, else 1."""
+    u = np.asarray(u, dtype=float)
+    u = u[np.isfinite(u)]
+    if len(u) < 2:
+        return 1.0
+    mad = 1.4826 * float(np.median(np.abs(u - np.median(u))))
+    if mad > 0:
+        return mad
+    sd = float(np.std(u))
+    return sd if sd > 0 else 1.0
 
 
 def _isolate_module(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
@@ -124,6 +139,9 @@ class Landscape:
         sampler: the model's own short-run sampler settings, e.g. ``{"steps": 60, "step_size": 0.4}``.
         device, dtype: where and in what precision everything is evaluated (float64 by default).
         batch_size: the most rows evaluated in one call (larger batches are chunked).
+        hessian_method: ``"auto"`` (double-backward on CPU, where it measured 2-10x faster for d ≤ 64; ``torch.func``
+            on CUDA), ``"func"`` (vmap of jacfwd∘jacrev, falling back to double-backward where the model does not
+            support torch.func) or ``"autograd"`` (d double-backward passes over the batch).
         metadata: free-form description carried into reports.
     """
 
@@ -145,6 +163,7 @@ class Landscape:
         dtype: torch.dtype = torch.float64,
         batch_size: int = 65536,
         metadata: dict | None = None,
+        hessian_method: str = "auto",
     ) -> None:
         if not callable(energy):
             raise LandscapeError(f"energy must be an nn.Module or a callable, got {type(energy).__name__}")
@@ -158,7 +177,10 @@ class Landscape:
             raise LandscapeError(f"temperature must be positive, got {temperature}")
         if not (base_sigma > 0):
             raise LandscapeError(f"base_sigma must be positive, got {base_sigma}")
+        if hessian_method not in ("auto", "func", "autograd"):
+            raise LandscapeError(f"unknown hessian_method {hessian_method!r}; use 'auto', 'func' or 'autograd'")
         self.device = resolve_device(device)
+        self.hessian_method = hessian_method
         self.dtype = dtype
         self.convention = convention
         self.reduction = None if reduction == "none" else reduction
@@ -287,8 +309,8 @@ class Landscape:
     def hessian(self, z: Any, chunk: int = 256) -> torch.Tensor:
         """Exact Hessians of U at latents z (N, d) -> (N, d, d), symmetrised.
 
-        Uses ``torch.func`` (vmap of jacfwd∘jacrev) where the model supports it, otherwise d double-backward passes
-        over the batch (works for any autograd-able model, TorchScript included).
+        ``hessian_method`` picks ``torch.func`` (vmap of jacfwd∘jacrev, where the model supports it) or d
+        double-backward passes over the batch (works for any autograd-able model, TorchScript included).
         """
         z = self.as_tensor(z)
         out = []
@@ -301,7 +323,10 @@ class Landscape:
         return 0.5 * (h + h.transpose(1, 2))
 
     def _hessian_chunk(self, z: torch.Tensor) -> torch.Tensor:
-        if getattr(self, "_func_ok", True):
+        method = self.hessian_method
+        if method == "auto":
+            method = "func" if self.device.type == "cuda" else "autograd"
+        if method == "func" and getattr(self, "_func_ok", True):
             try:
                 def single(x):
                     return self.potential(x[None, :])[0]
@@ -396,9 +421,7 @@ class Landscape:
         sigma_z = np.where(sigma_z > 0, sigma_z, max(float(sigma_z.max(initial=0.0)), 1.0))
         u = to_numpy(self.energy(z))
         u = u[np.isfinite(u)]
-        sigma_E = float(np.std(u)) if len(u) >= 2 else 1.0
-        if not (sigma_E > 0):
-            sigma_E = 1.0
+        sigma_E = robust_spread(u)
         self._scales = Scales(sigma_z=sigma_z, sigma_E=sigma_E, source=source)
         return self._scales
 
