@@ -485,6 +485,8 @@ class MassFlags:
     unsupported: no reference latent in the basin.
     disagree: equilibrium and sampler mass differ by at least ``min_diff`` and by more than ``n_se`` combined SEs.
     data_far: number of reference latents farther than ``far_factor`` data radii from every minimum.
+    prior_miss: the reverse of a hole, data the prior misses: data mass ≥ ``hole_ratio`` × equilibrium mass, at
+        least ``min_mass``, and significantly above it.
     """
 
     prior_hole: np.ndarray
@@ -492,24 +494,26 @@ class MassFlags:
     disagree: np.ndarray
     data_far: int
     thresholds: dict
+    prior_miss: np.ndarray | None = None
 
 
 def _flags(eq: MassEstimate | None, smp: MassEstimate | None, dat: MassEstimate | None, g: int,
            hole_ratio: float, min_mass: float, min_diff: float, n_se: float) -> MassFlags:
     no = np.zeros(g, dtype=bool)
-    hole, unsup, dis = no.copy(), no.copy(), no.copy()
+    hole, unsup, dis, miss = no.copy(), no.copy(), no.copy(), no.copy()
     if dat is not None:
         counts = np.bincount(dat.basin[dat.basin >= 0], minlength=g)
         unsup = counts == 0
         if eq is not None:
             sep = np.sqrt(eq.se**2 + dat.se**2)
             hole = (eq.mass >= hole_ratio * dat.mass) & (eq.mass >= min_mass) & (eq.mass - dat.mass > n_se * sep)
+            miss = (dat.mass >= hole_ratio * eq.mass) & (dat.mass >= min_mass) & (dat.mass - eq.mass > n_se * sep)
     if eq is not None and smp is not None:
         diff = np.abs(eq.mass - smp.mass)
         dis = (diff >= min_diff) & (diff > n_se * np.sqrt(eq.se**2 + smp.se**2))
     data_far = int(dat.info.get("n_far", 0)) if dat is not None else 0
     return MassFlags(hole, unsup, dis, data_far, {"hole_ratio": hole_ratio, "min_mass": min_mass,
-                                                  "min_diff": min_diff, "n_se": n_se})
+                                                  "min_diff": min_diff, "n_se": n_se}, miss)
 
 
 @dataclass
@@ -559,6 +563,7 @@ class BasinMasses:
                 r[f"{name}_se"] = None if m is None else float(m.se[gi])
             r["data_count"] = None if self.data is None else int((self.data.basin == gi).sum())
             r["prior_hole"] = bool(self.flags.prior_hole[gi])
+            r["prior_miss"] = bool(self.flags.prior_miss[gi]) if self.flags.prior_miss is not None else False
             r["unsupported"] = bool(self.flags.unsupported[gi]) if self.data is not None else None
             r["disagree"] = bool(self.flags.disagree[gi])
             rows.append(r)
@@ -572,14 +577,16 @@ class BasinMasses:
                 "sampler": None if self.sampler is None else self.sampler.to_dict(),
                 "data": None if self.data is None else self.data.to_dict(),
                 "flags": {"prior_hole": f.prior_hole.tolist(), "unsupported": f.unsupported.tolist(),
-                          "disagree": f.disagree.tolist(), "data_far": f.data_far, "thresholds": f.thresholds}}
+                          "disagree": f.disagree.tolist(), "data_far": f.data_far, "thresholds": f.thresholds,
+                          "prior_miss": None if f.prior_miss is None else f.prior_miss.tolist()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BasinMasses":
         est = lambda v: None if v is None else MassEstimate.from_dict(v)  # noqa: E731
         f = d["flags"]
         flags = MassFlags(np.asarray(f["prior_hole"], bool), np.asarray(f["unsupported"], bool),
-                          np.asarray(f["disagree"], bool), int(f["data_far"]), dict(f["thresholds"]))
+                          np.asarray(f["disagree"], bool), int(f["data_far"]), dict(f["thresholds"]),
+                          None if f.get("prior_miss") is None else np.asarray(f["prior_miss"], bool))
         return cls([list(map(int, g)) for g in d["groups"]], np.asarray(d["energy"], float), est(d["equilibrium"]),
                    est(d["sampler"]), est(d["data"]), flags, int(d["n_leaves"]),
                    None if d.get("leaf_energy") is None else np.asarray(d["leaf_energy"], float))

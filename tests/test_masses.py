@@ -103,6 +103,7 @@ def test_flags_aggregation_and_round_trip():
     assert bm.flags.prior_hole.tolist() == [False, False, True]    # 0.2 prior mass, no data
     # the sampler (0 steps = the base) gives each sector about 1/3; the prior gives the deepest basin 0.5
     assert bm.flags.disagree[0]
+    assert not bm.flags.prior_miss.any()                          # data 0.6 / 0.4 is not 3x the prior's 0.5 / 0.3
     rows = bm.table()
     assert rows[2]["data_count"] == 0 and rows[0]["data_mass"] == pytest.approx(0.6)
 
@@ -164,3 +165,16 @@ def test_short_run_update_is_the_pang_form():
     zn, _ = short_run_samples(land, n=4000, sampler={"steps": 200, "noise": True}, seed=0, progress=False)
     var = 1 / (lam * (1 - s**2 * lam / 4))
     assert abs(zn.var() - var) < 4 * var * np.sqrt(2 / zn.size)
+
+
+def test_data_the_prior_misses_is_flagged():
+    land, minima, w = mixture_landscape(base=True)
+    assert w.tolist() == [0.5, 0.3, 0.2]
+    rng = np.random.default_rng(4)
+    ref = np.concatenate([minima.z[0] + 0.1 * rng.standard_normal((20, 2)),
+                          minima.z[2] + 0.1 * rng.standard_normal((80, 2))])   # data 0.2 / 0 / 0.8
+    bm = basin_masses(land, minima, reference=ref, which=("equilibrium", "data"), n_prior=4096, progress=False)
+    np.testing.assert_array_equal(bm.data.mass, [0.2, 0.0, 0.8])
+    assert bm.flags.prior_miss.tolist() == [False, False, True]    # 0.8 >= 3 x 0.2, 15 combined SEs apart
+    assert bm.flags.prior_hole.tolist() == [False, True, False]    # 0.3 of the prior where there is no data
+    assert [r["prior_miss"] for r in bm.table()] == [False, False, True]
