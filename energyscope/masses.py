@@ -300,7 +300,7 @@ def _mala_scale(minima: Minima, land: Landscape) -> float:
     return 0.1 * land.scales().length
 
 
-def mala_samples(land: Landscape, minima: Minima, n_chains: int = 16, n_samples: int = 256, thin: int = 4,
+def mala_samples(land: Landscape, minima: Minima, n_chains: int = 32, n_samples: int = 256, thin: int = 4,
                  burn_in: int = 500, jump_prob: float = 0.1, target_accept: float = 0.574, seed: int = 0,
                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
     """Metropolis-adjusted Langevin samples of p ∝ exp(-U), all chains advanced together.
@@ -373,7 +373,7 @@ def mala_samples(land: Landscape, minima: Minima, n_chains: int = 16, n_samples:
     return np.concatenate(out), np.concatenate(chain), info
 
 
-def mala_mass(land: Landscape, minima: Minima, n_chains: int = 16, n_samples: int = 256, thin: int = 4,
+def mala_mass(land: Landscape, minima: Minima, n_chains: int = 32, n_samples: int = 256, thin: int = 4,
               burn_in: int = 500, jump_prob: float = 0.1, seed: int = 0, keep_z: bool = True,
               progress: bool = True, **assign_kw) -> MassEstimate:
     """Equilibrium basin masses from :func:`mala_samples`, each sample quenched; SE from the spread between chains."""
