@@ -137,7 +137,8 @@ def path_uri(rec: dict, e_ref: float) -> str:
     n_f = len(mep_frames) if has_frames else 0
     if has_frames:
         fig = new_figure(10.0, 2.5)
-        gs = fig.add_gridspec(2, n_f + 1, width_ratios=[n_f * 0.45] + [1] * n_f, wspace=0.06, hspace=0.12,
+        # profile | gap for the row labels | frames
+        gs = fig.add_gridspec(2, n_f + 2, width_ratios=[n_f * 0.45, 0.45] + [1] * n_f, wspace=0.06, hspace=0.12,
                               left=0.06, right=0.99, bottom=0.17, top=0.88)
         ax = fig.add_subplot(gs[:, 0])
     else:
@@ -170,7 +171,7 @@ def path_uri(rec: dict, e_ref: float) -> str:
             from ..render import _ylim
             ylim = _ylim(both)
         for row, name in enumerate(("path", "line")):
-            axes = draw_items_row(fig, [gs[row, c + 1] for c in range(n_f)], both[row * n_f:(row + 1) * n_f], kind,
+            axes = draw_items_row(fig, [gs[row, c + 2] for c in range(n_f)], both[row * n_f:(row + 1) * n_f], kind,
                                   ylim)
             axes[0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
     return figure_uri(fig)
