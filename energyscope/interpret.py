@@ -262,7 +262,16 @@ def path_strips(land: Landscape, paths: TransitionNetwork | Iterable[Path], n_fr
                 decode: bool = True) -> list[PathStrip]:
     """:func:`path_strip` for every transition state of a network that has a path (or for a list of paths)."""
     if isinstance(paths, TransitionNetwork):
-        items = [(u, v, d["path"]) for u, v, d in paths.graph.edges(data=True) if d.get("path") is not None]
+        items = []
+        for u, v, d in paths.graph.edges(data=True):
+            p = d.get("path")
+            if p is None:
+                continue
+            if len(paths.minima):   # orient (i, j) as the path runs: i at path.z[0], j at path.z[-1]
+                d0 = np.linalg.norm(np.asarray(p.z[0]) - paths.minima.z[[u, v]], axis=1)
+                if d0[1] < d0[0]:
+                    u, v = v, u
+            items.append((u, v, p))
     else:
         items = [(-1, -1, p) for p in paths]
     return [path_strip(land, p, n_frames, n_profile, i=u, j=v, decode=decode) for u, v, p in items]

@@ -320,7 +320,7 @@ def plot_path_strip(strip, kind: str | None = None, image_shape: Sequence[int] |
                     ax.set_ylabel(name, fontsize=7)
     ax = fig.add_subplot(gs[rows - 1, :])
     energy_profile_axes(ax, strip.profile_frac, strip.path_energy, strip.profile_frac, strip.line_energy,
-                        title=f"minima {strip.i}–{strip.j}: saddle U={strip.saddle_energy:.4g}"
+                        title=f"minimum {strip.i} → {strip.j}: saddle U={strip.saddle_energy:.4g}"
                         + ("; red frame: off the data" if has_frames and strip.path_off_data is not None else ""))
     fig.tight_layout()
     return fig

@@ -74,10 +74,12 @@ def test_path_strip_frames_and_profiles_on_muller_brown():
     np.testing.assert_allclose(st.path_decoded[:, 2], st.path_z.sum(1))
     assert st.path_off_data is None                           # no reference latents
     net = TransitionNetwork(minima_from(land, MULLER_BROWN_MINIMA))
-    net.add_transition_state(0, 2, float(e[1]), s1, -750.0, path=p)
+    back = Path(z=pz[::-1], energy=e[::-1], saddle_z=s1, saddle_energy=float(e[1]), converged=True, n_evals=0)
+    net.add_transition_state(0, 2, float(e[1]), s1, -750.0, path=back)  # edge (0, 2); its path runs MC -> MA
     net.add_transition_state(1, 2, -72.0, MULLER_BROWN_SADDLES[1], -735.0, path=None)
     strips = path_strips(land, net, n_frames=4)
-    assert len(strips) == 1 and (strips[0].i, strips[0].j) == (0, 2)
+    assert len(strips) == 1 and (strips[0].i, strips[0].j) == (2, 0)
+    np.testing.assert_allclose(strips[0].path_z[0], mc)
     fig = plot_path_strip(st)
     assert len(fig.axes) == 2 * 5 + 1
     assert [len(ln.get_xdata()) for ln in fig.axes[-1].lines] == [41, 41]
