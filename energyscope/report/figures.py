@@ -101,7 +101,7 @@ def disconnectivity_uri(tree: Any, prototypes: np.ndarray | None, dominant: dict
     """
     n = len(tree)
     with_thumbs = prototypes is not None and len(prototypes) >= n and n <= max_thumbnails
-    width = float(np.clip(2.5 + (0.5 if with_thumbs else 0.3) * n, 7.0, 15.0))
+    width = float(np.clip(3.0 + (0.6 if with_thumbs else 0.35) * n, 9.0, 15.0))
     fig = new_figure(width, 6.0 if with_thumbs else 5.0)
     ax = fig.add_subplot(1, 1, 1)
     kwargs: dict[str, Any] = {"ax": ax, "leaf_labels": True}
@@ -113,9 +113,26 @@ def disconnectivity_uri(tree: Any, prototypes: np.ndarray | None, dominant: dict
         kwargs["color_by"] = {int(k): str(v) for k, v in dominant.items()}
         kwargs["categorical"] = True
         kwargs["color_label"] = "dominant label"
-    tree.plot(**kwargs)
+    drawn = tree.plot(**kwargs)
+    tidy_tree_axes(drawn)
     ax.set_ylabel("U − U(global minimum) [nats]")
     return figure_uri(fig)
+
+
+def tidy_tree_axes(drawn: Any) -> None:
+    """Use the width for the tree: x limits around the leaves, the colour legend outside on the right."""
+    leaf_x = getattr(drawn, "leaf_x", None)
+    ax = getattr(drawn, "ax", None)
+    if ax is None or not leaf_x:
+        return
+    xs = np.asarray(list(leaf_x.values()), dtype=float)
+    ax.set_xlim(xs.min() - 0.75, xs.max() + 0.75)
+    leg = getattr(drawn, "legend", None)
+    if leg is not None:
+        handles, title = leg.legend_handles, leg.get_title().get_text()
+        leg.remove()
+        ax.legend(handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+                  fontsize="small", title_fontsize="small")
 
 
 # ------------------------------------------------------------------------------------------------------------ paths
@@ -365,5 +382,5 @@ def pca_uri(minima_z: np.ndarray, saddles_z: np.ndarray, paths_z: Sequence[np.nd
 
 
 __all__ = ["new_figure", "png_bytes", "data_uri", "figure_uri", "display_items", "draw_items_row", "thumbnail_uris",
-           "disconnectivity_uri", "path_uri", "masses_uri", "confusion_uri",
+           "disconnectivity_uri", "tidy_tree_axes", "path_uri", "masses_uri", "confusion_uri",
            "contour_uri", "pca_basis", "pca_uri", "MASS_COLOURS"]
