@@ -220,3 +220,29 @@ def test_text_summary_and_formats():
     s = text_summary(mb_analysis())
     assert s.splitlines()[0].startswith("energyscope analysis of Müller–Brown <test> (d = 2")
     assert "Chao1 estimate 3" in s
+
+
+@pytest.mark.slow
+def test_cli_analyze_then_report_on_the_shipped_digits_model(tmp_path, capsys):
+    """The README's main command end to end, then `energyscope report` rebuilds the identical file."""
+    from pathlib import Path
+    cli = pytest.importorskip("energyscope.cli")
+    ckpt = Path(__file__).resolve().parents[1] / "examples" / "digits" / "digits.pt"
+    if not ckpt.is_file():
+        pytest.skip("the shipped digits model is not there")
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(ckpt), "-o", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["analysis.json", "arrays.npz", "report.html"]
+    first = (out / "report.html").read_bytes()
+    res = Analysis.load(out)
+    assert res.diagnostics["stage_errors"] == {}
+    assert len(res.minima) >= 2 and res.network.is_connected()
+    assert res.prototypes.shape[1:] == (1, 8, 8)
+    assert res.label_agreement["nmi"] > 0.3
+    page = check_self_contained(first.decode("utf-8"))
+    imgs = png_images(page)
+    assert len(imgs) >= 5 + len(res.minima)           # figures plus one thumbnail per basin
+    assert "Projection of minima and paths" in first.decode("utf-8")
+    (out / "report.html").unlink()
+    assert cli.main(["report", str(out)]) == 0
+    assert (out / "report.html").read_bytes() == first
