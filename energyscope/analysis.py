@@ -542,6 +542,7 @@ def analyze(
         grid_size: points per axis of the energy grid drawn for d = 2.
     """
     from .landscape import as_landscape
+    _check_arguments(n_restarts, n_paths, n_frames, grid_size)
     land = as_landscape(land)
     minima_kwargs = dict(minima_kwargs or {})
     connect_kwargs = dict(connect_kwargs or {})
@@ -596,6 +597,20 @@ def analyze(
     result.timings["total"] = round(time.perf_counter() - t_start, 3)
     result.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     return result
+
+
+def _check_arguments(n_restarts: Any, n_paths: Any, n_frames: Any, grid_size: Any) -> None:
+    """Bad settings fail at once with one clear message (a failing stage is recorded, a bad call is not)."""
+    def is_int(x: Any) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+    if n_restarts is not None and (not is_int(n_restarts) or n_restarts < 1):
+        raise ValueError(f"n_restarts must be a positive integer (or None for the default), got {n_restarts!r}")
+    if not is_int(n_paths) or n_paths < 0:
+        raise ValueError(f"n_paths must be a non-negative integer, got {n_paths!r}")
+    if not is_int(n_frames) or n_frames < 2:
+        raise ValueError(f"n_frames must be an integer >= 2, got {n_frames!r}")
+    if not is_int(grid_size) or grid_size < 8:
+        raise ValueError(f"grid_size must be an integer >= 8, got {grid_size!r}")
 
 
 def _plain(d: dict) -> dict:

@@ -377,3 +377,15 @@ def test_quickstart_script(tmp_path):
     assert f"U = {E_S2:.6f}" in proc.stdout and f"U = {E_S1:.6f}" in proc.stdout
     assert sorted(os.listdir(tmp_path / "qs")) == ["analysis.json", "arrays.npz", "report.html"]
     assert Analysis.load(tmp_path / "qs").minima.energy[0] == pytest.approx(E_MA, abs=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_restarts": 0}, "n_restarts must be a positive integer"),
+    ({"n_restarts": 2.5}, "n_restarts must be a positive integer"),
+    ({"n_paths": -1}, "n_paths must be a non-negative integer"),
+    ({"n_frames": 1}, "n_frames must be an integer >= 2"),
+    ({"grid_size": 3}, "grid_size must be an integer >= 8"),
+])
+def test_bad_arguments_fail_at_once(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        es.analyze(mb_landscape(with_reference=False), progress=False, **kwargs)
