@@ -273,6 +273,27 @@ def _new_minima_info(a: Assignment) -> dict:
             "new_minima_energy": a.new_energy.tolist(), "new_minima_counts": a.new_counts.tolist()}
 
 
+def _importance_log_weights(land: Landscape, z: np.ndarray) -> np.ndarray:
+    """log w = -(U(z) - ||z||²/(2σ²)) for base samples z (N, d): the tilt of p over the base."""
+    u = to_numpy(land.energy(z))
+    return -(u - 0.5 * (z * z).sum(1) / land.base_sigma**2)
+
+
+def importance_ess(land: Landscape, n: int = 8192, seed: int = 0) -> float:
+    """Kish effective sample size (Σw)²/Σw² of the importance weights of n base samples (no quenching needed).
+
+    Uses the same samples as :func:`importance_mass` with the same seed.
+    """
+    if land.base_prior != "standard_normal":
+        raise LandscapeError("importance sampling from the base needs base_prior='standard_normal'")
+    log_w = _importance_log_weights(land, land.base_samples(n, seed=seed))
+    log_w = log_w[np.isfinite(log_w)]
+    if not len(log_w):
+        return 0.0
+    w = np.exp(log_w - log_w.max())
+    return float(w.sum() ** 2 / (w * w).sum())
+
+
 def importance_mass(land: Landscape, minima: Minima, n: int = 8192, seed: int = 0, keep_z: bool = True,
                     progress: bool = True, **assign_kw) -> MassEstimate:
     """Equilibrium basin masses by self-normalised importance sampling from the base N(0, σ² I).
@@ -284,8 +305,7 @@ def importance_mass(land: Landscape, minima: Minima, n: int = 8192, seed: int = 
     if land.base_prior != "standard_normal":
         raise LandscapeError("importance sampling from the base needs base_prior='standard_normal'; use mala_mass")
     z = land.base_samples(n, seed=seed)
-    u = to_numpy(land.energy(z))
-    log_w = -(u - 0.5 * (z * z).sum(1) / land.base_sigma**2)
+    log_w = _importance_log_weights(land, z)
     a = assign_basins(land, minima, z, progress=progress, desc="quench prior samples", **assign_kw)
     info = {"seed": seed, "n_nonfinite": int((~np.isfinite(log_w)).sum()), **_new_minima_info(a)}
     return MassEstimate.from_samples("importance", a.basin, len(minima), log_weight=log_w,
@@ -630,17 +650,19 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
         method = "importance" if land.base_prior == "standard_normal" else "mala"
     eq = smp = dat = None
     if "equilibrium" in which:
-        if method == "importance":
-            eq = importance_mass(land, minima, n_prior, seed=seed, keep_z=keep_z, progress=progress, **assign_kw)
-            if auto and eq.ess < min_ess:
-                warnings.warn(f"importance sampling from the base has effective sample size {eq.ess:.0f} of "
-                              f"{eq.n_samples} (< min_ess={min_ess:g}); using MALA for the equilibrium mass",
+        if method == "importance" and auto:
+            # the weights alone give the effective sample size: decide before quenching thousands of samples
+            ess = importance_ess(land, n_prior, seed=seed)
+            if ess < min_ess:
+                warnings.warn(f"importance sampling from the base has effective sample size {ess:.0f} of "
+                              f"{n_prior} (< min_ess={min_ess:g}); using MALA for the equilibrium mass",
                               stacklevel=2)
-                imp = {"mass": eq.mass.tolist(), "se": eq.se.tolist(), "ess": eq.ess, "n_samples": eq.n_samples}
                 eq = mala_mass(land, minima, seed=seed, keep_z=keep_z, progress=progress, **(mala or {}),
                                **assign_kw)
-                eq.info["importance"] = imp
-        else:
+                eq.info["importance"] = {"ess": ess, "n_samples": int(n_prior)}
+        if eq is None and method == "importance":
+            eq = importance_mass(land, minima, n_prior, seed=seed, keep_z=keep_z, progress=progress, **assign_kw)
+        elif eq is None:
             eq = mala_mass(land, minima, seed=seed, keep_z=keep_z, progress=progress, **(mala or {}), **assign_kw)
     if "sampler" in which:
         smp = sampler_mass(land, minima, n_sampler, sampler, seed=seed + 1, keep_z=keep_z, progress=progress,
@@ -656,5 +678,5 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
 
 
 __all__ = ["OTHER", "UNRESOLVED", "SAMPLER_DEFAULTS", "Assignment", "assign_basins", "MassEstimate", "MassFlags",
-           "BasinMasses", "basin_masses", "importance_mass", "mala_samples", "mala_mass", "sampler_settings",
+           "BasinMasses", "basin_masses", "importance_ess", "importance_mass", "mala_samples", "mala_mass", "sampler_settings",
            "short_run_samples", "sampler_mass", "data_mass", "partition_map"]

@@ -178,3 +178,10 @@ def test_data_the_prior_misses_is_flagged():
     assert bm.flags.prior_miss.tolist() == [False, False, True]    # 0.8 >= 3 x 0.2, 15 combined SEs apart
     assert bm.flags.prior_hole.tolist() == [False, True, False]    # 0.3 of the prior where there is no data
     assert [r["prior_miss"] for r in bm.table()] == [False, False, True]
+
+
+def test_importance_ess_from_weights_alone_matches_the_full_estimate():
+    from energyscope.masses import importance_ess, importance_mass
+    land, minima, _ = mixture_landscape(base=True)
+    full = importance_mass(land, minima, 1024, seed=3, progress=False)
+    assert importance_ess(land, 1024, seed=3) == pytest.approx(full.ess, rel=1e-9)
