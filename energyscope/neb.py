@@ -20,8 +20,6 @@ between images and intermediate minima) and splits bands at intermediate minima,
 """
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -638,13 +636,3 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
 __all__ = ["neb", "relax_bands", "find_paths", "dense_profiles", "profile_dips", "tangents", "neb_forces",
            "image_count", "BandResult", "PairPaths", "NEBError"]
 
-
-class _CallableModule(types.ModuleType):
-    """``energyscope.neb`` is both this module and the function :func:`neb`: once the submodule is imported, Python
-    binds the package attribute ``neb`` to the module, so the module forwards calls to the function."""
-
-    def __call__(self, *args, **kwargs) -> Path:
-        return neb(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
