@@ -6,10 +6,11 @@ draws it with matplotlib.
 Conventions: the y axis is energy above the global minimum (nats = kT). Every minimum is its own branch ending at its
 exact energy. Internal nodes sit at their exact merge energy, or, with display levels (``n_levels`` or ``delta_E``),
 at the lowest level at or above it; merges that land on the same level are drawn as one node, so chains of
-single-child nodes never appear. Under each node the child holding the node's lowest minimum is in the middle and the
-others are placed outward by size, each on the currently lighter side, so larger basins sit nearer the centre and the
-global minimum's subtree is centred. Components that no transition state joins hang from an explicit "not connected"
-root at the top.
+single-child nodes never appear. Under each node the child holding the node's lowest minimum is the anchor and the
+others are placed outward from it, largest first, each on the side that is currently lighter (counting the leaves the
+anchor subtree already has on either side of its own lowest minimum), so larger basins sit nearer the centre and the
+global minimum ends up near the middle of the picture (within half the largest sibling subtree). Components that no
+transition state joins hang from an explicit "not connected" root at the top.
 """
 from __future__ import annotations
 
@@ -148,31 +149,52 @@ def tree_layout(graph: DisconnectivityGraph, n_levels: int | None = None, delta_
     rank = np.empty(K, dtype=int)
     rank[np.lexsort((np.arange(K), graph.energy))] = np.arange(K)
 
-    def arrange(children: list[int]) -> list[int]:
-        """Lowest minimum's child in the middle; the rest by size outward, each to the lighter side."""
-        ch = sorted(children, key=lambda c: (rank[graph.lowest[c]]))
-        centre, rest = ch[0], sorted(ch[1:], key=lambda c: (-graph.size[c], rank[graph.lowest[c]]))
-        left, right, wl, wr = [], [], 0, 0
-        for c in rest:
-            if wr <= wl:
-                right.append(c)
-                wr += graph.size[c]
-            else:
-                left.append(c)
-                wl += graph.size[c]
-        return left[::-1] + [centre] + right
-
     roots = graph.roots
-    node_children: dict[int, list[int]] = {}
     top_key = NOT_CONNECTED if len(roots) > 1 else roots[0]
+    # Display tree (top-down), then arrange children bottom-up.
+    raw: dict[int, list[int]] = {}
     if len(roots) > 1:
-        node_children[NOT_CONNECTED] = arrange(list(roots))
+        raw[NOT_CONNECTED] = list(roots)
     stack = list(roots)
     while stack:
         n = stack.pop()
         if n >= K:
-            node_children[n] = arrange(display_children(n))
-            stack.extend(node_children[n])
+            raw[n] = display_children(n)
+            stack.extend(raw[n])
+    post, stack = [], [top_key]
+    while stack:
+        n = stack.pop()
+        post.append(n)
+        stack.extend(raw.get(n, []))
+
+    def size_of(n: int) -> int:
+        return K if n == NOT_CONNECTED else int(graph.size[n])
+
+    def lowest_rank(n: int) -> int:
+        return int(rank[graph.lowest[roots[0]]]) if n == NOT_CONNECTED else int(rank[graph.lowest[n]])
+
+    # extent[n] = (leaves left of the subtree's lowest minimum, leaves right of it).
+    extent: dict[int, tuple[int, int]] = {p: (0, 0) for p in range(K)}
+    node_children: dict[int, list[int]] = {}
+    for n in reversed(post):
+        if n not in raw:
+            continue
+        # The child holding the lowest minimum is the anchor; the others go outward, largest first, each on the side
+        # that is currently lighter counting the anchor's own leaves, so the lowest minimum ends up near the middle
+        # and larger basins nearer it (a planar drawing allows no more freedom than the side).
+        ch = sorted(raw[n], key=lowest_rank)
+        centre, rest = ch[0], sorted(ch[1:], key=lambda c: (-size_of(c), lowest_rank(c)))
+        wl, wr = extent[centre]
+        left, right = [], []
+        for c in rest:
+            if wr <= wl:
+                right.append(c)
+                wr += size_of(c)
+            else:
+                left.append(c)
+                wl += size_of(c)
+        node_children[n] = left[::-1] + [centre] + right
+        extent[n] = (wl, wr)
 
     # Leaf order: depth-first, left to right.
     order_pos: list[int] = []
@@ -189,12 +211,6 @@ def tree_layout(graph: DisconnectivityGraph, n_levels: int | None = None, delta_
     # Node x: mean of its children's x (post-order).
     node_xy: dict[int, tuple[float, float]] = {}
     x_of: dict[int, float] = {p: leaf_x[int(graph.ids[p])] for p in range(K)}
-    post, stack = [], [top_key]
-    while stack:
-        n = stack.pop()
-        post.append(n)
-        if n in node_children:
-            stack.extend(node_children[n])
     root_tops = [float(y[r]) for r in roots]
     nc_y = max(root_tops) + 2.0 * slant
     for n in reversed(post):
@@ -441,8 +457,9 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
     # ---- limits (thumbnails and labels need room below the lowest leaves)
     y_low = min(lay.leaf_y.values())
     y_high = lay.top + 0.02 * max(lay.top - y_low, 1e-12)
-    half = max(lay.x_center - 0.0, (n - 1) - lay.x_center) + 0.75
-    ax.set_xlim(lay.x_center - half, lay.x_center + half)
+    # x limits around the leaves (the layout already keeps the global minimum near the middle).
+    ax.set_xlim(-0.75, (n - 1) + 0.75)
+    x_span = (n - 1) + 1.5
     pos = ax.get_position()
     fw, fh = fig.get_size_inches()
     ax_w_pt, ax_h_pt = fw * 72 * pos.width, fh * 72 * pos.height
@@ -465,7 +482,7 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
                 thumbs[m] = _as_image(img, m)
     thumb_pt = 0.0
     if thumbs:
-        thumb_pt = float(thumbnail_size) if thumbnail_size else float(min(40.0, 0.9 * ax_w_pt / (2 * half)))
+        thumb_pt = float(thumbnail_size) if thumbnail_size else float(min(40.0, 0.9 * ax_w_pt / x_span))
     need_pt = 3.0 + label_pt + (thumb_pt * max(t.shape[0] / t.shape[1] for t in thumbs.values()) + 2.0
                                 if thumbs else 0.0)
     frac = min(need_pt / max(ax_h_pt, 1.0), 0.45)
