@@ -12,8 +12,6 @@ stores the exact merge energies.
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path as _FilePath
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -492,14 +490,3 @@ def basin_index(basins: list[set[int]], ids: Iterable[int]) -> np.ndarray:
 
 __all__ = ["DisconnectivityGraph", "disconnectivity", "basin_index"]
 
-
-class _CallableModule(types.ModuleType):
-    """Once ``energyscope.disconnectivity`` (this module) has been imported, Python stores the module as the package
-    attribute of the same name, hiding the lazily exported function ``es.disconnectivity``; calling the module calls
-    the function, so ``es.disconnectivity(network)`` works whatever was imported first."""
-
-    def __call__(self, network: "TransitionNetwork") -> DisconnectivityGraph:
-        return disconnectivity(network)
-
-
-sys.modules[__name__].__class__ = _CallableModule
