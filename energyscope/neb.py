@@ -31,7 +31,7 @@ from .landscape import Landscape
 from .minima import Minima, quench
 from .network import Path
 from .optim import FIRE
-from .saddles import MinimaBook, default_match_tol, eig_tolerance, find_saddles
+from .saddles import MinimaBook, default_match_tol, find_saddles
 
 
 class NEBError(ValueError):
@@ -472,17 +472,13 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
                 results[ok_bands[o][0]].n_evals += res.n_evals // len(cand_z) * cand_owner.count(o)
             zq, eq = to_numpy(res.z), to_numpy(res.energy)
             conv = to_numpy(res.converged) & to_numpy(res.finite)
-            idx, _ = book.match(zq)
-            new_rows = np.nonzero(conv & (idx < 0))[0]
-            if len(new_rows):
-                vals = to_numpy(torch.linalg.eigvalsh(land.hessian(zq[new_rows])))
-                tol = eig_tolerance(vals, book.base.flat_tol)
-                for r, v, t in zip(new_rows, vals, tol):
-                    if v[0] >= -t:
-                        n_before = len(book)
-                        idx[r] = book.add(zq[r], eq[r], v)
-                        if idx[r] >= n_before:
-                            results[ok_bands[cand_owner[r]][0]].new_minima.append(int(idx[r]))
+            n_before = len(book)
+            idx, _ = book.match_or_add(land, zq, eq, conv)
+            credited: set[int] = set()
+            for r in np.nonzero(idx >= n_before)[0]:
+                if int(idx[r]) not in credited:  # a new minimum is credited to the first band that found it
+                    credited.add(int(idx[r]))
+                    results[ok_bands[cand_owner[r]][0]].new_minima.append(int(idx[r]))
             for r, o in enumerate(cand_owner):
                 s = ok_bands[o][1]
                 m = int(idx[r])

@@ -77,6 +77,30 @@ class MinimaBook:
         self._tree = None
         return len(self) - 1
 
+    def match_or_add(self, land: Landscape, z: np.ndarray, energy: np.ndarray, ok: np.ndarray,
+                     eig_rel: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+        """Index of the known minimum each quenched row of z (N, d) reached; rows that reached none are
+        Hessian-validated and, when they are minima, added as new ones.
+
+        Args:
+            z, energy: (N, d) quenched points and (N,) their energies.
+            ok: (N,) rows whose descent converged; other rows get -1.
+            eig_rel: relative flat-eigenvalue tolerance (see :func:`eig_tolerance`).
+
+        Returns:
+            (index per row or -1 (N,), rows whose Hessian was evaluated (M,)).
+        """
+        idx, _ = self.match(z)
+        idx = np.where(ok, idx, -1)
+        new_rows = np.nonzero(ok & (idx < 0))[0]
+        if len(new_rows):
+            vals = to_numpy(torch.linalg.eigvalsh(land.hessian(z[new_rows])))
+            tol = eig_tolerance(vals, self.base.flat_tol, eig_rel)
+            for r, v, t in zip(new_rows, vals, tol):
+                if v[0] >= -t:
+                    idx[r] = self.add(z[r], energy[r], v)
+        return idx, new_rows
+
     def to_minima(self) -> Minima:
         """A NEW :class:`Minima`: the input minima first (same indices, same order), then the ones found on the way.
 
@@ -304,16 +328,9 @@ def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *
         n_evals_push[todo] += res.n_evals // max(len(todo), 1)
         zq, eq = to_numpy(res.z), to_numpy(res.energy)
         ok = to_numpy(res.converged) & to_numpy(res.finite)
-        idx, _ = book.match(zq)
-        # rows that reached no known minimum: Hessian-validate, then add as new minima
-        new_rows = np.nonzero(ok & (idx < 0))[0]
-        if len(new_rows):
-            vals = to_numpy(torch.linalg.eigvalsh(land.hessian(zq[new_rows])))
-            n_hess_push[todo[new_rows % len(todo)]] += 1
-            mtol = eig_tolerance(vals, book.base.flat_tol, eig_rel)
-            for r, v, t in zip(new_rows, vals, mtol):
-                if v[0] >= -t:
-                    idx[r] = book.add(zq[r], eq[r], v)
+        # rows that reached no known minimum are Hessian-validated and added as new minima
+        idx, new_rows = book.match_or_add(land, zq, eq, ok, eig_rel)
+        n_hess_push[todo[new_rows % len(todo)]] += 1
         n = len(todo)
         for k, c in enumerate(todo):
             a, b = int(idx[k]), int(idx[k + n])
