@@ -384,8 +384,10 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
                     group_of[m] = v
             handles = [Line2D([], [], color=palette[g], lw=3, label=str(g)) for g in groups]
             if handles:
-                legend = ax.legend(handles=handles, title=color_label, loc="upper left", fontsize="small",
-                                   frameon=False, ncol=1 if len(handles) <= 12 else 2)
+                # Outside the axes on the right, where it cannot cover branches.
+                legend = ax.legend(handles=handles, title=color_label, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                                   fontsize="small", title_fontsize="small", frameon=False,
+                                   ncol=1 if len(handles) <= 12 else 2)
         else:
             v = np.array([np.nan if vals[m] is None else float(vals[m]) for m in ids])
             finite = np.isfinite(v)
