@@ -1,4 +1,4 @@
-"""The one place that converts between numpy and torch, and picks devices and dtypes."""
+"""The one place that converts between numpy, torch and JSON-able values, and picks devices and dtypes."""
 from __future__ import annotations
 
 from typing import Any
@@ -35,3 +35,16 @@ def set_threads(n: int | None) -> None:
     """Set torch's intra-op thread count (``None`` leaves it as ``OMP_NUM_THREADS`` / torch chose)."""
     if n is not None and n > 0:
         torch.set_num_threads(int(n))
+
+
+def jsonable(obj: Any) -> Any:
+    """A nested structure with numpy scalars/arrays turned into Python numbers/lists and dict keys into str."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

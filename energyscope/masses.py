@@ -35,7 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from ._tensor import to_numpy
+from ._tensor import jsonable, to_numpy
 from .landscape import Landscape, LandscapeError
 from .minima import Minima, quench
 
@@ -243,7 +243,7 @@ class MassEstimate:
                 "other": self.other, "other_se": self.other_se, "unresolved": self.unresolved,
                 "unresolved_se": self.unresolved_se, "ess": self.ess, "n_samples": self.n_samples,
                 "basin": self.basin, "log_weight": self.log_weight, "chain": self.chain, "z": self.z,
-                "info": _jsonable(self.info)}
+                "info": jsonable(self.info)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MassEstimate":
@@ -252,20 +252,6 @@ class MassEstimate:
                    float(d["unresolved"]), float(d["unresolved_se"]), float(d["ess"]), int(d["n_samples"]),
                    arr(d["basin"], int), arr(d.get("log_weight")), arr(d.get("chain"), int), arr(d.get("z")),
                    dict(d.get("info") or {}))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    return obj
 
 
 def _new_minima_info(a: Assignment) -> dict:

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._tensor import to_numpy
+from ._tensor import jsonable, to_numpy
 from .landscape import Landscape
 from .optim import MinimizeResult, minimize
 
@@ -219,7 +219,7 @@ class Minima:
             "coverage": None if self.coverage is None else self.coverage.to_dict(),
             "dedup_tol": float(self.dedup_tol),
             "flat_tol": float(self.flat_tol),
-            "stats": _jsonable(self.stats),
+            "stats": jsonable(self.stats),
         }
 
     @classmethod
@@ -245,16 +245,6 @@ class Minima:
             f", estimated_total={self.coverage.estimated_total:.1f}, restarts={self.coverage.n_restarts}"
         e = f", E=[{self.energy.min():.4g} .. {self.energy.max():.4g}]" if len(self) else ""
         return f"Minima(K={len(self)}, d={self.z.shape[1] if self.z.ndim == 2 else '?'}{e}{cov})"
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 # ---------------------------------------------------------------------------------------------------------- starts
