@@ -135,12 +135,15 @@ def tree_layout(graph: DisconnectivityGraph, n_levels: int | None = None, delta_
             slant = 1.0
     slant = float(slant)
 
-    # Display children: fuse internal children drawn at the same height as their parent.
+    # Display children: fuse internal children drawn at the same height as their parent (within 1e-9 of the energy
+    # span: merges that differ only by round-off, e.g. symmetric saddles refined separately, are one node on paper).
+    same = 1e-9 * max(span, 1.0)
+
     def display_children(n: int) -> list[int]:
         out, stack = [], list(graph.node_children(n))
         while stack:
             c = stack.pop()
-            if c >= K and y[c] == y[n]:
+            if c >= K and y[n] - y[c] <= same:
                 stack.extend(graph.node_children(c))
             else:
                 out.append(c)
@@ -467,12 +470,14 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
     ax_w_pt, ax_h_pt = fw * 72 * pos.width, fh * 72 * pos.height
     label_pt = 0.0
     labels: dict[int, str] = {}
+    rotate = False
     if leaf_labels is not False and leaf_labels is not None:
         if leaf_labels is True:
             labels = {m: str(m) for m in ids}
         else:
             labels = {m: str(v) for m, v in _per_minimum(leaf_labels, ids, "leaf_labels").items()}
-        rotate = n > 15
+        # Upright when the longest label fits the leaf spacing, else turned 90°.
+        rotate = 5.0 * max(len(t) for t in labels.values()) > 0.95 * ax_w_pt / x_span
         label_pt = 4.0 + (6.0 * max(len(t) for t in labels.values()) if rotate else 9.0)
     thumbs: dict[int, np.ndarray] = {}
     if thumbnail is not None:
@@ -496,7 +501,7 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
 
     for m, t in labels.items():
         ax.annotate(t, (lay.leaf_x[m], lay.leaf_y[m]), xytext=(0, -3), textcoords="offset points", ha="center",
-                    va="top", fontsize="x-small", rotation=90 if n > 15 else 0, annotation_clip=False)
+                    va="top", fontsize="x-small", rotation=90 if rotate else 0, annotation_clip=False)
     drawn: dict[int, Any] = {}
     if thumbs:
         gray = [t for t in thumbs.values() if t.ndim == 2]

@@ -428,3 +428,30 @@ def test_plot_with_pruning_into_given_axes():
     plt.close(fig)
     with pytest.raises(TypeError, match="DisconnectivityGraph"):
         plot_disconnectivity(st_network(2))
+
+
+def test_round_off_ties_drawn_as_one_node_but_tree_stays_exact():
+    # Two saddles that should be equal but differ by round-off (as when each is refined on its own): the tree keeps
+    # both exact merges; the drawing shows one node with three children, not a one-child chain.
+    e = [0.0, 1.0, 1.0]
+    tree = DisconnectivityGraph(e, [(0, 1, 10.0), (0, 2, 10.0 + 1e-12)])
+    assert tree.merge_edges[:, 2].tolist() == [10.0, 10.0 + 1e-12]
+    lay = tree_layout(tree)
+    assert len(lay.node_children) == 1 and len(next(iter(lay.node_children.values()))) == 3
+    assert lay.leaf_x[0] == 1.0
+    # A real gap is still drawn as two nodes.
+    lay = tree_layout(DisconnectivityGraph(e, [(0, 1, 10.0), (0, 2, 10.5)]))
+    assert len(lay.node_children) == 2
+
+
+def test_leaf_labels_upright_when_they_fit():
+    tree = disconnectivity(st_network(4))
+    fig, ax = plt.subplots(figsize=(9, 5))
+    drawn = tree.plot(ax=ax, leaf_labels={m: format(m, "04b") for m in range(16)})
+    rot = {t.get_text(): t.get_rotation() for t in drawn.ax.texts}
+    assert rot["0000"] == 0.0 and rot["1111"] == 0.0
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(3, 5))
+    drawn = tree.plot(ax=ax, leaf_labels={m: f"minimum number {m}" for m in range(16)})
+    assert all(t.get_rotation() == 90.0 for t in drawn.ax.texts if t.get_text().startswith("minimum number"))
+    plt.close(fig)
