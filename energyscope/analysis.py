@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import time
+import warnings
 import traceback
 from pathlib import Path as _FsPath
 from typing import Any, Callable
@@ -483,7 +484,8 @@ def _error_text(exc: BaseException) -> str:
 
 
 class _Stage:
-    """Times one stage, and turns an exception into a recorded error instead of a crash."""
+    """Times one stage, records the warnings it raises in the diagnostics (and passes them on), and turns an
+    exception into a recorded error instead of a crash."""
 
     def __init__(self, name: str, result: Analysis):
         self.name = name
@@ -492,9 +494,16 @@ class _Stage:
 
     def __enter__(self) -> "_Stage":
         self.t0 = time.perf_counter()
+        self._catcher = warnings.catch_warnings(record=True)
+        self._caught = self._catcher.__enter__()
+        warnings.simplefilter("default")
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        self._catcher.__exit__(None, None, None)
+        for w in self._caught:
+            self.result.diagnostics.setdefault("warnings", []).append(f"{self.name}: {w.message}")
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.result.timings[self.name] = round(time.perf_counter() - self.t0, 3)
         if exc is None:
             self.ok = True

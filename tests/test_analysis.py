@@ -189,6 +189,22 @@ def test_failed_minima_stage(monkeypatch):
     assert res.minima is None and res.basins == []
 
 
+def test_warnings_of_a_stage_are_kept_in_the_diagnostics(monkeypatch):
+    import warnings
+
+    import energyscope.minima as minima_mod
+    original = minima_mod.find_minima
+
+    def warning_search(*a, **k):
+        warnings.warn("half the restarts wandered off", UserWarning)
+        return original(*a, **k)
+    monkeypatch.setattr(minima_mod, "find_minima", warning_search)
+    with pytest.warns(UserWarning, match="wandered off"):  # still shown to the user
+        res = run_mb(with_reference=False, masses=False)
+    assert "minima: half the restarts wandered off" in res.diagnostics["warnings"]
+    assert len(res.minima) == 3
+
+
 def test_failed_connections_are_listed():
     def with_failures(land, minima, **kw):
         net = exact_connect(land, minima)
