@@ -199,6 +199,25 @@ def tree_layout(graph: DisconnectivityGraph, n_levels: int | None = None, delta_
         node_children[n] = left[::-1] + [centre] + right
         extent[n] = (wl, wr)
 
+    # Centre the global minimum. Along its chain of ancestors, each node's children list may be reversed on its own
+    # (a mirror image keeps the centre-outward order) and only swaps which side that node's siblings land on. Decide
+    # the chain's nodes largest imbalance first, each the way that keeps the running left-right difference smallest.
+    g_leaf = int(graph.lowest[roots[0]])
+    chain, n = [], top_key
+    while n in node_children:
+        chs = node_children[n]
+        k = next(i for i, c in enumerate(chs) if c == g_leaf or (c >= K and graph.lowest[c] == g_leaf))
+        a = sum(size_of(c) for c in chs[:k])
+        b = sum(size_of(c) for c in chs[k + 1:])
+        chain.append((abs(a - b), n, a - b))
+        n = chs[k]
+    diff = 0
+    for _, n, ab in sorted(chain, key=lambda t: -t[0]):
+        if abs(diff - ab) < abs(diff + ab):
+            node_children[n] = node_children[n][::-1]
+            ab = -ab
+        diff += ab
+
     # Leaf order: depth-first, left to right.
     order_pos: list[int] = []
     stack = [top_key]

@@ -455,3 +455,17 @@ def test_leaf_labels_upright_when_they_fit():
     drawn = tree.plot(ax=ax, leaf_labels={m: f"minimum number {m}" for m in range(16)})
     assert all(t.get_rotation() == 90.0 for t in drawn.ax.texts if t.get_text().startswith("minimum number"))
     plt.close(fig)
+
+
+def test_global_minimum_centred_along_its_chain():
+    # The digits model's tree: {0,1} then 5 join, {2,3} then 4 join, the two halves meet at the top. Greedy bottom-up
+    # alone puts the global minimum in slot 1 of 0..5; balancing its chain puts it next to the middle.
+    e = [0.0, 0.056, 0.267, 0.500, 0.715, 1.279]
+    edges = [(2, 3, 0.595), (3, 4, 0.757), (0, 1, 1.190), (0, 5, 1.318), (0, 3, 1.571)]
+    lay = tree_layout(DisconnectivityGraph(e, edges))
+    assert lay.leaf_x[0] in (2.0, 3.0)
+    _contiguous_subtrees(DisconnectivityGraph(e, edges), lay)
+    # A comb (each minimum joins the global one's basin in turn) ends with the global minimum in the middle.
+    K = 9
+    comb = DisconnectivityGraph(np.arange(K, dtype=float), [(0, k, 10.0 + k) for k in range(1, K)])
+    assert tree_layout(comb).leaf_x[0] == (K - 1) / 2
