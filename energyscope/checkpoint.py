@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._tensor import to_numpy
+from ._tensor import resolve_device, to_numpy
 from .landscape import Landscape, LandscapeError
 from .spec import SpecError, build_module, complete_spec, describe_spec, infer_spec, module_spec
 
@@ -483,6 +483,8 @@ def _resolve_entry_point(model: str) -> Callable:
 
 
 def _from_entry_point(path: Path, model: str, trust_pickle: bool, device: Any, dtype: torch.dtype) -> Landscape:
+    """The Landscape that the user's ``fn(checkpoint)`` returns; when a device other than the default CPU was asked
+    for and the Landscape is elsewhere, it is rebuilt with the same settings on that device."""
     fn = _resolve_entry_point(model)
     if _is_torchscript(path):
         obj = _jit_load(path)
@@ -497,6 +499,22 @@ def _from_entry_point(path: Path, model: str, trust_pickle: bool, device: Any, d
     if not isinstance(land, Landscape):
         raise CheckpointError(f"the entry point {model!r} returned {type(land).__name__}; it must return an "
                               "energyscope.Landscape")
+    try:
+        want = resolve_device(device)
+    except ValueError as exc:  # e.g. a CUDA device without CUDA
+        raise CheckpointError(str(exc)) from None
+    if want != land.device and want != torch.device("cpu"):
+        # a device other than the default was asked for (--device cuda): the same Landscape, moved there
+        try:
+            land = Landscape(land.energy_module, decoder=land.decoder_module, encoder=land.encoder_module,
+                             dim=land.dim, convention=land.convention, reduction=land.reduction,
+                             temperature=land.temperature, base_prior=land.base_prior, base_sigma=land.base_sigma,
+                             reference=land.reference, labels=land.labels, sampler=land.sampler, device=want,
+                             dtype=land.dtype, batch_size=land.batch_size, metadata=land.metadata,
+                             hessian_method=land.hessian_method)
+        except LandscapeError as exc:
+            raise CheckpointError(f"the Landscape from entry point {model!r} could not be moved to {want}: {exc} "
+                                  f"(build it with device= in the entry point)") from None
     return land
 
 
@@ -639,7 +657,9 @@ def load_checkpoint(path: str | os.PathLike, model: str | None = None, trust_pic
         model: ``"pkg.module:fn"`` or ``"path/to/file.py:fn"``: ``fn(checkpoint_object)`` builds the Landscape
             (the object is loaded with ``weights_only=True``; a TorchScript archive is passed as the loaded module).
         trust_pickle: allow unpickling arbitrary Python objects (whole pickled modules). Only for files you trust.
-        device, dtype: where and in what precision the Landscape evaluates (float64 by default).
+        device, dtype: where and in what precision the Landscape evaluates (float64 by default). Tensors in the
+            file are read onto the CPU first, so a checkpoint saved on a GPU loads on a CPU-only machine. With
+            ``model=``, the entry point's Landscape is moved to ``device`` when one other than ``"cpu"`` is given.
         spec: a dict, or a JSON/YAML file, naming key prefixes, layers or activations per role (``energy``,
             ``decoder``, ``encoder``), conventions (``convention``, ``reduction``, ``temperature``, ``base_prior``,
             ``base_sigma``, ``dim``), ``data_shape`` and ``sampler``; it overrides what the file says.

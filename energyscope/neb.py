@@ -184,7 +184,7 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         X[:, 0], X[:, -1] = A, B
     E = torch.full((P, M), float("nan"), device=dev, dtype=dt_)
     E[:, 0], E[:, -1] = land.energy(A), land.energy(B)
-    n_evals = torch.full((P,), 2, dtype=torch.long)
+    n_evals = torch.full((P,), 2, dtype=torch.long, device=dev)
     if curvature is None:
         ev = torch.linalg.eigvalsh(land.hessian(torch.cat([A, B])))
         curvature = torch.maximum(ev[:P, -1], ev[P:, -1]).abs()
@@ -201,12 +201,13 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
     fire = FIRE(P, n_int * d, dt=1.0, dt_max=float(dt_max.max()),
                 max_step=(step_rel * seg * np.sqrt(n_int)).clamp_min(1e-300), device=dev, dtype=dt_)
     fire.dt[:] = dt0  # per band; the per-band cap dt_max is applied after each step
-    climbing = torch.zeros(P, dtype=torch.bool)
-    converged = torch.zeros(P, dtype=torch.bool)
-    fmax = torch.full((P,), float("inf"), dtype=dt_)
-    tol = torch.full((P,), float("nan"), dtype=dt_)
-    span0 = torch.full((P,), float("nan"), dtype=dt_)
-    n_iter = torch.zeros(P, dtype=torch.long)
+    # per-band bookkeeping lives with the bands (indexed by `active`, which is on the landscape's device)
+    climbing = torch.zeros(P, dtype=torch.bool, device=dev)
+    converged = torch.zeros(P, dtype=torch.bool, device=dev)
+    fmax = torch.full((P,), float("inf"), dtype=dt_, device=dev)
+    tol = torch.full((P,), float("nan"), dtype=dt_, device=dev)
+    span0 = torch.full((P,), float("nan"), dtype=dt_, device=dev)
+    n_iter = torch.zeros(P, dtype=torch.long, device=dev)
     reasons = [""] * P
     finite_ends = torch.isfinite(E[:, 0]) & torch.isfinite(E[:, -1])
     for p in torch.nonzero(~finite_ends).flatten().tolist():
@@ -287,6 +288,9 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
     if bar is not None:
         bar.close()
     Xn, En = to_numpy(X), to_numpy(E)
+    # one transfer each, not one per band and field
+    converged, climbing, fmax, tol, n_iter, n_evals = (to_numpy(t) for t in (converged, climbing, fmax, tol, n_iter,
+                                                                             n_evals))
     return [BandResult(z=Xn[p], energy=En[p], converged=bool(converged[p]), climbing=bool(climbing[p]),
                        fmax=float(fmax[p]), ftol=float(tol[p]), n_iter=int(n_iter[p]), n_evals=int(n_evals[p]),
                        reason=reasons[p] or ("" if converged[p] else

@@ -185,11 +185,11 @@ def refine_saddles(land: Landscape, z0: Any, *, gtol: float | np.ndarray | None 
     gnorm = torch.full((C,), float("inf"), dtype=z.dtype, device=z.device)
     evals = torch.full((C, d), float("nan"), dtype=z.dtype, device=z.device)
     modes = torch.zeros(C, d, dtype=z.dtype, device=z.device)
-    converged = torch.zeros(C, dtype=torch.bool)
-    n_iter = torch.zeros(C, dtype=torch.long)
+    converged = torch.zeros(C, dtype=torch.bool, device=z.device)
+    n_iter = torch.zeros(C, dtype=torch.long, device=z.device)
     gt = None if gtol is None else torch.as_tensor(np.broadcast_to(np.asarray(gtol, dtype=np.float64), (C,)).copy(),
                                                      dtype=z.dtype, device=z.device)
-    active = torch.arange(C)
+    active = torch.arange(C, device=z.device)
     n_evals = n_hess = 0
     tiny = torch.finfo(z.dtype).tiny
     for it in range(max_iter + 1):
