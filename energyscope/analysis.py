@@ -792,6 +792,10 @@ def _mass_notes(result: Analysis, bm: Any) -> None:
                      f"{info.get('step_size')}" + (f"; default {', '.join(dflt)}" if dflt else "")
                      + f"), {sm.n_samples:,} chains from the base; {100 * sm.other:.1f}% reached other minima, "
                      f"{100 * sm.unresolved:.1f}% did not settle (diverged or unconverged).")
+    else:
+        notes.append("Sampler mass: not computed — the checkpoint records no sampler settings and the landscape has "
+                     "no standard-normal base, so there is no short-run sampler to imitate (pass "
+                     "interpret_kwargs={'sampler': {'steps': ..., 'step_size': ...}} to set one).")
     dm = bm.data
     if dm is not None:
         notes.append(f"Data mass: {dm.n_samples:,} reference latents; {int(dm.info.get('n_far', 0))} lie far from "

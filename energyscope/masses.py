@@ -601,7 +601,7 @@ class BasinMasses:
 def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_prior: int = 8192,
                  n_sampler: int = 4096, reference: Any = None, sampler: dict | None = None,
                  mala: dict | None = None, partition: Sequence[Sequence[int]] | None = None,
-                 which: Sequence[str] = ("equilibrium", "sampler", "data"), seed: int = 0, keep_z: bool = True,
+                 which: Sequence[str] | None = None, seed: int = 0, keep_z: bool = True,
                  min_ess: float = 200.0, hole_ratio: float = 3.0, min_mass: float = 0.01, min_diff: float = 0.02,
                  n_se: float = 4.0, progress: bool = True, **assign_kw) -> BasinMasses:
     """Equilibrium, sampler and data mass of every basin, side by side, with flags.
@@ -617,13 +617,19 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
         reference: reference latents (default ``land.reference``); data mass is skipped without any.
         sampler: short-run sampler settings overriding ``land.sampler`` (see :func:`sampler_settings`).
         partition: optionally aggregate over this partition of the minima (e.g. ``tree.basins_at(E)``).
-        which: which of the three masses to compute.
+        which: which of the three masses to compute. Default: all three, except the sampler mass when nothing is
+            known about the model's sampler (no ``sampler=``, no ``land.sampler`` settings) and there is no
+            standard-normal base: the default short-run settings (Pang et al.: Langevin from N(0, I)) only mean
+            something for that form, and on other landscapes they would report a sampler the model never had.
         seed: seeds every stochastic step (importance/MALA with ``seed``, sampler with ``seed + 1``).
         min_ess: with method="auto", the importance ESS below which MALA is used instead.
         hole_ratio, min_mass, min_diff, n_se: flag thresholds (see :class:`MassFlags`).
         progress: tqdm bars; ``False`` for quiet.
         assign_kw: passed to :func:`assign_basins` (``tol``, ``batch_size``, ``max_iter``).
     """
+    if which is None:
+        sampler_known = bool(sampler) or bool(land.sampler) or land.base_prior == "standard_normal"
+        which = ("equilibrium", "sampler", "data") if sampler_known else ("equilibrium", "data")
     unknown = set(which) - {"equilibrium", "sampler", "data"}
     if unknown:
         raise ValueError(f"unknown mass kinds {sorted(unknown)}; use 'equilibrium', 'sampler', 'data'")

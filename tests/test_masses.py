@@ -185,3 +185,15 @@ def test_importance_ess_from_weights_alone_matches_the_full_estimate():
     land, minima, _ = mixture_landscape(base=True)
     full = importance_mass(land, minima, 1024, seed=3, progress=False)
     assert importance_ess(land, 1024, seed=3) == pytest.approx(full.ess, rel=1e-9)
+
+
+def test_sampler_mass_is_skipped_when_nothing_is_known_about_the_sampler():
+    land, minima, _ = mixture_landscape(base=False)
+    assert not land.sampler and land.base_prior is None
+    bm = basin_masses(land, minima, method="mala", mala={"n_chains": 4, "n_samples": 16, "burn_in": 20},
+                      progress=False)
+    assert bm.sampler is None and bm.equilibrium is not None
+    # asked for explicitly (or known from the checkpoint), it is computed
+    bm = basin_masses(land, minima, which=("sampler",), sampler={"steps": 5, "step_size": 0.1}, n_sampler=64,
+                      progress=False)
+    assert bm.sampler is not None and bm.sampler.n_samples == 64
