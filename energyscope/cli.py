@@ -185,6 +185,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         attach_data(land, args.data)
     out = Path(args.output) if args.output else Path(Path(args.checkpoint).stem + "_energyscope")
     result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet)
+    # a report from an earlier run must not sit beside the new results if we are interrupted before rewriting it
+    (out / "report.html").unlink(missing_ok=True)
     result.save(out)
     report = result.write_report(out / "report.html")
     if not args.quiet:
