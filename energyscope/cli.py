@@ -185,9 +185,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         attach_data(land, args.data)
     out = Path(args.output) if args.output else Path(Path(args.checkpoint).stem + "_energyscope")
     result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet)
-    # a report from an earlier run must not sit beside the new results if we are interrupted before rewriting it
-    (out / "report.html").unlink(missing_ok=True)
     result.save(out)
+    # once the new results are saved, a report from an earlier run must not sit beside them if we are
+    # interrupted before it is rewritten (`energyscope report OUT` rebuilds it)
+    (out / "report.html").unlink(missing_ok=True)
     report = result.write_report(out / "report.html")
     if not args.quiet:
         print(result.summary())
