@@ -138,7 +138,7 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
                 ftol: float | None = None, ftol_rel: float = 1e-2, climb_factor: float = 10.0, max_iter: int = 1000,
                 k: Any = None, curvature: Any = None, k_rel: float = 0.02, dt_rel: float = 2.0,
                 dt_max_rel: float = 10.0, step_rel: float = 2.0, diverge_factor: float = 20.0, progress: bool = False,
-                desc: str = "NEB") -> list[BandResult]:
+                desc: str = "NEB", stop_at_dip: bool = False) -> list[BandResult]:
     """Relax P bands at once between ``starts`` (P, d) and ``ends`` (P, d), each with ``n_images`` images.
 
     Args:
@@ -159,6 +159,10 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         diverge_factor: a band whose energy span grows beyond this many times its initial span is stopped as
             diverged (only with the default, relative tolerance).
         progress: tqdm bar over bands finished.
+        stop_at_dip: (with ``climb``) a band that is roughly converged (where it would start climbing) and has an
+            interior image lower than both neighbours, by more than 1e-6 of its energy span, stops there unconverged
+            with a reason starting ``"interior minimum"``: it runs through an intermediate minimum and will be split
+            (:func:`find_paths` uses this), so climbing it to convergence would be wasted.
 
     The default tolerance is loose on purpose: the climbing image only has to come near the saddle, which
     :func:`energyscope.saddles.refine_saddles` then converges quadratically.
@@ -266,6 +270,20 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         if climb:
             done = done & climbing[active]
             start = ~climbing[active] & (fm <= climb_factor * ta)
+            if stop_at_dip and bool(start.any()):
+                Ei, Eo = Ea[:, 1:-1], torch.maximum(Ea[:, :-2], Ea[:, 2:])
+                depth = 1e-6 * (Ea.max(dim=1).values - Ea.min(dim=1).values)
+                dip = start & ((Ea[:, :-2] > Ei) & (Ea[:, 2:] > Ei) & (Eo - Ei > depth[:, None])).any(dim=1)
+                if bool(dip.any()):
+                    for r in torch.nonzero(dip).flatten().tolist():
+                        reasons[int(active[r])] = (f"interior minimum: stopped before climbing after "
+                                                   f"{int(n_iter[active[r]])} steps")
+                    stopped_dip = dip
+                    start = start & ~dip
+                else:
+                    stopped_dip = None
+            else:
+                stopped_dip = None
             if bool(start.any()):
                 rows = active[start]
                 climbing[rows] = True
@@ -275,6 +293,8 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         converged[active[done]] = True
         out_of_iter = (n_iter[active] >= max_iter) & ~done
         finished = done | out_of_iter
+        if climb and stopped_dip is not None:
+            finished = finished | stopped_dip
         if bar is not None and bool(finished.any()):
             bar.update(int(finished.sum()))
         keep = ~finished
@@ -435,19 +455,21 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         if not todo:
             break
         curv_all = np.abs(book.eigenvalues).max(axis=1)
-        groups: dict[int, list] = {}
+        groups: dict[tuple[int, bool], list] = {}
         for p, s in todo:
             M = n_images or image_count(land, book.z[s["a"]], book.z[s["b"]], images_per_length, n_min, n_max)
-            groups.setdefault(int(M), []).append((p, s))
+            # a band that may be split stops at an interior minimum instead of climbing to convergence
+            dip = bool(climb and split and s["depth"] < max_splits and not s.get("no_dip"))
+            groups.setdefault((int(M), dip), []).append((p, s))
         done_bands = []
-        for M, items in groups.items():
+        for (M, dip), items in groups.items():
             za = book.z[[s["a"] for _, s in items]]
             zb = book.z[[s["b"] for _, s in items]]
             init = np.stack([_resample(s["init"], M) if s.get("init") is not None else
                              _initial_band(a, b, M, bump, rng) for (_, s), a, b in zip(items, za, zb)])
             curv = np.maximum(curv_all[[s["a"] for _, s in items]], curv_all[[s["b"] for _, s in items]])
             bres = relax_bands(land, za, zb, M, init=init, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
-                               max_iter=max_iter, k=k, curvature=curv, progress=progress)
+                               max_iter=max_iter, k=k, curvature=curv, progress=progress, stop_at_dip=dip)
             for (p, s), br in zip(items, bres):
                 results[p].n_evals += br.n_evals
                 done_bands.append((p, s, br))
@@ -506,6 +528,10 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
                 lst = segs[p]
                 pos = next(q for q, x in enumerate(lst) if x is s)
                 segs[p] = lst[:pos] + new + lst[pos + 1:]
+                continue
+            if br.reason.startswith("interior minimum"):
+                # stopped early at a dip that did not split the band: relax it on from where it stopped, climbing
+                s["init"], s["no_dip"] = br.z, True
                 continue
             if br.reason.startswith("band diverged") and s.get("init") is not None:
                 s["init"] = None  # the relaxed stretch it started from was a bad guess: once more from a line

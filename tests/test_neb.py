@@ -163,3 +163,19 @@ def test_es_neb_is_callable_after_submodule_import(mb):
     import energyscope.neb  # noqa: F401 - binds the package attribute to the module
     p = es.neb(mb, MULLER_BROWN_MINIMA[2], MULLER_BROWN_MINIMA[1])
     assert isinstance(p, es.Path) and p.saddle_validated
+
+
+def test_relax_bands_stop_at_dip_stops_a_band_through_an_intermediate_minimum_early(mb):
+    # MA-MB runs through MC: with stop_at_dip the band stops before climbing, with an interior image below both
+    # neighbours; a band without a dip (MA-MC) is unaffected and climbs to convergence as without the option
+    ma, mb_, mc = MULLER_BROWN_MINIMA
+    starts, ends = np.array([ma, ma]), np.array([mb_, mc])
+    plain = relax_bands(mb, starts, ends, 9)
+    early = relax_bands(mb, starts, ends, 9, stop_at_dip=True)
+    assert plain[0].converged and plain[0].climbing
+    assert not early[0].converged and not early[0].climbing
+    assert early[0].reason.startswith("interior minimum") and early[0].n_iter < plain[0].n_iter
+    e = early[0].energy
+    assert any(e[i] < e[i - 1] and e[i] < e[i + 1] for i in range(1, len(e) - 1))
+    assert early[1].converged and early[1].n_iter == plain[1].n_iter
+    np.testing.assert_allclose(early[1].z, plain[1].z, rtol=0, atol=0)
