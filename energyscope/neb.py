@@ -76,33 +76,43 @@ class BandResult:
         return int(np.nanargmax(self.energy[1:-1])) + 1 if len(self.energy) > 2 else 0
 
 
+def _tangents(X: torch.Tensor, E: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Improved tangents (P, M-2, d) and the segment lengths after / before each interior image (P, M-2, 1)."""
+    tiny = torch.finfo(X.dtype).tiny
+    D = X[:, 1:] - X[:, :-1]
+    L = torch.linalg.vector_norm(D, dim=-1, keepdim=True)
+    tp, tm, lp, lm = D[:, 1:], D[:, :-1], L[:, 1:], L[:, :-1]
+    Ei, Ep, Em = E[:, 1:-1], E[:, 2:], E[:, :-2]
+    dEp, dEm = (Ep - Ei).abs(), (Em - Ei).abs()
+    dmax, dmin = torch.maximum(dEp, dEm), torch.minimum(dEp, dEm)
+    up = (Ep > Ei) & (Ei > Em)
+    down = (Ep < Ei) & (Ei < Em)
+    # weights of the forward / backward segment: (1, 0) uphill, (0, 1) downhill, else energy-weighted
+    hi = Ep > Em
+    wp = torch.where(up, 1.0, torch.where(down, 0.0, torch.where(hi, dmax, dmin)))
+    wm = torch.where(up, 0.0, torch.where(down, 1.0, torch.where(hi, dmin, dmax)))
+    tau = wp[..., None] * tp + wm[..., None] * tm
+    n = torch.linalg.vector_norm(tau, dim=-1, keepdim=True)
+    small = 1e-12
+    ok = n > small * (lp + lm).clamp_min(tiny)
+    if bool(ok.all()):
+        return tau / n, lp, lm
+    bis = tp / lp.clamp_min(tiny) + tm / lm.clamp_min(tiny)
+    nb = torch.linalg.vector_norm(bis, dim=-1, keepdim=True)
+    ends = (X[:, -1] - X[:, 0])[:, None, :].expand_as(tau)
+    ne = torch.linalg.vector_norm(ends, dim=-1, keepdim=True)
+    tau = torch.where(ok, tau / n.clamp_min(tiny),
+                      torch.where(nb > small, bis / nb.clamp_min(tiny), ends / ne.clamp_min(tiny)))
+    return tau, lp, lm
+
+
 def tangents(X: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     """Unit improved tangents at the interior images of bands X (P, M, d) with energies E (P, M) -> (P, M-2, d).
 
     A zero tangent (flat triple, coincident images) falls back to the bisector of the unit segment vectors, then to
     the band's end-to-end direction.
     """
-    tiny = torch.finfo(X.dtype).tiny
-    tp = X[:, 2:] - X[:, 1:-1]
-    tm = X[:, 1:-1] - X[:, :-2]
-    Ei, Ep, Em = E[:, 1:-1], E[:, 2:], E[:, :-2]
-    dEp, dEm = (Ep - Ei).abs(), (Em - Ei).abs()
-    dmax, dmin = torch.maximum(dEp, dEm), torch.minimum(dEp, dEm)
-    up = (Ep > Ei) & (Ei > Em)
-    down = (Ep < Ei) & (Ei < Em)
-    mixed = torch.where((Ep > Em)[..., None], tp * dmax[..., None] + tm * dmin[..., None],
-                        tp * dmin[..., None] + tm * dmax[..., None])
-    tau = torch.where(up[..., None], tp, torch.where(down[..., None], tm, mixed))
-    n = tau.norm(dim=-1, keepdim=True)
-    lp, lm = tp.norm(dim=-1, keepdim=True), tm.norm(dim=-1, keepdim=True)
-    bis = tp / lp.clamp_min(tiny) + tm / lm.clamp_min(tiny)
-    nb = bis.norm(dim=-1, keepdim=True)
-    ends = (X[:, -1] - X[:, 0])[:, None, :].expand_as(tau)
-    ne = ends.norm(dim=-1, keepdim=True)
-    small = 1e-12
-    tau = torch.where(n > small * (lp + lm).clamp_min(tiny), tau / n.clamp_min(tiny),
-                      torch.where(nb > small, bis / nb.clamp_min(tiny), ends / ne.clamp_min(tiny)))
-    return tau
+    return _tangents(X, E)[0]
 
 
 def neb_forces(X: torch.Tensor, E: torch.Tensor, G: torch.Tensor, k: torch.Tensor, climbing: torch.Tensor
@@ -118,19 +128,18 @@ def neb_forces(X: torch.Tensor, E: torch.Tensor, G: torch.Tensor, k: torch.Tenso
         (force (P, M-2, d), fmax (P,)): the force to move the images by, and the band's largest perpendicular force
         (the climbing image's full force where climbing).
     """
-    tau = tangents(X, E)
+    tau, lp, lm = _tangents(X, E)
     gpar = (G * tau).sum(-1, keepdim=True)
-    f_perp = -G + gpar * tau
-    lp = (X[:, 2:] - X[:, 1:-1]).norm(dim=-1, keepdim=True)
-    lm = (X[:, 1:-1] - X[:, :-2]).norm(dim=-1, keepdim=True)
+    f_perp = gpar * tau - G
     f = f_perp + k[:, None, None] * (lp - lm) * tau
-    fnorm = f_perp.norm(dim=-1)
     if bool(climbing.any()):
+        # the highest interior image of a climbing band: full force with the parallel part inverted, no spring
         ci = E[:, 1:-1].argmax(dim=1)
-        rows = torch.nonzero(climbing).flatten()
-        f_ci = -G[rows, ci[rows]] + 2 * gpar[rows, ci[rows]] * tau[rows, ci[rows]]
-        f[rows, ci[rows]] = f_ci
-        fnorm[rows, ci[rows]] = f_ci.norm(dim=-1)
+        at = (torch.arange(tau.shape[1], device=X.device)[None, :] == ci[:, None]) & climbing[:, None]
+        f_ci = 2 * gpar * tau - G
+        f = torch.where(at[..., None], f_ci, f)
+        f_perp = torch.where(at[..., None], f_ci, f_perp)
+    fnorm = torch.linalg.vector_norm(f_perp, dim=-1)
     return f, fnorm.max(dim=1).values
 
 
@@ -222,91 +231,108 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         from tqdm.auto import tqdm
         bar = tqdm(total=P, desc=desc, unit="band", leave=False)
         bar.update(P - len(active))
+    # active-aligned copies of the per-band settings, filtered together with `active` (no gathers per step)
+    kk_a, dist_a, clb_a = kk[active], dist[active].clamp_min(1e-300), climbing[active]
+    s0_a = None  # energy span of each active band at its first evaluation
+    it = 0  # FIRE steps taken by every band still active (all bands start together)
+
+    def drop(keep: torch.Tensor) -> None:
+        nonlocal active, kk_a, dist_a, clb_a, s0_a
+        active, kk_a, dist_a, clb_a = active[keep], kk_a[keep], dist_a[keep], clb_a[keep]
+        if s0_a is not None:
+            s0_a = s0_a[keep]
+
     while len(active):
         Xa = X[active]
         e, g = land.energy_and_grad(Xa[:, 1:-1].reshape(-1, d))
-        n_evals[active] += n_int
         e, g = e.reshape(len(active), n_int), g.reshape(len(active), n_int, d)
-        bad = ~(torch.isfinite(e).all(1) & torch.isfinite(g).flatten(1).all(1))
         E[active, 1:-1] = e
-        if bool(bad.any()):
+        if not bool(torch.isfinite(e.sum() + g.sum())):  # one check; the sum is finite only if every entry is
+            bad = ~(torch.isfinite(e).all(1) & torch.isfinite(g).flatten(1).all(1))
             for r in torch.nonzero(bad).flatten().tolist():
                 img = int((~(torch.isfinite(e[r]) & torch.isfinite(g[r]).all(1))).nonzero()[0])
                 reasons[int(active[r])] = (f"non-finite energy or gradient at image {img + 1} of {M} "
-                                           f"after {int(n_iter[active[r]])} steps")
+                                           f"after {it} steps")
             keep = ~bad
             if bar is not None:
                 bar.update(int(bad.sum()))
-            active, Xa, e, g = active[keep], Xa[keep], e[keep], g[keep]
+            n_iter[active[bad]] = it
+            Xa, e, g = Xa[keep], e[keep], g[keep]
+            drop(keep)
             if not len(active):
                 break
         Ea = E[active]
-        f, fm = neb_forces(Xa, Ea, g, kk[active], climbing[active])
-        fmax[active] = fm
+        f, fm = neb_forces(Xa, Ea, g, kk_a, clb_a)
         if ftol is not None:
             ta = torch.full_like(fm, float(ftol))
         else:
             span = (Ea.max(dim=1).values - torch.minimum(Ea[:, 0], Ea[:, -1])).clamp_min(0)
             span = torch.maximum(span, 1e-12 * (1 + Ea.abs().max(dim=1).values))
+            if s0_a is None:
+                s0_a = span
+                span0[active] = span
             # never looser than at the start: a band that strays uphill must not loosen its own tolerance
-            span0[active] = torch.where(torch.isnan(span0[active]), span, span0[active])
-            ta = ftol_rel * torch.minimum(span, span0[active]) / dist[active].clamp_min(1e-300)
-        tol[active] = ta
-        if ftol is None:
+            ta = ftol_rel * torch.minimum(span, s0_a) / dist_a
             # a band running far uphill (e.g. a climbing image leaving along a bad tangent) has diverged: stop it
-            diverged = span > diverge_factor * span0[active]
+            diverged = span > diverge_factor * s0_a
             if bool(diverged.any()):
                 for r in torch.nonzero(diverged).flatten().tolist():
-                    reasons[int(active[r])] = (f"band diverged: its energy span grew from {float(span0[active[r]]):.3g}"
-                                               f" to {float(span[r]):.3g} after {int(n_iter[active[r]])} steps")
+                    reasons[int(active[r])] = (f"band diverged: its energy span grew from {float(s0_a[r]):.3g}"
+                                               f" to {float(span[r]):.3g} after {it} steps")
                 if bar is not None:
                     bar.update(int(diverged.sum()))
+                rows = active[diverged]
+                fmax[rows], tol[rows], n_iter[rows] = fm[diverged], ta[diverged], it
                 keep = ~diverged
-                active, Xa, Ea, g, f, fm, ta = (active[keep], Xa[keep], Ea[keep], g[keep], f[keep], fm[keep],
-                                                ta[keep])
+                Xa, Ea, g, f, fm, ta = Xa[keep], Ea[keep], g[keep], f[keep], fm[keep], ta[keep]
+                drop(keep)
                 if not len(active):
                     break
         done = fm <= ta
+        stopped_dip = None
         if climb:
-            done = done & climbing[active]
-            start = ~climbing[active] & (fm <= climb_factor * ta)
+            done = done & clb_a
+            start = ~clb_a & (fm <= climb_factor * ta)
             if stop_at_dip and bool(start.any()):
-                Ei, Eo = Ea[:, 1:-1], torch.maximum(Ea[:, :-2], Ea[:, 2:])
+                Ei = Ea[:, 1:-1]
                 depth = 1e-6 * (Ea.max(dim=1).values - Ea.min(dim=1).values)
-                dip = start & ((Ea[:, :-2] > Ei) & (Ea[:, 2:] > Ei) & (Eo - Ei > depth[:, None])).any(dim=1)
+                dip = start & ((Ea[:, :-2] > Ei) & (Ea[:, 2:] > Ei)
+                               & (torch.maximum(Ea[:, :-2], Ea[:, 2:]) - Ei > depth[:, None])).any(dim=1)
                 if bool(dip.any()):
                     for r in torch.nonzero(dip).flatten().tolist():
-                        reasons[int(active[r])] = (f"interior minimum: stopped before climbing after "
-                                                   f"{int(n_iter[active[r]])} steps")
+                        reasons[int(active[r])] = f"interior minimum: stopped before climbing after {it} steps"
                     stopped_dip = dip
                     start = start & ~dip
-                else:
-                    stopped_dip = None
-            else:
-                stopped_dip = None
             if bool(start.any()):
                 rows = active[start]
                 climbing[rows] = True
+                clb_a = clb_a | start
                 fire.reset(rows)
                 done = done & ~start
-                f, _ = neb_forces(Xa, Ea, g, kk[active], climbing[active])  # the climbing image's force now
-        converged[active[done]] = True
-        out_of_iter = (n_iter[active] >= max_iter) & ~done
-        finished = done | out_of_iter
-        if climb and stopped_dip is not None:
+                f, _ = neb_forces(Xa, Ea, g, kk_a, clb_a)  # the climbing image's force now
+        finished = done | (it >= max_iter)
+        if stopped_dip is not None:
             finished = finished | stopped_dip
-        if bar is not None and bool(finished.any()):
-            bar.update(int(finished.sum()))
-        keep = ~finished
-        active, Xa, f = active[keep], Xa[keep], f[keep]
-        if not len(active):
-            break
+        if bool(finished.any()):
+            rows = active[finished]
+            converged[rows] = done[finished]
+            fmax[rows], tol[rows], n_iter[rows] = fm[finished], ta[finished], it
+            if bar is not None:
+                bar.update(int(finished.sum()))
+            keep = ~finished
+            Xa, f, fm, ta = Xa[keep], f[keep], fm[keep], ta[keep]
+            drop(keep)
+            if not len(active):
+                break
         xn = fire.step(Xa[:, 1:-1].reshape(len(active), -1), f.reshape(len(active), -1), active)
         fire.dt[active] = torch.minimum(fire.dt[active], dt_max[active])
         X[active, 1:-1] = xn.reshape(len(active), n_int, d)
-        n_iter[active] += 1
+        # the last forces of each band (they are reported for bands that later meet a non-finite value)
+        fmax[active], tol[active] = fm, ta
+        it += 1
     if bar is not None:
         bar.close()
+    n_evals = torch.where(finite_ends, 2 + n_int * (n_iter + 1), n_evals)
     Xn, En = to_numpy(X), to_numpy(E)
     # one transfer each, not one per band and field
     converged, climbing, fmax, tol, n_iter, n_evals = (to_numpy(t) for t in (converged, climbing, fmax, tol, n_iter,
