@@ -484,8 +484,9 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         groups: dict[tuple[int, bool], list] = {}
         for p, s in todo:
             M = n_images or image_count(land, book.z[s["a"]], book.z[s["b"]], images_per_length, n_min, n_max)
-            # a band that may be split stops at an interior minimum instead of climbing to convergence
-            dip = bool(climb and split and s["depth"] < max_splits and not s.get("no_dip"))
+            # a first band that may be split stops at an interior minimum instead of climbing to convergence (the
+            # pieces of a split relax to the end: stopping them too can send a wandering band astray)
+            dip = bool(climb and split and s["depth"] == 0 and max_splits > 0 and not s.get("no_dip"))
             groups.setdefault((int(M), dip), []).append((p, s))
         done_bands = []
         for (M, dip), items in groups.items():
@@ -556,8 +557,9 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
                 segs[p] = lst[:pos] + new + lst[pos + 1:]
                 continue
             if br.reason.startswith("interior minimum"):
-                # stopped early at a dip that did not split the band: relax it on from where it stopped, climbing
-                s["init"], s["no_dip"] = br.z, True
+                # stopped early at a dip that did not split the band: relax it again from its own start, to the end
+                # (restarting from where it stopped can lose the band's way: it may then not converge)
+                s["no_dip"] = True
                 continue
             if br.reason.startswith("band diverged") and s.get("init") is not None:
                 s["init"] = None  # the relaxed stretch it started from was a bad guess: once more from a line
