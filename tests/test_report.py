@@ -16,7 +16,7 @@ from PIL import Image
 import energyscope as es
 from energyscope.analysis import Analysis
 from energyscope.report import fmt, pct, render_report, text_summary
-from test_analysis import SMALL_MASSES, mb_analysis, run_mb
+from mb_helpers import SMALL_MASSES, mb_analysis, run_mb
 
 SECTIONS = ("summary", "tree", "basins", "paths", "masses", "labels", "map", "diagnostics")
 
@@ -156,7 +156,7 @@ def decoder_analysis() -> Analysis:
     """Müller–Brown with a small fixed decoder to 4×4 images, so that prototypes and filmstrips exist."""
     torch.manual_seed(0)
     dec = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 4, 4)))
-    from test_analysis import exact_connect, mb_reference
+    from mb_helpers import exact_connect, mb_reference
     import energyscope.network as network_mod
     ref, labels = mb_reference()
     land = es.Landscape(es.surfaces.MullerBrown(), decoder=dec, dim=2, reference=ref, labels=labels,

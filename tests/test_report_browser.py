@@ -229,7 +229,7 @@ def _check_page(seen: dict, shot: Path, n_images: int) -> None:
 
 
 def test_report_in_headless_chromium(tmp_path):
-    from test_analysis import mb_analysis
+    from mb_helpers import mb_analysis
     html = mb_analysis().write_report(tmp_path / "report.html")
     shot = tmp_path / "report.png"
     seen = load_in_browser(html, tmp_path, shot)
