@@ -511,7 +511,7 @@ def _from_entry_point(path: Path, model: str, trust_pickle: bool, device: Any, d
                              temperature=land.temperature, base_prior=land.base_prior, base_sigma=land.base_sigma,
                              reference=land.reference, labels=land.labels, sampler=land.sampler, device=want,
                              dtype=land.dtype, batch_size=land.batch_size, metadata=land.metadata,
-                             hessian_method=land.hessian_method)
+                             hessian_method=land.hessian_method, smoothness=land.smoothness_setting)
         except LandscapeError as exc:
             raise CheckpointError(f"the Landscape from entry point {model!r} could not be moved to {want}: {exc} "
                                   f"(build it with device= in the entry point)") from None

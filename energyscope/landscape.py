@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ._tensor import as_tensor, resolve_device, to_numpy
+from .smoothness import Smoothness
 
 CONVENTIONS = ("energy", "log_density", "logits")
 REDUCTIONS = (None, "none", "sum", "logsumexp")
@@ -164,6 +165,7 @@ class Landscape:
         batch_size: int = 65536,
         metadata: dict | None = None,
         hessian_method: str = "auto",
+        smoothness: str = "auto",
     ) -> None:
         if not callable(energy):
             raise LandscapeError(f"energy must be an nn.Module or a callable, got {type(energy).__name__}")
@@ -179,7 +181,10 @@ class Landscape:
             raise LandscapeError(f"base_sigma must be positive, got {base_sigma}")
         if hessian_method not in ("auto", "func", "autograd"):
             raise LandscapeError(f"unknown hessian_method {hessian_method!r}; use 'auto', 'func' or 'autograd'")
+        if smoothness not in ("auto", "smooth", "piecewise"):
+            raise LandscapeError(f"unknown smoothness {smoothness!r}; use 'auto', 'smooth' or 'piecewise'")
         self.device = resolve_device(device)
+        self.smoothness_setting = smoothness
         self.hessian_method = hessian_method
         self.dtype = dtype
         self.convention = convention
@@ -216,6 +221,7 @@ class Landscape:
         if self.reference is not None and self.reference.shape[1] != self.dim:
             raise LandscapeError(f"reference latents have {self.reference.shape[1]} columns but dim is {self.dim}")
         self._scales: Scales | None = None
+        self._smoothness: Smoothness | None = None
         self.n_energy_rows = 0  # rows evaluated so far (energy or energy+grad), for benchmarks and diagnostics
         self.n_energy_calls = 0
         self._check_output()
@@ -448,6 +454,22 @@ class Landscape:
                 warnings.warn(msg, stacklevel=2)
         return SignCheck(mean_U_reference=m_ref, mean_U_base=m_base, ok=ok, message=msg)
 
+    # ------------------------------------------------------------------ smoothness
+    @property
+    def smoothness(self) -> Smoothness:
+        """Whether U is smooth, piecewise-smooth or unknown (:class:`~energyscope.smoothness.Smoothness`; detected
+        once, on first use, unless given to the constructor)."""
+        if self._smoothness is None:
+            from . import smoothness as _sm
+            self._smoothness = _sm.given(self.smoothness_setting) if self.smoothness_setting != "auto" \
+                else _sm.detect(self)
+        return self._smoothness
+
+    @property
+    def is_smooth(self) -> bool:
+        """True when U is known to be smooth (gradient-norm convergence and Hessian validation apply)."""
+        return self.smoothness.kind == "smooth"
+
     # ------------------------------------------------------------------ description
     def describe(self) -> dict:
         """A JSON-able description: dims, conventions, which parts exist, settings."""
@@ -468,6 +490,7 @@ class Landscape:
             "n_reference": None if self.reference is None else int(len(self.reference)),
             "has_labels": self.labels is not None,
             "sampler": self.sampler,
+            "smoothness": self.smoothness.to_dict(),
             "metadata": self.metadata,
         }
 

@@ -13,6 +13,13 @@
 5. merges the round's minima into those already found (distance AND energy again, plus a segment test for minima
    that differ only along flat directions) and updates the hit counts and the Chao1 coverage estimate.
 
+On a landscape that is not known to be smooth (``land.smoothness``: ReLU-family energy networks, max-pooling, |x|)
+steps 2-4 are replaced by their non-smooth counterparts: the descent is BFGS with a weak-Wolfe line search
+(:func:`energyscope.optim.minimize_nonsmooth`), which approaches minima on kinks where the gradient never vanishes;
+its end points are grouped and refined exactly on their kinks by :func:`energyscope.nonsmooth.refine`, and a
+refined point is a minimum only when :func:`energyscope.nonsmooth.local_structure` certifies it (Clarke stationary,
+index 0, no probe direction lowers U). Kink minima report ``+inf`` Hessian eigenvalues for their sharp directions.
+
 Every tolerance is unit-free: it is a multiple of the landscape's scales (σ_z: latent length, σ_E: energy spread;
 their ratio σ_E/σ_z² is the curvature unit) or of the gradient tolerance.
 """
@@ -27,7 +34,7 @@ import numpy as np
 
 from ._tensor import jsonable, to_numpy
 from .landscape import Landscape
-from .optim import MinimizeResult, minimize
+from .optim import MinimizeResult, minimize, minimize_nonsmooth
 
 SOURCES = ("prior", "reference", "box")
 
@@ -50,20 +57,68 @@ def default_flat_tol(land: Landscape, rel: float = 1e-6) -> float:
     return rel * sc.sigma_E / sc.length**2
 
 
+METHODS = ("auto", "lbfgs", "fire", "nonsmooth")
+
+
+def descent_method(land: Landscape, method: str = "auto") -> str:
+    """The descent a landscape gets: ``"auto"`` is L-BFGS where U is known to be smooth, non-smooth BFGS otherwise."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if method == "auto":
+        return "lbfgs" if land.is_smooth else "nonsmooth"
+    return method
+
+
 def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 5000,
-           max_step: float | None = None, method: str = "lbfgs", progress: bool = False,
-           desc: str = "quench", max_step_max: float | None = None) -> MinimizeResult:
+           max_step: float | None = None, method: str = "auto", progress: bool = False,
+           desc: str = "quench", max_step_max: float | None = None, certify: bool = True) -> MinimizeResult:
     """Descend every row of z0 (R, d) to a local minimum of U (batched; see :func:`energyscope.optim.minimize`).
 
     Tolerances default to the landscape's scales (:func:`default_gtol`, :func:`default_max_step`). With the default
     ``max_step_max=None`` every step stays within ``max_step``, so a row stays close to steepest descent and ends in
     its own basin (what basin assignment needs); a larger ``max_step_max`` lets steps grow (faster, for searches).
+
+    On a landscape that is not known to be smooth (``method="auto"``) the descent is non-smooth BFGS
+    (:func:`energyscope.optim.minimize_nonsmooth`); with ``certify`` (default) the rows where it stopped are grouped,
+    refined onto their kink and certified (:func:`energyscope.nonsmooth.refine`, ``local_structure``): a row is then
+    ``converged`` only when it ended at a certified minimum, and it is returned exactly there.
     """
     z0 = land.as_tensor(z0)
-    return minimize(land.energy_and_grad, z0, method=method,
-                    gtol=default_gtol(land) if gtol is None else gtol,
-                    max_iter=max_iter, max_step=default_max_step(land) if max_step is None else max_step,
+    method = descent_method(land, method)
+    gtol = default_gtol(land) if gtol is None else gtol
+    max_step = default_max_step(land) if max_step is None else max_step
+    if method == "nonsmooth":
+        res = minimize_nonsmooth(land.energy_and_grad, z0, gtol=gtol, xtol=1e-12 * land.scales().length,
+                                 max_iter=min(max_iter, 2000), max_step=max_step,
+                                 max_step_max=max_step if max_step_max is None else max_step_max,
+                                 progress=progress, desc=desc)
+        return _certify_rows(land, res) if certify else res
+    return minimize(land.energy_and_grad, z0, method=method, gtol=gtol, max_iter=max_iter, max_step=max_step,
                     progress=progress, desc=desc, max_step_max=max_step_max)
+
+
+def _certify_rows(land: Landscape, res: MinimizeResult) -> MinimizeResult:
+    """Non-smooth quench results whose ``converged`` rows sit exactly at certified minima (see :func:`quench`)."""
+    ended = to_numpy(res.finite) & (to_numpy(res.converged) | to_numpy(res.stalled))
+    rows = np.flatnonzero(ended)
+    conv = np.zeros(len(ended), dtype=bool)
+    z, e, gn = to_numpy(res.z).copy(), to_numpy(res.energy).copy(), to_numpy(res.grad_norm).copy()
+    if len(rows):
+        tols = _make_tols(land, None, None, None, None)
+        grp, kp, ls = _refine_ends(land, z[rows], e[rows], gn[rows], tols)
+        ok = ls.is_minimum[grp] & (np.linalg.norm(z[rows] - kp.z[grp], axis=1) <= 2 * tols.kink_radius)
+        r = rows[ok]
+        z[r], e[r], gn[r], conv[r] = kp.z[grp[ok]], kp.energy[grp[ok]], kp.stationarity[grp[ok]], True
+    t = res.z
+    return MinimizeResult(z=torch_like(z, t), energy=torch_like(e, t), grad=res.grad,
+                          grad_norm=torch_like(gn, t), converged=torch_like(conv, t, bool), finite=res.finite,
+                          n_iter=res.n_iter, n_evals=res.n_evals, n_calls=res.n_calls, stalled=res.stalled)
+
+
+def torch_like(a: np.ndarray, like: Any, dtype: Any = None) -> Any:
+    """numpy ``a`` as a tensor on the device (and dtype, unless given) of tensor ``like``."""
+    import torch
+    return torch.as_tensor(a, device=like.device, dtype=torch.bool if dtype is bool else like.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------- coverage
@@ -97,6 +152,9 @@ class Coverage:
         estimated_total: Chao1 estimate of all minima reachable by these start distributions (:func:`chao1`).
         n_restarts: restarts spent in all rounds.
         rounds: rounds of restarts run.
+        n_unresolved: descents that did not end at a validated minimum (hit the iteration cap, stopped where no
+            minimum could be certified, or met non-finite values): where they were headed is unknown, so they speak
+            against completeness.
     """
 
     found: int
@@ -105,22 +163,26 @@ class Coverage:
     estimated_total: float
     n_restarts: int
     rounds: int = 1
+    n_unresolved: int = 0
 
     @classmethod
-    def from_hits(cls, hits: Any, n_restarts: int, rounds: int = 1) -> "Coverage":
+    def from_hits(cls, hits: Any, n_restarts: int, rounds: int = 1, n_unresolved: int = 0) -> "Coverage":
         """Coverage from per-minimum hit counts (K,)."""
         h = np.asarray(hits, dtype=np.int64).ravel()
         return cls(found=int(len(h)), singletons=int((h == 1).sum()), doubletons=int((h == 2).sum()),
-                   estimated_total=float(chao1(h)), n_restarts=int(n_restarts), rounds=int(rounds))
+                   estimated_total=float(chao1(h)), n_restarts=int(n_restarts), rounds=int(rounds),
+                   n_unresolved=int(n_unresolved))
 
     @property
     def complete(self) -> bool:
-        """True when no minimum was seen only once (so Chao1 estimates nothing unseen); False before any is found.
+        """True when no minimum was seen only once (so Chao1 estimates nothing unseen) and every descent ended at a
+        validated minimum; False before any is found.
 
         This is stricter than ``estimated_total < found + 0.5``: a few singletons among many doubletons make the
-        Chao1 excess small although the rarest basins are clearly under-sampled.
+        Chao1 excess small although the rarest basins are clearly under-sampled; and a descent that never arrived
+        may have been on its way to a minimum nobody saw.
         """
-        return self.found > 0 and self.singletons == 0
+        return self.found > 0 and self.singletons == 0 and self.n_unresolved == 0
 
     @property
     def estimated_missing(self) -> float:
@@ -129,13 +191,13 @@ class Coverage:
     def to_dict(self) -> dict:
         return {"found": self.found, "singletons": self.singletons, "doubletons": self.doubletons,
                 "estimated_total": float(self.estimated_total), "n_restarts": self.n_restarts,
-                "rounds": self.rounds, "complete": self.complete}
+                "rounds": self.rounds, "n_unresolved": self.n_unresolved, "complete": self.complete}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Coverage":
         return cls(found=int(d["found"]), singletons=int(d["singletons"]), doubletons=int(d["doubletons"]),
                    estimated_total=float(d["estimated_total"]), n_restarts=int(d["n_restarts"]),
-                   rounds=int(d.get("rounds", 1)))
+                   rounds=int(d.get("rounds", 1)), n_unresolved=int(d.get("n_unresolved", 0)))
 
 
 # ---------------------------------------------------------------------------------------------------------- result
@@ -148,14 +210,18 @@ class Minima:
         energy: (K,) U at each minimum, nats.
         hits: (K,) how many descents ended in each (a restart that stopped on a saddle is pushed off both ways and
             counts once for each side).
-        hessian_eigenvalues: (K, d) ascending, nats per latent unit².
+        hessian_eigenvalues: (K, d) ascending, nats per latent unit². At a minimum on a kink (piecewise-smooth U)
+            the finite ones are the curvature along the kink (the reduced Hessian of the smooth pieces), and each
+            sharp direction, along which U rises like |x|, is ``+inf`` (:attr:`n_sharp`, :attr:`kind`).
         coverage: a :class:`Coverage`.
         dedup_tol: assignment radius (latent units): a point within it of a minimum counts as that minimum
             (:meth:`assign`).
         flat_tol: eigenvalues within ± this are flat directions (nats per latent unit²).
         stats: counts from the search (restarts, converged, unconverged, dropped non-finite, saddles pushed off,
             rejected, evaluations, tolerances, wall time).
-        grad_norm: (K,) gradient norm at each minimum after polishing (nats per latent unit), when known.
+        grad_norm: (K,) gradient norm at each minimum after polishing (nats per latent unit), when known; at a kink
+            minimum the Clarke stationarity measure (norm of the minimal-norm element of the convex hull of the
+            gradients of the pieces that meet there), since the gradient itself does not vanish.
         flat_vectors: (K, f, d) orthonormal flat directions of each minimum (f = the most any minimum has; rows of
             zeros pad the others), or None when no minimum has a flat direction. :meth:`assign` uses them.
     """
@@ -177,6 +243,16 @@ class Minima:
     @property
     def dim(self) -> int:
         return int(self.z.shape[1])
+
+    @property
+    def n_sharp(self) -> np.ndarray:
+        """(K,) number of sharp (kink) directions at each minimum: 0 at a smooth minimum."""
+        return np.isposinf(self.hessian_eigenvalues).sum(axis=1) if len(self) else np.zeros(0, dtype=int)
+
+    @property
+    def kind(self) -> np.ndarray:
+        """(K,) ``"smooth"`` or ``"kink"`` for each minimum."""
+        return np.where(self.n_sharp > 0, "kink", "smooth")
 
     @property
     def n_flat(self) -> np.ndarray:
@@ -410,6 +486,12 @@ class _Tols:
         return 1e-6 * self.length
 
     @property
+    def kink_radius(self) -> float:
+        """Grouping radius for non-smooth descent end points (latent units): 1e-5 σ_z. Non-smooth BFGS ends within
+        ~1e-7 σ_z of a kink minimum; minima closer together than this are not told apart."""
+        return 1e-5 * self.length
+
+    @property
     def pre_radius(self) -> float:
         """Grouping radius for raw descent end points: 1e-3 σ_z, or 10 gtol / (σ_E/σ_z²) if larger."""
         return max(1e-3 * self.length, 10.0 * self.gtol * self.length**2 / self.sigma_E)
@@ -554,6 +636,77 @@ def _settle(land: Landscape, res: MinimizeResult, weights: np.ndarray, tols: _To
     return found
 
 
+def _refine_ends(land: Landscape, z: np.ndarray, e: np.ndarray, gn: np.ndarray, tols: _Tols, seed: int = 0):
+    """Group non-smooth descent end points z (N, d) (energies e, gradient norms gn), refine the lowest point of each
+    group onto its kink as a minimum and work out its local structure.
+
+    Returns (group of each row (N,), :class:`~energyscope.nonsmooth.KinkPoints`, ``LocalStructure``), one refined
+    row per group. End points are grouped within ``kink_radius`` and, in energy, within slope × radius.
+    """
+    from .nonsmooth import local_structure, refine
+    r = tols.kink_radius
+    labels = group_points(z, e, np.full(len(z), 0.5 * r), 0.5 * (gn * r + tols.e_floor(e)))
+    reps, _, grp = _representatives(labels, e)
+    kp = refine(land, z[reps], "minimum", radius=10 * r, gtol=1e-2 * tols.gtol, seed=seed)
+    ls = local_structure(land, kp, flat_tol=tols.flat_tol, seed=seed)
+    return grp, kp, ls
+
+
+def _settle_nonsmooth(land: Landscape, res: MinimizeResult, weights: np.ndarray, tols: _Tols, st: dict, *,
+                      max_pushoffs: int, max_iter: int, method: str, push_rel: float) -> _Found:
+    """The non-smooth counterpart of :func:`_settle`: end points of descents that converged or stalled are grouped,
+    refined onto their kinks and certified; a refined point that is not a minimum (index ≥ 1, or a probe direction
+    lowers U) is pushed off along its downhill direction(s) and descended again. Refinements that do not converge
+    are counted in ``st["n_uncertified"]``."""
+    found = _Found.empty(land.dim)
+    for attempt in range(max_pushoffs + 1):
+        ended = to_numpy(res.finite) & (to_numpy(res.converged) | to_numpy(res.stalled))
+        z, e, gn = to_numpy(res.z)[ended], to_numpy(res.energy)[ended], to_numpy(res.grad_norm)[ended]
+        weights = weights[ended]
+        if not len(z):
+            break
+        grp, kp, ls = _refine_ends(land, z, e, gn, tols, seed=attempt)
+        w = np.bincount(grp, weights=weights, minlength=len(kp)).astype(np.int64)
+        st["n_evals_validation"] += kp.n_evals + ls.n_evals
+        st["n_hessians"] += kp.n_hessians
+        st["n_kink_refined"] = st.get("n_kink_refined", 0) + len(kp)
+        is_min = ls.is_minimum
+        if is_min.any():
+            found = found.concat(_Found(kp.z[is_min], kp.energy[is_min], kp.stationarity[is_min],
+                                        ls.eigenvalues[is_min], w[is_min]))
+        failed = ~kp.converged
+        st["n_uncertified"] = st.get("n_uncertified", 0) + int(w[failed].sum())
+        sad = np.flatnonzero(kp.converged & ~is_min)
+        if not len(sad):
+            break
+        if attempt == max_pushoffs:
+            st["n_rejected"] += int(w[sad].sum())
+            break
+        # push off downhill: both sides of an index-1 point, else along the steepest descent direction found
+        st["n_saddles_pushed"] += int(w[sad].sum())
+        eps = push_rel * tols.length
+        z_new, w_new = [], []
+        for c in sad:
+            dirs = [ls.push[c, 0], ls.push[c, 1]] if ls.index[c] == 1 else [ls.descent[c]]
+            for v in dirs:
+                if np.linalg.norm(v) > 0:
+                    z_new.append(kp.z[c] + eps * v)
+                    w_new.append(w[c])
+            if not any(np.linalg.norm(v) > 0 for v in dirs):
+                st["n_rejected"] += int(w[c])
+        if not z_new:
+            break
+        z_new, weights = np.array(z_new), np.array(w_new, dtype=np.int64)
+        res = quench(land, z_new, gtol=tols.gtol, max_iter=max_iter, max_step=tols.max_step, method=method,
+                     max_step_max=tols.max_step_max, certify=False)
+        st["n_evals_descent"] += res.n_evals
+        fin = to_numpy(res.finite)
+        ended = fin & (to_numpy(res.converged) | to_numpy(res.stalled))
+        st["n_pushoff_dropped_nonfinite"] += int(weights[~fin].sum())
+        st["n_pushoff_unconverged"] += int(weights[fin & ~ended].sum())
+    return found
+
+
 def _merge(land: Landscape, found: _Found, tols: _Tols) -> _Found:
     """Deduplicate minima (from one or several rounds): distance AND energy within tolerances set by each minimum's
     remaining gradient and stiffest-soft curvature, then minima that differ only along shared flat directions."""
@@ -641,6 +794,12 @@ def _make_tols(land: Landscape, gtol: float | None, flat_tol: float | None, max_
                  max_step_max=8.0 * m_step if max_step_max is None else max(float(max_step_max), m_step))
 
 
+def _n_unresolved(st: dict) -> int:
+    """Descents that did not end at a validated minimum (for :attr:`Coverage.n_unresolved`)."""
+    return int(st["n_unconverged"] + st.get("n_uncertified", 0) + st["n_pushoff_unconverged"]
+               + st["n_dropped_nonfinite"] + st["n_pushoff_dropped_nonfinite"])
+
+
 def _new_stats() -> dict:
     return {"n_restarts": 0, "rounds": 0, "n_converged": 0, "n_unconverged": 0, "n_dropped_nonfinite": 0,
             "n_saddles_pushed": 0, "n_rejected": 0, "n_pushoff_dropped_nonfinite": 0, "n_pushoff_unconverged": 0,
@@ -653,7 +812,8 @@ def _flat_vectors(land: Landscape, found: _Found, tols: _Tols) -> np.ndarray | N
     if not len(found) or n_flat.max() == 0:
         return None
     out = np.zeros((len(found), int(n_flat.max()), land.dim))
-    which = np.flatnonzero(n_flat > 0)
+    kink = np.isposinf(found.eig).any(axis=1)
+    which = np.flatnonzero((n_flat > 0) & ~kink)
     step = _hessian_chunk_rows(land.dim)
     for a in range(0, len(which), step):
         ks = which[a:a + step]
@@ -661,6 +821,15 @@ def _flat_vectors(land: Landscape, found: _Found, tols: _Tols) -> np.ndarray | N
         for i, k in enumerate(ks):
             flat = np.flatnonzero(np.abs(vals[i]) <= tols.flat_tol)
             out[k, :len(flat)] = vecs[i][:, flat].T
+    ks = np.flatnonzero((n_flat > 0) & kink)
+    if len(ks):
+        # flat directions along a kink: the reduced Hessian's null directions, from the local structure
+        from .nonsmooth import local_structure, refine
+        kp = refine(land, found.z[ks], "minimum", radius=tols.kink_radius, gtol=1e-2 * tols.gtol)
+        ls = local_structure(land, kp, flat_tol=tols.flat_tol)
+        for i, k in enumerate(ks):
+            flat = np.flatnonzero(np.abs(ls.eigenvalues[i]) <= tols.flat_tol)
+            out[k, :len(flat)] = ls.vectors[i][:, flat].T
     return out
 
 
@@ -679,7 +848,9 @@ def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, fl
                        push_off: bool = False, max_iter: int = 5000) -> Minima:
     """Validated, deduplicated minima among given end points z (N, d), e.g. from another optimiser.
 
-    Points whose gradient norm exceeds ``gtol`` are skipped (counted in ``stats["n_unconverged"]``), non-finite
+    On a smooth landscape, points whose gradient norm exceeds ``gtol`` are skipped (counted in
+    ``stats["n_unconverged"]``); on a non-smooth one every finite point is refined onto its kink and certified
+    (:mod:`energyscope.nonsmooth`). Non-finite
     ones dropped and counted; the rest are grouped, Hessian-checked and polished exactly as in :func:`find_minima`.
     With ``push_off=False`` a point on a saddle is rejected (counted), with True it is pushed off and descended.
     Hits count the given points that ended in each minimum.
@@ -690,21 +861,24 @@ def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, fl
     gn = g.norm(dim=1)
     fin = e.isfinite() & g.isfinite().all(dim=1)
     conv = fin & (gn <= tols.gtol)
-    res = MinimizeResult(zt, e, g, gn, conv, fin, conv.long() * 0, len(zt), 1)
+    # on a non-smooth landscape the gradient need not vanish at a minimum: every finite point is refined
+    res = MinimizeResult(zt, e, g, gn, conv, fin, conv.long() * 0, len(zt), 1,
+                         stalled=None if land.is_smooth else fin & ~conv)
     st = _new_stats()
     st["n_restarts"] = len(zt)
     st["n_converged"], st["n_dropped_nonfinite"] = int(conv.sum()), int((~fin).sum())
-    st["n_unconverged"] = len(zt) - st["n_converged"] - st["n_dropped_nonfinite"]
+    st["n_unconverged"] = 0 if not land.is_smooth else len(zt) - st["n_converged"] - st["n_dropped_nonfinite"]
     st["n_evals_validation"] += len(zt)
-    found = _settle(land, res, np.ones(len(zt), dtype=np.int64), tols, st,
-                    max_pushoffs=3 if push_off else 0, max_iter=max_iter, method="lbfgs", push_rel=1e-2)
+    settle = _settle if land.is_smooth else _settle_nonsmooth
+    found = settle(land, res, np.ones(len(zt), dtype=np.int64), tols, st, max_pushoffs=3 if push_off else 0,
+                   max_iter=max_iter, method=descent_method(land), push_rel=1e-2)
     found = _merge(land, found, tols)
-    return _to_minima(land, found, tols, Coverage.from_hits(found.hits, len(zt), 1), st)
+    return _to_minima(land, found, tols, Coverage.from_hits(found.hits, len(zt), 1, _n_unresolved(st)), st)
 
 
 def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: Any = None, bounds: Any = None, *,
                 sources: Sequence[str] = SOURCES, gtol: float | None = None, max_iter: int = 5000,
-                max_step: float | None = None, max_step_max: float | None = None, method: str = "lbfgs",
+                max_step: float | None = None, max_step_max: float | None = None, method: str = "auto",
                 flat_tol: float | None = None, until_complete: bool = False, max_rounds: int = 16,
                 max_restarts: int | None = None, max_pushoffs: int = 3, push_rel: float = 1e-2,
                 progress: bool = True) -> Minima:
@@ -723,7 +897,10 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         max_iter: iteration cap per descent; rows still moving then are counted as unconverged.
         max_step: largest step per iteration (latent units) at first; default :func:`default_max_step`.
         max_step_max: L-BFGS rows whose steps keep hitting the cap may grow it up to this (default 8 max_step).
-        method: ``"lbfgs"`` or ``"fire"``.
+        method: the descent: ``"auto"`` (L-BFGS where U is known to be smooth, else ``"nonsmooth"``: BFGS with a
+            weak-Wolfe line search), ``"lbfgs"``, ``"fire"`` or ``"nonsmooth"``. Validation follows the landscape's
+            smoothness, whatever the descent: exact Hessians where U is smooth, kink refinement and certification
+            (:mod:`energyscope.nonsmooth`) where it is not.
         flat_tol: eigenvalues within ± this are flat directions (kept and reported), below −flat_tol the point is
             a saddle; default :func:`default_flat_tol` (1e-6 σ_E/σ_z²).
         until_complete: keep adding rounds of ``n_restarts`` until the Chao1 estimate says the search is complete,
@@ -743,8 +920,8 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
     t0 = time.perf_counter()
     if not isinstance(land, Landscape):
         raise TypeError(f"find_minima needs a Landscape, got {type(land).__name__}")
-    if method not in ("lbfgs", "fire"):
-        raise ValueError(f"unknown method {method!r}; use 'lbfgs' or 'fire'")
+    method = descent_method(land, method)
+    settle = _settle if land.is_smooth else _settle_nonsmooth
     if starts is None and (not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1):
         raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
     if max_rounds < 1:
@@ -775,17 +952,21 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
             st["starts_by_source"][k] = st["starts_by_source"].get(k, 0) + int(v)
         res = quench(land, z0, gtol=tols.gtol, max_iter=max_iter, max_step=tols.max_step, method=method,
                      progress=progress, desc=f"minima: round {rnd + 1}, {len(z0)} descents",
-                     max_step_max=tols.max_step_max)
+                     max_step_max=tols.max_step_max, certify=False)
         st["rounds"] = rnd + 1
         st["n_restarts"] += len(z0)
         st["n_evals_descent"] += res.n_evals
-        st["n_converged"] += int(res.converged.sum())
-        st["n_unconverged"] += res.n_unconverged
+        # a non-smooth descent that stalled (its line search could not go on: normal at a kink) has ended, like one
+        # that converged; its end point is certified, or not, by the settle step (n_uncertified)
+        n_stalled = 0 if res.stalled is None else int((res.stalled & res.finite).sum())
+        st["n_stalled"] = st.get("n_stalled", 0) + n_stalled
+        st["n_converged"] += int(res.converged.sum()) + n_stalled
+        st["n_unconverged"] += res.n_unconverged - n_stalled
         st["n_dropped_nonfinite"] += res.n_dropped
-        new = _settle(land, res, np.ones(len(z0), dtype=np.int64), tols, st,
-                      max_pushoffs=max_pushoffs, max_iter=max_iter, method=method, push_rel=push_rel)
+        new = settle(land, res, np.ones(len(z0), dtype=np.int64), tols, st,
+                     max_pushoffs=max_pushoffs, max_iter=max_iter, method=method, push_rel=push_rel)
         found = _merge(land, found.concat(new), tols)
-        coverage = Coverage.from_hits(found.hits, st["n_restarts"], st["rounds"])
+        coverage = Coverage.from_hits(found.hits, st["n_restarts"], st["rounds"], _n_unresolved(st))
         if progress:
             from tqdm.auto import tqdm
             tqdm.write(f"minima: round {rnd + 1}: {len(found)} found, Chao1 estimate "
@@ -794,7 +975,8 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
             break
         if budget is not None and st["n_restarts"] >= budget:
             break
-    st.update(method=method, seed=int(seed), wall_time_s=time.perf_counter() - t0)
+    st.update(method=method, seed=int(seed), wall_time_s=time.perf_counter() - t0,
+              smoothness=land.smoothness.kind)
     if st["n_unconverged"] > 0.1 * st["n_restarts"]:
         warnings.warn(f"find_minima: {st['n_unconverged']} of {st['n_restarts']} descents did not converge within "
                       f"max_iter={max_iter} (is the energy bounded below? otherwise raise max_iter or gtol)",
@@ -802,5 +984,6 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
     return _to_minima(land, found, tols, coverage, st)
 
 
-__all__ = ["Minima", "Coverage", "find_minima", "minima_from_points", "quench", "chao1", "make_starts", "scale_box",
+__all__ = ["Minima", "Coverage", "find_minima", "minima_from_points", "quench", "descent_method", "chao1",
+           "make_starts", "scale_box",
            "group_points", "default_gtol", "default_max_step", "default_flat_tol"]

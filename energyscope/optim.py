@@ -9,6 +9,11 @@ Every optimiser works on R independent rows at once (restarts, or whole bands), 
 * :class:`FIRE` is the Fast Inertial Relaxation Engine (Bitzek et al., PRL 97, 170201, 2006) as a per-row stepper on
   *forces*, so it also drives NEB bands, whose projected forces are not the gradient of any objective.
 * :class:`LBFGSMemory` holds per-row L-BFGS curvature pairs and computes directions by the two-loop recursion.
+* :func:`minimize_nonsmooth` is BFGS with an inexact weak-Wolfe line search (bisection and doubling), the method
+  Lewis & Overton showed to work on non-smooth functions (Math. Program. 141, 135-163, 2013): on piecewise-smooth U
+  (ReLU-family energy networks) it approaches minima that sit on kinks, where the gradient never vanishes, and it stops
+  when the line search can no longer make progress. Its end points are then certified (or not) by
+  :mod:`energyscope.nonsmooth`.
 
 The L-BFGS step needs no line search (as in GMIN/pele): the quasi-Newton step is capped at a per-row trust radius
 and accepted unless the energy rises by more than a rounding allowance; then it is shortened (quadratic
@@ -42,6 +47,9 @@ class MinimizeResult:
         n_iter: (R,) iterations each row took.
         n_evals: energy+gradient row evaluations in total.
         n_calls: batched calls of ``fun``.
+        stalled: (R,) bool or None, :func:`minimize_nonsmooth` only: the row stopped because its step length fell
+            below ``xtol`` or its line search found no acceptable step (normal at a minimum on a kink; such rows are
+            ``converged=False`` until something certifies them).
     """
 
     z: torch.Tensor
@@ -53,6 +61,7 @@ class MinimizeResult:
     n_iter: torch.Tensor
     n_evals: int
     n_calls: int
+    stalled: torch.Tensor | None = None
 
     @property
     def n_dropped(self) -> int:
@@ -396,4 +405,188 @@ def _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar):
         if bar is not None and bool(done.any()):
             bar.update(int(done.sum()))
         active = active[~done]
+    return n_evals, n_calls
+
+
+# ---------------------------------------------------------------------------------------------------------- non-smooth
+def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, xtol: float = 1e-12,
+                       max_iter: int = 1000, max_step: float = 0.5, max_step_max: float | None = None,
+                       max_ls: int = 40, c1: float = 1e-4, c2: float = 0.9, max_rows: int | None = None,
+                       progress: bool = False, desc: str = "minimize") -> MinimizeResult:
+    """BFGS with a weak-Wolfe line search for R rows at once, for non-smooth (piecewise-smooth) functions.
+
+    Per row and iteration: direction p = -H g with the row's own inverse-Hessian approximation H (d, d); a line
+    search on t (start ``min(1, max_step/|p|)``) that halves the bracket after an Armijo failure
+    (``f(x+tp) > f(x) + c1 t g·p``) and doubles t, or bisects, after a curvature failure (``∇f(x+tp)·p < c2 g·p``),
+    exactly as in Lewis & Overton (2013) §4.2; the BFGS update of H with s = tp, y = Δg (s·y > 0 by the weak Wolfe
+    condition). On a non-smooth function H becomes ill-conditioned along the directions in which f is sharp, which is
+    what lets BFGS approach minima on kinks quickly (typically R-linearly).
+
+    A row stops as
+
+    * ``converged``: its gradient norm is at most ``gtol`` (a smooth minimum);
+    * ``stalled``: its accepted step was shorter than ``xtol``, or no step length met the Armijo condition within
+      ``max_ls`` trials (the function cannot be decreased along p at this resolution: typical at a kink minimum);
+    * unconverged: it reached ``max_iter``;
+    * dropped (``finite=False``): its starting value or gradient was not finite.
+
+    A trial point with a non-finite value counts as an Armijo failure (the step is shortened), so rows back away from
+    regions where the model returns NaN or inf.
+
+    Args:
+        fun: ``z (B, d) -> (energy (B,), gradient (B, d))``.
+        z0: (R, d) starts.
+        gtol: gradient-norm tolerance for ``converged``.
+        xtol: step-length tolerance (units of z) for ``stalled``.
+        max_iter: iterations per row at most.
+        max_step: longest first trial step (units of z); ``max_step_max``: longest step a doubling may reach
+            (default 8 × ``max_step``), so rows cannot run off in one iteration.
+        max_ls: line-search trials per iteration at most.
+        c1, c2: Armijo and weak-Wolfe constants (0 < c1 < c2 < 1).
+        max_rows: rows relaxed together (the H matrices take rows × d² numbers); default 2^25 / d², at least 64.
+        progress: tqdm bar of finished rows.
+
+    Returns:
+        A :class:`MinimizeResult` with ``stalled`` set.
+    """
+    z = z0.detach().clone()
+    R, d = z.shape
+    dev, dt_ = z.device, z.dtype
+    energy = torch.full((R,), float("nan"), device=dev, dtype=dt_)
+    grad = torch.zeros(R, d, device=dev, dtype=dt_)
+    converged = torch.zeros(R, dtype=torch.bool, device=dev)
+    stalled = torch.zeros(R, dtype=torch.bool, device=dev)
+    finite = torch.ones(R, dtype=torch.bool, device=dev)
+    n_iter = torch.zeros(R, dtype=torch.long, device=dev)
+    if R == 0:
+        return MinimizeResult(z, energy, grad, energy.clone(), converged, finite, n_iter, 0, 0, stalled)
+    if not (0 < c1 < c2 < 1):
+        raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
+    e0, g0 = fun(z)
+    energy[:], grad[:] = e0, g0
+    finite &= _finite_rows(e0, g0)
+    converged = finite & (g0.norm(dim=1) <= gtol)
+    active = torch.nonzero(finite & ~converged).flatten()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=R, desc=desc, unit="row", leave=False)
+        bar.update(R - len(active))
+    rows = max_rows if max_rows is not None else max(64, (1 << 25) // max(d * d, 1))
+    r_max = 8.0 * max_step if max_step_max is None else max(float(max_step_max), float(max_step))
+    n_evals = n_calls = 0
+    state = (z, energy, grad, converged, stalled, n_iter)
+    for a in range(0, len(active), rows):
+        ne, nc = _bfgs_wolfe_loop(fun, state, active[a:a + rows], gtol, xtol, max_iter, float(max_step), r_max,
+                                  max_ls, c1, c2, bar)
+        n_evals, n_calls = n_evals + ne, n_calls + nc
+    if bar is not None:
+        bar.close()
+    energy = torch.where(finite, energy, torch.full_like(energy, float("nan")))
+    return MinimizeResult(z, energy, grad, grad.norm(dim=1), converged, finite, n_iter, n_evals + R, n_calls + 1,
+                          stalled)
+
+
+def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max_ls, c1, c2, bar):
+    """BFGS-Wolfe on rows ``idx``; their state is kept contiguous and compacted as rows leave."""
+    z, energy, grad, converged, stalled, n_iter = state
+    d = z.shape[1]
+    dev, dt_ = z.device, z.dtype
+    tiny = torch.finfo(dt_).tiny
+    x, f, g = z[idx], energy[idx], grad[idx]
+    B = len(idx)
+    H = torch.eye(d, device=dev, dtype=dt_).expand(B, d, d).clone()
+    fresh = torch.ones(B, dtype=torch.bool, device=dev)       # H not yet scaled by the first curvature pair
+    n_evals = n_calls = it = 0
+    while B and it < max_iter:
+        it += 1
+        p = -(H @ g[:, :, None])[:, :, 0]
+        gp = torch.linalg.vecdot(g, p)
+        bad = ~(gp < 0) | ~torch.isfinite(gp)
+        if bool(bad.any()):                                    # lost positive definiteness: restart from -g
+            H[bad] = torch.eye(d, device=dev, dtype=dt_)
+            fresh = fresh | bad
+            p = torch.where(bad[:, None], -g, p)
+            gp = torch.where(bad, -(g * g).sum(1), gp)
+        pn = p.norm(dim=1).clamp_min(tiny)
+        t = torch.clamp(max_step / pn, max=1.0)
+        t_cap = r_max / pn
+        lo = torch.zeros(B, device=dev, dtype=dt_)
+        hi = torch.full((B,), float("inf"), device=dev, dtype=dt_)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)    # Wolfe point found (or Armijo at the step cap)
+        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
+        have = torch.zeros(B, dtype=torch.bool, device=dev)    # an Armijo point is stored in x_new
+        pend = torch.arange(B, device=dev)
+        for _ in range(max_ls):
+            if not len(pend):
+                break
+            tp = t[pend]
+            xt = x[pend] + tp[:, None] * p[pend]
+            ft, gt = fun(xt)
+            n_evals += len(pend)
+            n_calls += 1
+            fin = torch.isfinite(ft) & torch.isfinite(gt).all(1)
+            armijo = fin & (ft <= f[pend] + c1 * tp * gp[pend])
+            wolfe = armijo & (torch.linalg.vecdot(gt, p[pend]) >= c2 * gp[pend])
+            at_cap = armijo & ~wolfe & (tp >= t_cap[pend])
+            keep_pt = armijo                                   # the latest Armijo point is the fallback step
+            sel = pend[keep_pt]
+            x_new[sel], f_new[sel], g_new[sel] = xt[keep_pt], ft[keep_pt], gt[keep_pt]
+            have[sel] = True
+            ok = wolfe | at_cap
+            done[pend[ok]] = True
+            # bracket updates for the rest
+            fail_a = ~armijo
+            hi[pend[fail_a]] = tp[fail_a]
+            fail_w = armijo & ~ok
+            lo[pend[fail_w]] = tp[fail_w]
+            rest = ~ok
+            pend = pend[rest]
+            if not len(pend):
+                break
+            h_, l_ = hi[pend], lo[pend]
+            t_next = torch.where(torch.isfinite(h_), 0.5 * (l_ + h_), torch.minimum(2.0 * l_, t_cap[pend]))
+            # the bracket shrank below the step tolerance: no further progress possible along p
+            tiny_br = torch.isfinite(h_) & ((h_ - l_) * pn[pend] < xtol)
+            t[pend] = t_next
+            pend = pend[~tiny_br]
+        step = x_new - x
+        s_norm = step.norm(dim=1)
+        moved = have & (s_norm > 0)
+        # BFGS update where the step was accepted with positive curvature
+        y = g_new - g
+        sy = torch.linalg.vecdot(step, y)
+        upd = moved & (sy > 1e-12 * s_norm * y.norm(dim=1))
+        if bool(upd.any()):
+            ui = torch.nonzero(upd).flatten()
+            s_u, y_u, sy_u = step[ui], y[ui], sy[ui]
+            scale = sy_u / (y_u * y_u).sum(1).clamp_min(tiny)
+            fr = fresh[ui]
+            Hu = torch.where(fr[:, None, None], scale[:, None, None] * torch.eye(d, device=dev, dtype=dt_), H[ui])
+            rho = 1.0 / sy_u
+            Hy = (Hu @ y_u[:, :, None])[:, :, 0]
+            yHy = (y_u * Hy).sum(1)
+            # H+ = H - ρ(s Hyᵀ + Hy sᵀ) + (ρ² yHy + ρ) s sᵀ
+            Hu = Hu - rho[:, None, None] * (s_u[:, :, None] * Hy[:, None, :] + Hy[:, :, None] * s_u[:, None, :]) \
+                + (rho * rho * yHy + rho)[:, None, None] * (s_u[:, :, None] * s_u[:, None, :])
+            H[ui] = Hu
+            fresh[ui] = False
+        x = torch.where(moved[:, None], x_new, x)
+        f = torch.where(moved, f_new, f)
+        g = torch.where(moved[:, None], g_new, g)
+        gn = g.norm(dim=1)
+        conv = gn <= gtol
+        stall = ~conv & (~moved | (s_norm < xtol))
+        leave = conv | stall
+        if bool(leave.any()):
+            ids = idx[leave]
+            z[ids], energy[ids], grad[ids] = x[leave], f[leave], g[leave]
+            converged[ids], stalled[ids], n_iter[ids] = conv[leave], stall[leave], it
+            keep = ~leave
+            idx, x, f, g, H, fresh = idx[keep], x[keep], f[keep], g[keep], H[keep], fresh[keep]
+            B = len(idx)
+            if bar is not None:
+                bar.update(int(leave.sum()))
+    if B:
+        z[idx], energy[idx], grad[idx], n_iter[idx] = x, f, g, it
     return n_evals, n_calls

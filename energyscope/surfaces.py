@@ -68,11 +68,16 @@ def styblinski_tang_minima(d: int) -> tuple[np.ndarray, np.ndarray]:
 class RandomMLPPrior(nn.Module):
     """E(z) = -MLP(z) + ½||z||², a random rugged prior in the Pang et al. form (benchmarks and stress tests).
 
-    ``scale`` multiplies the MLP's output; larger values give more minima.
+    ``scale`` multiplies the MLP's output; larger values give more minima. ``activation`` is ``"tanh"`` (smooth) or
+    ``"leaky_relu"`` (LeakyReLU(0.2), the ``lrelu`` option of the Pang et al. latent-EBM code: piecewise linear, so
+    most minima sit on kinks).
     """
 
-    def __init__(self, dim: int, hidden: int = 64, depth: int = 2, scale: float = 3.0, seed: int = 0):
+    def __init__(self, dim: int, hidden: int = 64, depth: int = 2, scale: float = 3.0, seed: int = 0,
+                 activation: str = "tanh"):
         super().__init__()
+        if activation not in ("tanh", "leaky_relu"):
+            raise ValueError(f"unknown activation {activation!r}; use 'tanh' or 'leaky_relu'")
         g = torch.Generator().manual_seed(seed)
         layers: list[nn.Module] = []
         width = dim
@@ -81,7 +86,7 @@ class RandomMLPPrior(nn.Module):
             with torch.no_grad():
                 lin.weight.copy_(torch.randn(hidden, width, generator=g) * (2.0 / np.sqrt(width)))
                 lin.bias.copy_(torch.randn(hidden, generator=g) * 0.5)
-            layers += [lin, nn.Tanh()]
+            layers += [lin, nn.Tanh() if activation == "tanh" else nn.LeakyReLU(0.2)]
             width = hidden
         out = nn.Linear(width, 1)
         with torch.no_grad():
@@ -93,3 +98,93 @@ class RandomMLPPrior(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return -self.scale * self.net(z)[:, 0] + 0.5 * (z * z).sum(dim=1)
+
+
+# Kink product: a rotated separable sum of piecewise-quadratic 1-D terms whose minima and saddles sit on kinks.
+#   h(t)  = ½t² + 2|t-1| + 2|t+1| - 3|t| + 0.3t : kink minima at t = -1 (h = 1.2) and t = +1 (h = 1.8),
+#           a kink maximum at t = 0 (h = 4); h' = t-0.7, t+3.3, t-2.7, t+1.3 on the four intervals.
+#   h2(t) = ½t² - 2|t| + 0.2t                   : smooth minima at t = -2.2 (h2 = -2.42) and t = 1.8 (h2 = -1.62),
+#           a kink maximum at t = 0 (h2 = 0).
+KINK_T = (-1.0, 1.0)
+KINK_G = (1.2, 1.8)
+KINK_TOP = 4.0
+SMOOTH_T = (-2.2, 1.8)
+SMOOTH_G = (-2.42, -1.62)
+SMOOTH_TOP = 0.0
+
+
+def _kink_h(t: torch.Tensor) -> torch.Tensor:
+    return 0.5 * t * t + 2 * (t - 1).abs() + 2 * (t + 1).abs() - 3 * t.abs() + 0.3 * t
+
+
+def _smooth_h(t: torch.Tensor) -> torch.Tensor:
+    return 0.5 * t * t - 2 * t.abs() + 0.2 * t
+
+
+def random_rotation(d: int, seed: int) -> np.ndarray:
+    """A random orthogonal (d, d) matrix (QR of a Gaussian matrix, signs fixed), reproducible from ``seed``."""
+    a = np.random.default_rng(seed).standard_normal((d, d))
+    q, r = np.linalg.qr(a)
+    return q * np.sign(np.diag(r))[None, :]
+
+
+class KinkProduct(nn.Module):
+    """U(z) = Σᵢ hᵢ((Q z)ᵢ) on (N, d) -> (N,): a non-smooth landscape whose critical points are all known exactly.
+
+    The first ``d - n_smooth`` coordinates of x = Qz use ``h`` (two kink minima, a kink maximum), the others ``h2``
+    (two smooth minima, a kink maximum); Q is a random rotation (``rotation_seed``; None: the identity), so no kink
+    is axis-aligned. There are 2^d minima (each x-coordinate at one of its two minima) and d 2^(d-1) index-1 saddles
+    (one coordinate at its maximum t = 0, a ridge: U falls like -|x| across it), each joining the two minima that
+    differ in that coordinate. See :func:`kink_product_minima` and :func:`kink_product_saddles`.
+    """
+
+    def __init__(self, dim: int, n_smooth: int = 0, rotation_seed: int | None = 0):
+        super().__init__()
+        if not 0 <= n_smooth <= dim:
+            raise ValueError(f"n_smooth must be between 0 and dim={dim}, got {n_smooth}")
+        self.dim, self.n_smooth = int(dim), int(n_smooth)
+        q = np.eye(dim) if rotation_seed is None else random_rotation(dim, rotation_seed)
+        self.register_buffer("Q", torch.as_tensor(q, dtype=torch.float64))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z @ self.Q.to(z.dtype).T
+        k = self.dim - self.n_smooth
+        return _kink_h(x[:, :k]).sum(dim=1) + _smooth_h(x[:, k:]).sum(dim=1)
+
+    def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = self.dim - self.n_smooth
+        t = np.array([KINK_T] * k + [SMOOTH_T] * self.n_smooth)           # (d, 2)
+        g = np.array([KINK_G] * k + [SMOOTH_G] * self.n_smooth)
+        top = np.array([KINK_TOP] * k + [SMOOTH_TOP] * self.n_smooth)
+        return t, g, top
+
+
+def kink_product_minima(surface: KinkProduct) -> tuple[np.ndarray, np.ndarray]:
+    """All 2^d minima (2^d, d) in z and their exact energies, ordered by the binary code of the x-coordinates."""
+    d = surface.dim
+    t, g, _ = surface._tables()
+    codes = (np.arange(2**d)[:, None] >> np.arange(d)[None, :]) & 1
+    x = np.where(codes == 1, t[:, 1], t[:, 0])
+    e = np.where(codes == 1, g[:, 1], g[:, 0]).sum(axis=1)
+    return x @ surface.Q.numpy(), e
+
+
+def kink_product_saddles(surface: KinkProduct) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All d 2^(d-1) index-1 saddles: positions (S, d), exact energies (S,) and the pair of minima (S, 2) each joins
+    (indices into :func:`kink_product_minima`)."""
+    d = surface.dim
+    t, g, top = surface._tables()
+    Q = surface.Q.numpy()
+    zs, es, pairs = [], [], []
+    for i in range(d):
+        for code in range(2**d):
+            if code >> i & 1:
+                continue
+            bits = (code >> np.arange(d)) & 1
+            x = np.where(bits == 1, t[:, 1], t[:, 0])
+            x[i] = 0.0
+            e = np.where(bits == 1, g[:, 1], g[:, 0]).sum() - g[i, 0] + top[i]
+            zs.append(x @ Q)
+            es.append(e)
+            pairs.append((code, code | (1 << i)))
+    return np.array(zs), np.array(es), np.array(pairs)

@@ -1,0 +1,693 @@
+"""Stationary points of piecewise-smooth U on kinks: exact refinement, certification and local structure.
+
+Energy networks with ReLU-family activations (ReLU, LeakyReLU, hardtanh), max-pooling or |x| make U piecewise
+smooth: R^d is cut into regions, on each of which U is one smooth *piece*, and minima and saddles usually sit where
+pieces meet (on a *kink*), where the gradient jumps and never vanishes. Gradient norms and Hessians say nothing
+there. This module works with the pieces instead.
+
+**Pieces from sampled gradients** (gradient sampling, Burke, Lewis & Overton, SIAM J. Optim. 15, 751-779, 2005).
+Around a point z, U, ∇U and the Hessian are evaluated at points sampled in a ball of radius ρ (antithetic pairs).
+Two samples belong to one piece when their gradients agree with the trapezoidal integral of their Hessians along the
+segment between them; each piece i then has an exact local quadratic model Q_i (exact for piecewise-*linear*
+networks plus a Gaussian base, whose pieces are quadratics with the base's constant Hessian).
+
+**Refinement: Newton on the non-smooth stationarity system.** The minimal-norm element of the convex hull of the
+pieces' gradients at z (Wolfe's algorithm, Math. Program. 11, 128-149, 1976) measures Clarke stationarity and picks
+a *corral* S of affinely independent pieces with weights λ. A stationary point on the kink where the pieces of S meet
+solves
+
+    Σ_{i∈S} λ_i ∇Q_i(z) = 0,   Q_i(z) = t  for all i ∈ S,   Σ λ_i = 1,
+
+a square system in (z, λ, t) whose Newton step is one linear solve with the Lagrangian Hessian W = Σ λ_i ∇²Q_i. It is
+the Newton step of the VU-decomposition methods (Lemaréchal, Oustry & Sagastizábal 2000; Mifflin & Sagastizábal,
+Math. Program. 104, 583-608, 2005): smooth (U-space) directions get a Newton step, sharp (V-space) directions are
+fixed by the equal-value conditions. With one piece it is plain Newton on ∇U = 0; with the right S and
+piecewise-linear pieces it is exact in one step. Pieces are re-sampled after every step with a radius that follows
+the step length, so S is identified afresh near the solution (an active-set iteration).
+
+**Local structure.** At a refined point, V = span{∇Q_i − ∇Q_j : i, j ∈ S} holds the m sharp directions and its
+orthogonal complement T the smooth ones. Along T the curvature is the reduced Hessian PᵀWP; along V the directional
+derivative U'(z; w) is positively homogeneous and is probed on a fine set of directions of V. The *index* is the
+number of negative reduced-Hessian eigenvalues plus the index of the V-structure (0 when U rises in every V
+direction; 1 when the downhill V directions form two separate caps, as across a ridge). Sharp directions are reported
+as eigenvalues +inf (U rises like |x| there) or -inf (the one sharp unstable direction of a ridge saddle).
+
+**Certification of minima.** A refined point is a minimum when it is Clarke stationary, its index is 0 and U does not
+decrease along any of many probe directions (random directions, the pieces' gradients and their differences) at
+three radii tied to the latent length scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ._tensor import to_numpy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .landscape import Landscape
+
+
+# ---------------------------------------------------------------------------------------------------------- min-norm
+def min_norm_point(P: np.ndarray, tol: float = 1e-12, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """The point of smallest Euclidean norm in the convex hull of the rows of P (n, d): Wolfe's algorithm (1976).
+
+    Returns:
+        (x (d,), weights λ (n,)): x = λ @ P, λ ≥ 0, Σλ = 1; the rows with λ > 0 form an affinely independent
+        *corral*.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    n = len(P)
+    if n == 0:
+        raise ValueError("min_norm_point needs at least one point")
+    scale = max(float(np.max(np.sum(P * P, axis=1))), np.finfo(float).tiny)
+    j = int(np.argmin(np.sum(P * P, axis=1)))
+    S = [j]
+    lam = np.array([1.0])
+    x = P[j].copy()
+    for _ in range(max_iter):
+        w = P @ x
+        j = int(np.argmin(w))
+        if x @ x - w[j] <= tol * scale or j in S:
+            break
+        S.append(j)
+        lam = np.append(lam, 0.0)
+        for _minor in range(len(S) + 2):
+            A = P[S]
+            k = len(S)
+            M = np.zeros((k + 1, k + 1))
+            M[:k, :k] = A @ A.T
+            M[:k, k] = 1.0
+            M[k, :k] = 1.0
+            rhs = np.zeros(k + 1)
+            rhs[k] = 1.0
+            alpha = np.linalg.lstsq(M, rhs, rcond=None)[0][:k]
+            if np.all(alpha > tol):
+                lam = alpha
+                break
+            neg = alpha <= tol
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios = np.where(neg, lam / (lam - alpha), np.inf)
+            theta = float(np.min(ratios[np.isfinite(ratios)])) if np.isfinite(ratios).any() else 0.0
+            theta = min(max(theta, 0.0), 1.0)
+            lam = theta * alpha + (1 - theta) * lam
+            keep = lam > tol
+            if not keep.any():
+                keep[np.argmax(lam)] = True
+            S = [s for s, kp in zip(S, keep) if kp]
+            lam = lam[keep]
+            lam = lam / lam.sum()
+        x = lam @ P[S]
+    full = np.zeros(n)
+    full[S] = lam
+    return x, full
+
+
+# ---------------------------------------------------------------------------------------------------------- pieces
+@dataclass
+class Pieces:
+    """The smooth pieces of U seen around one point, as local quadratic models about the point z.
+
+    Attributes:
+        value: (k,) Q_i(z), nats.  grad: (k, d) ∇Q_i(z).  hess: (k, d, d) ∇²Q_i.
+        rep: (k, d) the sample each model was taken at; size: (k,) samples that fell in each piece.
+    """
+
+    value: np.ndarray
+    grad: np.ndarray
+    hess: np.ndarray
+    rep: np.ndarray
+    size: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    g = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
+    return connected_components(g, directed=False)[1]
+
+
+def group_pieces(y: np.ndarray, u: np.ndarray, g: np.ndarray, H: np.ndarray, z: np.ndarray,
+                 g_tol: float) -> Pieces:
+    """Group samples (y (N, d), U (N,), ∇U (N, d), Hessians (N, d, d)) into smooth pieces; models about z (d,).
+
+    Samples a and b are one piece when ‖g_b − g_a − ½(H_a + H_b)(y_b − y_a)‖ ≤ g_tol + ½‖H_a − H_b‖‖y_b − y_a‖
+    (the trapezoidal rule is exact to that bound on one smooth piece; across a kink the gradient jumps).
+    """
+    N = len(y)
+    dy = y[None, :, :] - y[:, None, :]                                    # (N, N, d): y_b - y_a
+    Hs = 0.5 * (H[:, None] + H[None, :])                                  # (N, N, d, d)
+    res = g[None, :, :] - g[:, None, :] - np.einsum("abij,abj->abi", Hs, dy)
+    rn = np.linalg.norm(res, axis=-1)
+    dH = np.linalg.norm((H[:, None] - H[None, :]).reshape(N, N, -1), axis=-1)
+    same = rn <= g_tol + 0.5 * dH * np.linalg.norm(dy, axis=-1)
+    ia, ib = np.nonzero(np.triu(same, 1))
+    lab = _components(N, ia, ib)
+    k = int(lab.max()) + 1
+    dist = np.linalg.norm(y - z[None, :], axis=1)
+    value, grad, hess, rep, size = [], [], [], [], []
+    for c in range(k):
+        mem = np.flatnonzero(lab == c)
+        r = mem[np.argmin(dist[mem])]
+        dz = z - y[r]
+        value.append(u[r] + g[r] @ dz + 0.5 * dz @ H[r] @ dz)
+        grad.append(g[r] + H[r] @ dz)
+        hess.append(H[r])
+        rep.append(y[r])
+        size.append(len(mem))
+    return Pieces(np.array(value), np.array(grad), np.array(hess), np.array(rep), np.array(size))
+
+
+def kkt_step(pieces: Pieces, lam: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """One Newton step on the stationarity system of the pieces with λ > 0 (see the module docstring).
+
+    Args:
+        pieces: models about the current point; lam: (k,) corral weights (zeros are left out).
+        reg: Tikhonov shift added to W (nats per latent unit²) where W is singular on the solution's subspace.
+
+    Returns:
+        (step δ (d,), new weights λ (k,), model value t at z + δ).
+    """
+    S = np.flatnonzero(lam > 0)
+    G = pieces.grad[S]                                  # (k, d)
+    q = pieces.value[S]
+    k, d = G.shape
+    W = np.einsum("k,kij->ij", lam[S], pieces.hess[S])
+    W = 0.5 * (W + W.T)
+    M = np.zeros((d + k + 1, d + k + 1))
+    M[:d, :d] = W
+    M[:d, d:d + k] = G.T
+    M[d:d + k, :d] = G
+    M[d:d + k, d + k] = -1.0
+    M[d + k, d:d + k] = 1.0
+    rhs = np.zeros(d + k + 1)
+    rhs[d:d + k] = -q
+    rhs[d + k] = 1.0
+    try:
+        sol = np.linalg.solve(M, rhs)
+        if not np.all(np.isfinite(sol)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        M[:d, :d] += reg * np.eye(d)
+        sol = np.linalg.lstsq(M, rhs, rcond=None)[0]
+    out = np.zeros(len(lam))
+    out[S] = sol[d:d + k]
+    return sol[:d], out, float(sol[d + k])
+
+
+# ---------------------------------------------------------------------------------------------------------- result
+@dataclass
+class KinkPoints:
+    """Refined stationary points of a piecewise-smooth U (numpy, C rows).
+
+    Attributes:
+        z: (C, d) points; energy: (C,) U there, nats.
+        converged: (C,) the refinement met its step and stationarity tolerances.
+        stationarity: (C,) norm of the minimal-norm element of the convex hull of the active pieces' gradients at
+            z (0 at a Clarke-stationary point), nats per latent unit.
+        n_pieces: (C,) smooth pieces met in the last sample around z (1: U is smooth there).
+        lam: per point, the weights (k,) of the active pieces; pieces: per point, the :class:`Pieces` there.
+        radius: (C,) the last sampling radius, latent units.
+        n_iter: (C,) refinement iterations; n_evals, n_hessians: rows evaluated in all.
+        reason: per point, "" or why it did not converge.
+    """
+
+    z: np.ndarray
+    energy: np.ndarray
+    converged: np.ndarray
+    stationarity: np.ndarray
+    n_pieces: np.ndarray
+    lam: list
+    pieces: list
+    radius: np.ndarray
+    n_iter: np.ndarray
+    n_evals: int = 0
+    n_hessians: int = 0
+    reason: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.energy)
+
+
+def _piecewise_linear_hessian(land: "Landscape") -> float | None:
+    """The constant Hessian scale of a piecewise-linear energy (the base prior's 1/σ², or 0), else None."""
+    sm = land.smoothness
+    if sm.piecewise_linear:
+        return 1.0 / land.base_sigma**2 if land.base_prior == "standard_normal" else 0.0
+    return None
+
+
+def touching(pieces: Pieces, energy: float, radius: float, sigma_E: float) -> np.ndarray:
+    """(k,) pieces whose closure contains the point: their model value there equals U (within round-off plus a
+    millionth of the value change across the sampling radius)."""
+    g = float(np.max(np.linalg.norm(pieces.grad, axis=1))) if len(pieces) else 0.0
+    return np.abs(pieces.value - energy) <= 1e-8 * (sigma_E + abs(energy)) + 1e-6 * radius * g
+
+
+def smooth_basis(pieces: Pieces, lam: np.ndarray, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal bases (V (d, m), T (d, d-m)) of the sharp and smooth directions of the pieces with λ > 0:
+    V spans the differences of their gradients, T is its orthogonal complement. Pass λ = 1 on every piece that
+    touches the point for the full sharp space (the corral may leave some sharp directions out)."""
+    S = np.flatnonzero(lam > 0)
+    d = pieces.grad.shape[1]
+    if len(S) < 2:
+        return np.zeros((d, 0)), np.eye(d)
+    D = (pieces.grad[S[1:]] - pieces.grad[S[0]]).T                      # (d, k-1)
+    U_, sv, _ = np.linalg.svd(D, full_matrices=True)
+    m = int((sv > tol * max(float(sv.max()), np.finfo(float).tiny)).sum())
+    return U_[:, :m], U_[:, m:]
+
+
+def _directions(rng: np.random.Generator, C: int, half: int, d: int, focus: list | None) -> np.ndarray:
+    """Unit directions (C, half, d): uniform on the sphere; for rows with a ``focus`` basis (d, k), half of them
+    lie (up to a little noise) in its span, where pieces not yet seen must touch the point."""
+    v = rng.standard_normal((C, half, d))
+    if focus is not None:
+        for i, B in enumerate(focus):
+            if B is None or B.shape[1] == 0 or B.shape[1] == d:
+                continue
+            k = half // 2
+            w = rng.standard_normal((k, B.shape[1])) @ B.T
+            w /= np.linalg.norm(w, axis=1, keepdims=True)
+            v[i, :k] = w + 0.05 * v[i, :k] / np.sqrt(d)
+    return v / np.linalg.norm(v, axis=2, keepdims=True)
+
+
+def sample_pieces(land: "Landscape", z: np.ndarray, radius: np.ndarray, n_samples: int,
+                  rng: np.random.Generator, focus: list | None = None) -> tuple[list[Pieces], int, int]:
+    """Pieces around each row of z (C, d): U, ∇U and Hessians at z and at ``n_samples`` antithetic points in a ball
+    of per-row ``radius`` (C,), all rows in one batch; ``focus`` (per row a (d, k) basis or None) concentrates half
+    of the directions on a subspace. Returns (pieces per row, rows evaluated, Hessians)."""
+    C, d = z.shape
+    half = max(1, n_samples // 2)
+    v = _directions(rng, C, half, d, focus)
+    r = radius[:, None] * rng.random((C, half)) ** (1.0 / max(d, 1))
+    r = np.maximum(r, 0.05 * radius[:, None])
+    off = np.concatenate([v * r[:, :, None], -v * r[:, :, None]], axis=1)       # (C, 2h, d)
+    Y = np.concatenate([z[:, None, :], z[:, None, :] + off], axis=1)            # (C, N, d)
+    N = Y.shape[1]
+    flat = Y.reshape(-1, d)
+    e, g = land.energy_and_grad(flat)
+    e, g = to_numpy(e).reshape(C, N), to_numpy(g).reshape(C, N, d)
+    c = _piecewise_linear_hessian(land)
+    n_hess = 0
+    if c is not None:
+        H = np.broadcast_to(c * np.eye(d), (C, N, d, d))
+    else:
+        H = to_numpy(land.hessian(flat)).reshape(C, N, d, d)
+        n_hess = C * N
+    sc = land.scales()
+    out = []
+    for i in range(C):
+        ok = np.isfinite(e[i]) & np.isfinite(g[i]).all(1) & np.isfinite(H[i]).reshape(N, -1).all(1)
+        if not ok[0] or ok.sum() < 2:
+            out.append(None)
+            continue
+        gs = float(np.max(np.linalg.norm(g[i][ok], axis=1))) + sc.sigma_E / sc.length
+        out.append(group_pieces(Y[i][ok], e[i][ok], g[i][ok], np.asarray(H[i][ok]), z[i], 1e-7 * gs))
+    return out, C * N, n_hess
+
+
+def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float | np.ndarray | None = None,
+           n_samples: int | None = None, max_iter: int = 40, xtol_rel: float = 1e-11, gtol: float | None = None,
+           radius_min_rel: float = 1e-8, max_step_rel: float = 0.1, seed: int = 0) -> KinkPoints:
+    """Refine points z0 (C, d) to stationary points of a piecewise-smooth U (see the module docstring).
+
+    Args:
+        land: the landscape.
+        z0: (C, d) starting points (descent end points for minima, climbing images for saddles).
+        mode: ``"minimum"`` (steps must not raise U; a step that does is halved) or ``"saddle"`` (any stationary
+            point; the model's own consistency decides).
+        radius: first sampling radius (latent units; scalar or (C,)); default 1e-4 × the latent length scale.
+        n_samples: samples per point and iteration (default 4d + 8, at least 32; doubled when no progress); half
+            of them go along the smooth directions T of the last corral, where unseen pieces must touch the point.
+        max_iter: iterations at most.
+        xtol_rel: converged when the step is below this × the length scale and the point is stationary.
+        gtol: stationarity tolerance (nats per latent unit); default 1e-8 σ_E/σ_z.
+        radius_min_rel: smallest sampling radius, × the length scale.
+        max_step_rel: steps are capped at max(4 × radius, this × length) (a trust region).
+        seed: seeds the samples.
+
+    Returns:
+        :class:`KinkPoints`.
+    """
+    if mode not in ("minimum", "saddle"):
+        raise ValueError(f"unknown mode {mode!r}; use 'minimum' or 'saddle'")
+    z = np.array(to_numpy(z0), dtype=np.float64).reshape(-1, land.dim)
+    C, d = z.shape
+    sc = land.scales()
+    L = sc.length
+    gtol = 1e-8 * sc.sigma_E / L if gtol is None else float(gtol)
+    rho = np.broadcast_to(np.asarray(1e-4 * L if radius is None else radius, dtype=np.float64), (C,)).copy()
+    rho_min = radius_min_rel * L
+    ns0 = max(32, 4 * d + 8) if n_samples is None else int(n_samples)
+    ns = np.full(C, ns0)
+    rng = np.random.default_rng(seed)
+    focus: list = [None] * C
+    energy = np.full(C, np.nan)
+    stat = np.full(C, np.inf)
+    npieces = np.zeros(C, dtype=int)
+    lam_out: list = [None] * C
+    pieces_out: list = [None] * C
+    converged = np.zeros(C, dtype=bool)
+    n_iter = np.zeros(C, dtype=int)
+    reason = [""] * C
+    n_evals = n_hess = 0
+    e0 = to_numpy(land.energy(z))
+    n_evals += C
+    energy[:] = e0
+    active = np.flatnonzero(np.isfinite(e0))
+    for c in np.flatnonzero(~np.isfinite(e0)):
+        reason[c] = "non-finite energy at the starting point"
+    e_floor = 1e-12 * (sc.sigma_E + np.abs(e0))
+    for it in range(max_iter):
+        if not len(active):
+            break
+        # one batch of samples for every active point (rows with the same sample count together)
+        pcs: dict[int, Pieces | None] = {}
+        for n in np.unique(ns[active]):
+            rows = active[ns[active] == n]
+            got, ne, nh = sample_pieces(land, z[rows], rho[rows], int(n), rng, [focus[r] for r in rows])
+            n_evals += ne
+            n_hess += nh
+            pcs.update(zip(rows.tolist(), got))
+        steps, lams, targets = {}, {}, {}
+        still = []
+        for c in active:
+            n_iter[c] = it + 1
+            p = pcs[int(c)]
+            if p is None:
+                reason[c] = "non-finite energy or gradient near the point"
+                continue
+            _, lam = min_norm_point(p.grad)
+            x = lam @ p.grad
+            stat[c], npieces[c], lam_out[c], pieces_out[c] = float(np.linalg.norm(x)), len(p), lam, p
+            focus[c] = smooth_basis(p, lam)[1]
+            curv = max(float(np.max(np.abs(p.hess))) if p.hess.size else 0.0, sc.sigma_E / L**2)
+            delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
+            # active set: a piece whose weight turned negative leaves the corral
+            for _ in range(len(lam)):
+                if np.all(lam_new >= -1e-12):
+                    break
+                lam = np.where(lam_new < 0, 0.0, lam_new)
+                if lam.sum() <= 0:
+                    break
+                lam = lam / lam.sum()
+                delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
+            cap = max(4.0 * rho[c], max_step_rel * L)
+            nd = float(np.linalg.norm(delta))
+            if not np.isfinite(nd):
+                reason[c] = "the Newton system of the pieces is singular"
+                continue
+            if nd > cap:
+                delta = delta * (cap / nd)
+            steps[int(c)], lams[int(c)], targets[int(c)] = delta, lam_new, t
+            still.append(int(c))
+        if not still:
+            active = np.zeros(0, dtype=int)
+            break
+        still = np.array(still)
+        D = np.stack([steps[c] for c in still])
+        zt = z[still] + D
+        et = to_numpy(land.energy(zt))
+        n_evals += len(still)
+        if mode == "minimum":
+            # a step may not raise U: halve it (at most 30 times) where it does
+            bad = ~(et <= energy[still] + e_floor[still])
+            for _ in range(30):
+                if not bad.any():
+                    break
+                D[bad] *= 0.5
+                zt[bad] = z[still][bad] + D[bad]
+                et[bad] = to_numpy(land.energy(zt[bad]))
+                n_evals += int(bad.sum())
+                bad = ~(et <= energy[still] + e_floor[still])
+            D[bad] = 0.0
+            zt[bad] = z[still][bad]
+            et[bad] = energy[still][bad]
+        fin = np.isfinite(et)
+        nxt = []
+        for r, c in enumerate(still):
+            if not fin[r]:
+                reason[c] = "the refined point has a non-finite energy"
+                continue
+            step = float(np.linalg.norm(D[r]))
+            z[c], energy[c] = zt[r], et[r]
+            if step <= xtol_rel * L * (1.0 + float(np.linalg.norm(z[c])) / L) and stat[c] <= gtol:
+                converged[c] = True
+                continue
+            if step == 0.0:
+                # no acceptable step at this sampling: look wider, with more samples
+                ns[c] = min(2 * ns[c], 16 * ns0)
+                rho[c] = min(10 * rho[c], max_step_rel * L)
+            else:
+                rho[c] = float(np.clip(4.0 * step, rho_min, rho[c] * 4.0))
+            nxt.append(c)
+        active = np.array(nxt, dtype=int)
+    for c in active:
+        reason[c] = (f"not converged in {max_iter} iterations (stationarity {stat[c]:.3g}, "
+                     f"{npieces[c]} pieces at radius {rho[c]:.3g})")
+    # final pieces at the converged points (the step moved them after the last sample)
+    # (a piece touching the point in a thin wedge may have been missed: up to three more tries with 2x samples)
+    todo = np.flatnonzero(converged)
+    n = ns0
+    for attempt in range(4):
+        if not len(todo):
+            break
+        got, ne, nh = sample_pieces(land, z[todo], np.maximum(rho[todo], rho_min), n, rng,
+                                    [focus[c] for c in todo])
+        n_evals += ne
+        n_hess += nh
+        retry = []
+        for c, p in zip(todo, got):
+            if p is None:
+                converged[c] = False
+                reason[c] = "non-finite energy or gradient near the refined point"
+                continue
+            _, lam = min_norm_point(p.grad)
+            st = float(np.linalg.norm(lam @ p.grad))
+            if pieces_out[c] is None or st <= stat[c] or len(p) >= npieces[c]:
+                stat[c], npieces[c], lam_out[c], pieces_out[c] = st, len(p), lam, p
+            if stat[c] > 10 * gtol:
+                retry.append(c)
+                focus[c] = smooth_basis(p, lam)[1]
+        todo = np.array(retry, dtype=int)
+        n *= 2
+    for c in todo:
+        converged[c] = False
+        reason[c] = f"not stationary after refinement (minimal-norm gradient {stat[c]:.3g})"
+    return KinkPoints(z=z, energy=energy, converged=converged, stationarity=stat, n_pieces=npieces, lam=lam_out,
+                      pieces=pieces_out, radius=rho, n_iter=n_iter, n_evals=n_evals, n_hessians=n_hess,
+                      reason=reason)
+
+
+# ---------------------------------------------------------------------------------------------------------- structure
+@dataclass
+class LocalStructure:
+    """Local structure of refined stationary points (numpy, C rows; see the module docstring).
+
+    Attributes:
+        kind: per point ``"smooth"`` (one piece) or ``"kink"``.
+        n_sharp: (C,) number of sharp directions m (dimension of V).
+        index: (C,) number of independent downhill directions: 0 at a minimum, 1 at a transition state; -1 when
+            undetermined (the point did not converge, or U falls in one V direction only: not stationary).
+        eigenvalues: (C, d) ascending: the reduced Hessian's eigenvalues along the smooth directions T, +inf for
+            each sharp direction along which U rises, -inf for the sharp unstable direction of a ridge saddle
+            (nats per latent unit²). For a smooth point, the Hessian's eigenvalues.
+        vectors: (C, d, d) unit eigenvectors (columns) in the order of ``eigenvalues``: reduced-Hessian eigenvectors
+            in T for the finite ones, an orthonormal basis of V for the sharp ones.
+        push: (C, 2, d) for index-1 points, the two directions that lead downhill to either side (unit vectors;
+            opposite for a smooth saddle); zeros otherwise.
+        descent: (C, d) for points that are not minima, a unit direction along which U falls (zeros otherwise).
+        is_minimum: (C,) certified minima: converged, index 0, and no probe direction lowers U.
+        probe_drop: (C,) the largest decrease of U seen over the probes, nats (0 or below round-off at a minimum).
+        n_evals: rows evaluated.
+    """
+
+    kind: list
+    n_sharp: np.ndarray
+    index: np.ndarray
+    eigenvalues: np.ndarray
+    vectors: np.ndarray
+    push: np.ndarray
+    descent: np.ndarray
+    is_minimum: np.ndarray
+    probe_drop: np.ndarray
+    n_evals: int = 0
+
+
+def _sphere_directions(m: int, rng: np.random.Generator) -> np.ndarray:
+    """Directions (n, m) covering the unit sphere of R^m: ±1 for m = 1, 72 angles for m = 2, a Fibonacci lattice of
+    400 points for m = 3, 120 m random ones above."""
+    if m == 1:
+        return np.array([[1.0], [-1.0]])
+    if m == 2:
+        a = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+        return np.stack([np.cos(a), np.sin(a)], axis=1)
+    if m == 3:
+        n = 400
+        i = np.arange(n) + 0.5
+        phi = np.arccos(1 - 2 * i / n)
+        th = np.pi * (1 + 5**0.5) * i
+        return np.stack([np.cos(th) * np.sin(phi), np.sin(th) * np.sin(phi), np.cos(phi)], axis=1)
+    w = rng.standard_normal((120 * m, m))
+    return w / np.linalg.norm(w, axis=1, keepdims=True)
+
+
+def _caps(w: np.ndarray, down: np.ndarray) -> list[np.ndarray]:
+    """Connected groups of the downhill directions ``w[down]`` on the sphere (neighbours closer than 2.5 × the
+    typical spacing of the direction set)."""
+    idx = np.flatnonzero(down)
+    if len(idx) == 0:
+        return []
+    if w.shape[1] == 1:
+        return [np.array([i]) for i in idx]
+    from scipy.spatial import cKDTree
+    tree = cKDTree(w)
+    dist, _ = tree.query(w, k=2)
+    spacing = float(np.median(dist[:, 1]))
+    pairs = cKDTree(w[idx]).query_pairs(2.5 * spacing, output_type="ndarray")
+    lab = _components(len(idx), pairs[:, 0], pairs[:, 1]) if len(pairs) else np.arange(len(idx))
+    return [idx[lab == c] for c in np.unique(lab)]
+
+
+def local_structure(land: "Landscape", kp: KinkPoints, flat_tol: float = 0.0, probe_rel: float = 1e-3,
+                    n_probes: int | None = None, seed: int = 0) -> LocalStructure:
+    """Index, curvature, push-off directions and the minimum certificate of refined points (module docstring).
+
+    Args:
+        land: the landscape; kp: output of :func:`refine`.
+        flat_tol: eigenvalues within ± this are flat (nats per latent unit²).
+        probe_rel: largest probe radius, × the latent length scale (probes at 1, 1e-2 and 1e-4 of it).
+        n_probes: random probe directions per point (default max(64, 8d)), besides the structured ones.
+        seed: seeds the probe directions.
+    """
+    C, d = kp.z.shape
+    sc = land.scales()
+    L = sc.length
+    rng = np.random.default_rng([seed, 11])
+    kind = ["smooth"] * C
+    n_sharp = np.zeros(C, dtype=int)
+    index = np.full(C, -1)
+    eig = np.full((C, d), np.nan)
+    vecs = np.zeros((C, d, d))
+    push = np.zeros((C, 2, d))
+    descent = np.zeros((C, d))
+    is_min = np.zeros(C, dtype=bool)
+    drop = np.zeros(C)
+    n_evals = 0
+    eps = 1e-7 * L
+    # 1. sharp (V) structure: directional derivatives along a fine set of V directions, all points in one batch
+    plan = []
+    for c in range(C):
+        p, lam = kp.pieces[c], kp.lam[c]
+        if not kp.converged[c] or p is None:
+            continue
+        touch = touching(p, kp.energy[c], kp.radius[c], sc.sigma_E) | (lam > 0)
+        V, T = smooth_basis(p, touch.astype(float))
+        W = np.einsum("k,kij->ij", lam, p.hess)
+        WT = T.T @ (0.5 * (W + W.T)) @ T
+        eT, vT = np.linalg.eigh(WT) if T.shape[1] else (np.zeros(0), np.zeros((0, 0)))
+        m = V.shape[1]
+        n_sharp[c] = m
+        if m:
+            kind[c] = "kink"
+        wv = _sphere_directions(m, rng) if m else np.zeros((0, 0))
+        plan.append((c, V, T, eT, vT, wv))
+    pts, owner = [], []
+    for c, V, T, eT, vT, wv in plan:
+        if len(wv):
+            pts.append(kp.z[c][None, :] + eps * (wv @ V.T))
+            owner.append(c)
+    phis = {}
+    if pts:
+        allp = np.vstack(pts)
+        e = to_numpy(land.energy(allp))
+        n_evals += len(allp)
+        start = 0
+        for c, blk in zip(owner, pts):
+            phis[c] = (e[start:start + len(blk)] - kp.energy[c]) / eps
+            start += len(blk)
+    for c, V, T, eT, vT, wv in plan:
+        m = V.shape[1]
+        n_negT = int((eT < -flat_tol).sum())
+        v_index, caps = 0, []
+        if m:
+            phi = phis[c]
+            gscale = float(np.max(np.linalg.norm(kp.pieces[c].grad, axis=1))) + sc.sigma_E / L
+            down = phi < -1e-6 * gscale
+            caps = _caps(wv, down)
+            v_index = {0: 0, 2: 1}.get(len(caps), -1 if len(caps) == 1 else 2)
+        index[c] = -1 if v_index < 0 else n_negT + v_index
+        sharp = np.full(m, np.inf)
+        if v_index == 1:
+            sharp[0] = -np.inf
+        allv = np.concatenate([eT, sharp])
+        order = np.argsort(allv, kind="stable")
+        eig[c] = allv[order]
+        vecs[c] = np.hstack([T @ vT if T.shape[1] else np.zeros((d, 0)), V])[:, order]
+        if index[c] == 1:
+            if v_index == 1:
+                for side, cap in enumerate(caps[:2]):
+                    k = cap[np.argmin(phis[c][cap])]
+                    push[c, side] = V @ wv[k]
+            else:
+                u = T @ vT[:, 0]
+                push[c, 0], push[c, 1] = u, -u
+        if index[c] != 0:
+            if m and v_index != 0 and len(caps):
+                k = caps[0][np.argmin(phis[c][caps[0]])]
+                descent[c] = V @ wv[k]
+            elif n_negT:
+                descent[c] = T @ vT[:, 0]
+    # 2. probes for the candidates of index 0
+    cand = np.flatnonzero(index == 0)
+    if len(cand):
+        npr = max(64, 8 * d) if n_probes is None else int(n_probes)
+        radii = probe_rel * L * np.array([1.0, 1e-2, 1e-4])
+        blocks = []
+        for c in cand:
+            p = kp.pieces[c]
+            dirs = [rng.standard_normal((npr, d))]
+            G = p.grad
+            if len(G) > 1:
+                dirs.append((G[:, None, :] - G[None, :, :]).reshape(-1, d))
+            dirs.append(G)
+            touch = touching(p, kp.energy[c], kp.radius[c], sc.sigma_E) | (kp.lam[c] > 0)
+            V, T = smooth_basis(p, touch.astype(float))
+            dirs.append(np.hstack([V, T]).T)
+            D = np.vstack(dirs)
+            D = D[np.linalg.norm(D, axis=1) > 0]
+            D /= np.linalg.norm(D, axis=1, keepdims=True)
+            D = np.vstack([D, -D])
+            blocks.append(D)
+        pts = np.vstack([(kp.z[c][None, None, :] + radii[:, None, None] * D[None, :, :]).reshape(-1, d)
+                         for c, D in zip(cand, blocks)])
+        e = to_numpy(land.energy(pts))
+        n_evals += len(pts)
+        start = 0
+        for c, D in zip(cand, blocks):
+            n = len(radii) * len(D)
+            de = (e[start:start + n] - kp.energy[c]).reshape(len(radii), len(D))
+            start += n
+            tol = 1e-9 * (sc.sigma_E + abs(kp.energy[c])) + 0.5 * flat_tol * radii[:, None] ** 2
+            bad = ~(de >= -tol)
+            drop[c] = float(max(0.0, -np.nanmin(np.where(np.isfinite(de), de, -np.inf))))
+            if bad.any():
+                r, j = np.unravel_index(np.argmin(np.where(np.isfinite(de), de / radii[:, None], -np.inf)), de.shape)
+                descent[c] = D[j]
+                index[c] = -1
+            else:
+                is_min[c] = True
+    return LocalStructure(kind=kind, n_sharp=n_sharp, index=index, eigenvalues=eig, vectors=vecs, push=push,
+                          descent=descent,
+                          is_minimum=is_min, probe_drop=drop, n_evals=n_evals)
+
+
+__all__ = ["min_norm_point", "Pieces", "group_pieces", "kkt_step", "KinkPoints", "sample_pieces", "smooth_basis", "touching",
+           "refine", "LocalStructure", "local_structure"]
