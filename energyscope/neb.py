@@ -31,11 +31,23 @@ from .landscape import Landscape
 from .minima import Minima, quench
 from .network import Path
 from .optim import FIRE
-from .saddles import MinimaBook, default_match_tol, find_saddles
+from .saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
 
 
 class NEBError(ValueError):
     """Bad input to :func:`neb` (wrong shapes, identical or non-finite endpoints); the message names the problem."""
+
+
+def finite_curvature(land: Landscape, eigenvalues: np.ndarray) -> np.ndarray:
+    """(K,) the stiffest finite |eigenvalue| of each row of ``eigenvalues`` (K, d), nats per latent unit²; rows with
+    none (a minimum sharp in every direction, on a kink) get the landscape's curvature unit σ_E/σ_z²."""
+    ev = np.asarray(eigenvalues, dtype=np.float64)
+    sc = land.scales()
+    unit = sc.sigma_E / sc.length**2
+    if ev.size == 0:
+        return np.full(len(ev), unit)
+    a = np.where(np.isfinite(ev), np.abs(ev), 0.0).max(axis=1)
+    return np.where(a > 0, a, unit)
 
 
 # ---------------------------------------------------------------------------------------------------------- images
@@ -345,6 +357,123 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
             for p in range(P)]
 
 
+def _equal_arc(X: torch.Tensor) -> torch.Tensor:
+    """Bands X (P, M, d) resampled at M points of equal arc length along their polylines (ends kept)."""
+    P, M, d = X.shape
+    seg = (X[:, 1:] - X[:, :-1]).norm(dim=-1)                             # (P, M-1)
+    s = torch.cat([torch.zeros(P, 1, dtype=X.dtype, device=X.device), seg.cumsum(dim=1)], dim=1)
+    total = s[:, -1:].clamp_min(torch.finfo(X.dtype).tiny)
+    t = torch.linspace(0, 1, M, dtype=X.dtype, device=X.device)[None, :] * total
+    k = (torch.searchsorted(s.contiguous(), t.contiguous(), right=True) - 1).clamp(0, M - 2)
+    s0 = torch.gather(s, 1, k)
+    L = torch.gather(seg, 1, k)
+    u = torch.where(L > 0, (t - s0) / L.clamp_min(torch.finfo(X.dtype).tiny), torch.zeros_like(t))
+    A = torch.gather(X, 1, k[..., None].expand(P, M, d))
+    B = torch.gather(X, 1, (k + 1)[..., None].expand(P, M, d))
+    out = A + u[..., None] * (B - A)
+    out[:, 0], out[:, -1] = X[:, 0], X[:, -1]
+    return out
+
+
+def relax_strings(land: Landscape, starts: Any, ends: Any, n_images: int, *, init: Any = None,
+                  max_iter: int = 300, step_rel: float = 0.2, step_min_rel: float = 1e-3, decay: float = 0.98,
+                  progress: bool = False) -> list[BandResult]:
+    """Relax P bands at once by the string method with normalised steps, for piecewise-smooth U.
+
+    On a kinked landscape the NEB forces jump across every sharp valley the band follows, so a band never meets a
+    force tolerance and images bunch up. Here each interior image moves against the part of ∇U perpendicular to the
+    band (the central-difference tangent) by a step of ``step_rel`` × the band's segment length, normalised per
+    image, shrinking by ``decay`` per iteration down to ``step_min_rel`` (so the chatter across sharp valleys dies
+    out); after every step the images are redistributed at equal arc length (E, Ren & Vanden-Eijnden, J. Chem. Phys.
+    126, 164103, 2007). All images of all bands are evaluated in one call per step. The highest point then goes to
+    the ridge search of :func:`energyscope.saddles.find_kink_saddles`, which does not need a climbing image.
+
+    Returns:
+        One :class:`BandResult` per band (``converged`` when the last step was below ``step_min_rel`` × segment and
+        no image moved by more than that).
+    """
+    A, B = land.as_tensor(starts), land.as_tensor(ends)
+    if A.shape != B.shape:
+        raise NEBError(f"starts {tuple(A.shape)} and ends {tuple(B.shape)} must have the same shape")
+    M = int(n_images)
+    if M < 3:
+        raise NEBError(f"a band needs at least 3 images, got n_images={M}")
+    P, d = A.shape
+    dev, dt_ = A.device, A.dtype
+    if init is None:
+        t = torch.linspace(0, 1, M, device=dev, dtype=dt_)
+        X = A[:, None, :] + t[None, :, None] * (B - A)[:, None, :]
+    else:
+        X = torch.as_tensor(np.asarray(to_numpy(init)), device=dev, dtype=dt_).clone()
+        if X.shape != (P, M, d):
+            raise NEBError(f"init must have shape {(P, M, d)}, got {tuple(X.shape)}")
+        X[:, 0], X[:, -1] = A, B
+    X = _equal_arc(X)
+    E = torch.full((P, M), float("nan"), device=dev, dtype=dt_)
+    E[:, 0], E[:, -1] = land.energy(A), land.energy(B)
+    reasons = [""] * P
+    alive = torch.isfinite(E[:, 0]) & torch.isfinite(E[:, -1])
+    for p in torch.nonzero(~alive).flatten().tolist():
+        reasons[p] = "non-finite energy at an endpoint"
+    n_iter = torch.zeros(P, dtype=torch.long, device=dev)
+    moved = torch.full((P,), float("inf"), dtype=dt_, device=dev)
+    tiny = torch.finfo(dt_).tiny
+    alpha = float(step_rel)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=max_iter, desc="string", unit="step", leave=False)
+    it = 0
+    for it in range(1, max_iter + 1):
+        act = torch.nonzero(alive).flatten()
+        if not len(act):
+            break
+        Xa = X[act]
+        e, g = land.energy_and_grad(Xa[:, 1:-1].reshape(-1, d))
+        e, g = e.reshape(len(act), M - 2), g.reshape(len(act), M - 2, d)
+        E[act, 1:-1] = e
+        bad = ~(torch.isfinite(e).all(1) & torch.isfinite(g).flatten(1).all(1))
+        if bool(bad.any()):
+            for r in torch.nonzero(bad).flatten().tolist():
+                reasons[int(act[r])] = f"non-finite energy or gradient on the band after {it - 1} steps"
+            alive[act[bad]] = False
+            n_iter[act[bad]] = it - 1
+            keep = ~bad
+            act, Xa, g = act[keep], Xa[keep], g[keep]
+            if not len(act):
+                break
+        tau = Xa[:, 2:] - Xa[:, :-2]
+        tau = tau / tau.norm(dim=-1, keepdim=True).clamp_min(tiny)
+        gp = g - (g * tau).sum(-1, keepdim=True) * tau
+        seg = (Xa[:, -1] - Xa[:, 0]).norm(dim=-1) / (M - 1)                   # (B,)
+        step = -gp / gp.norm(dim=-1, keepdim=True).clamp_min(tiny) * (alpha * seg)[:, None, None]
+        Xn = Xa.clone()
+        Xn[:, 1:-1] = Xa[:, 1:-1] + step
+        Xn = _equal_arc(Xn)
+        moved[act] = (Xn - Xa).norm(dim=-1).max(dim=1).values / seg.clamp_min(tiny)
+        X[act] = Xn
+        n_iter[act] = it
+        if bar is not None:
+            bar.update(1)
+        if alpha <= step_min_rel and bool((moved[act] <= 2 * step_min_rel).all()):
+            break
+        alpha = max(alpha * decay, step_min_rel)
+    if bar is not None:
+        bar.close()
+    act = torch.nonzero(alive).flatten()
+    if len(act):
+        E[act, 1:-1] = land.energy(X[act, 1:-1].reshape(-1, d)).reshape(len(act), M - 2)
+    Xn, En, n_iter, moved = to_numpy(X), to_numpy(E), to_numpy(n_iter), to_numpy(moved)
+    out = []
+    for p in range(P):
+        conv = not reasons[p] and moved[p] <= 2 * step_min_rel
+        out.append(BandResult(z=Xn[p], energy=En[p], converged=bool(conv), climbing=False, fmax=float("nan"),
+                              ftol=float("nan"), n_iter=int(n_iter[p]), n_evals=int(2 + (M - 2) * (n_iter[p] + 1)),
+                              reason=reasons[p] or ("" if conv else f"string still moving after {int(n_iter[p])} "
+                                                    f"steps (largest image step {moved[p]:.3g} segments)")))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------- post-check
 def dense_profiles(land: Landscape, bands: list[np.ndarray], n_dense: int = 8
                    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
@@ -471,7 +600,7 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
     results = [PairPaths(int(i), int(j)) for i, j in pairs]
     # each pair holds an ordered list of segments: dict(a, b, depth, path, reason)
     segs: list[list[dict]] = [[{"a": int(i), "b": int(j), "depth": 0, "path": None}] for i, j in pairs]
-    curv_all = np.abs(book.eigenvalues).max(axis=1) if book.eigenvalues.size else np.ones(len(book))
+    curv_all = finite_curvature(land, book.eigenvalues)
 
     def pending():
         return [(p, s) for p in range(len(segs)) for s in segs[p] if s["path"] is None and "reason" not in s]
@@ -480,7 +609,7 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         todo = pending()
         if not todo:
             break
-        curv_all = np.abs(book.eigenvalues).max(axis=1)
+        curv_all = finite_curvature(land, book.eigenvalues)
         groups: dict[tuple[int, bool], list] = {}
         for p, s in todo:
             M = n_images or image_count(land, book.z[s["a"]], book.z[s["b"]], images_per_length, n_min, n_max)
@@ -495,8 +624,11 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
             init = np.stack([_resample(s["init"], M) if s.get("init") is not None else
                              _initial_band(a, b, M, bump, rng) for (_, s), a, b in zip(items, za, zb)])
             curv = np.maximum(curv_all[[s["a"] for _, s in items]], curv_all[[s["b"] for _, s in items]])
-            bres = relax_bands(land, za, zb, M, init=init, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
-                               max_iter=max_iter, k=k, curvature=curv, progress=progress, stop_at_dip=dip)
+            if land.is_smooth:
+                bres = relax_bands(land, za, zb, M, init=init, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
+                                   max_iter=max_iter, k=k, curvature=curv, progress=progress, stop_at_dip=dip)
+            else:   # kinks: a string with shrinking normalised steps (see relax_strings)
+                bres = relax_strings(land, za, zb, M, init=init, progress=progress)
             for (p, s), br in zip(items, bres):
                 results[p].n_evals += br.n_evals
                 done_bands.append((p, s, br))
@@ -659,7 +791,9 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
     pieces = [path for _, _, path in pp.pieces]
     n_evals = pp.n_evals
     if refine and not pp.failure:
-        recs = find_saddles(land, np.array([p.saddle_z for p in pieces]), book)
+        tan = [band_tangent(p.z, p.saddle_z) for p in pieces]
+        recs = find_saddles(land, np.array([p.saddle_z for p in pieces]), book,
+                            tangents=np.array([t for t, _ in tan]), spans=np.array([s for _, s in tan]))
         for path, rec in zip(pieces, recs):
             n_evals += rec.n_evals
             path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,
@@ -687,6 +821,6 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
                       book.energy[inter], "reason": pp.failure, "saddle": pieces[top].info.get("saddle")})
 
 
-__all__ = ["neb", "relax_bands", "find_paths", "dense_profiles", "profile_dips", "tangents", "neb_forces",
+__all__ = ["neb", "relax_bands", "relax_strings", "find_paths", "dense_profiles", "profile_dips", "tangents", "neb_forces",
            "image_count", "BandResult", "PairPaths", "NEBError"]
 

@@ -386,7 +386,7 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
     from .landscape import as_landscape
     from .minima import quench
     from .neb import find_paths
-    from .saddles import MinimaBook, default_match_tol, eig_tolerance, find_saddles
+    from .saddles import MinimaBook, band_tangent, default_match_tol, eig_tolerance, find_saddles
 
     land = as_landscape(land)
     if not isinstance(minima, Minima):
@@ -475,14 +475,18 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
                              int(n_images * (1.5 if retry else 1)), images_per_length=images_per_length *
                              (1.5 if retry else 1.0), ftol_rel=ftol_rel, max_iter=max_iter, dense=dense, split=split,
                              bump=retry_bump if retry else 0.0, seed=rng_seed + rnd, progress=progress)
-            cand, owner = [], []
+            cand, owner, tans, spans = [], [], [], []
             for q, pp in enumerate(pps):
                 if pp.failure:
                     continue
                 for pi, (a, b, path) in enumerate(pp.pieces):
                     cand.append(path.saddle_z)
                     owner.append((q, pi))
-            recs = find_saddles(land, np.array(cand), book) if cand else []
+                    tan, span = band_tangent(path.z, path.saddle_z)
+                    tans.append(tan)
+                    spans.append(span)
+            recs = find_saddles(land, np.array(cand), book, tangents=np.array(tans), spans=np.array(spans)) \
+                if cand else []
             per_pair: dict[int, list] = {}
             for (q, pi), rec in zip(owner, recs):
                 per_pair.setdefault(q, []).append((pi, rec))

@@ -399,7 +399,8 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
                     break
                 lam = lam / lam.sum()
                 delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
-            cap = max(4.0 * rho[c], max_step_rel * L)
+            # a minimum may be approached from afar; a saddle must not be left for the minimum next to it
+            cap = max(4.0 * rho[c], max_step_rel * L) if mode == "minimum" else 4.0 * rho[c]
             nd = float(np.linalg.norm(delta))
             if not np.isfinite(nd):
                 reason[c] = "the Newton system of the pieces is singular"
@@ -446,7 +447,7 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
                 ns[c] = min(2 * ns[c], 16 * ns0)
                 rho[c] = min(10 * rho[c], max_step_rel * L)
             else:
-                rho[c] = float(np.clip(4.0 * step, rho_min, rho[c] * 4.0))
+                rho[c] = float(np.clip(4.0 * step, rho_min, min(rho[c] * 4.0, max_step_rel * L)))
             nxt.append(c)
         active = np.array(nxt, dtype=int)
     for c in active:
@@ -633,9 +634,12 @@ def local_structure(land: "Landscape", kp: KinkPoints, flat_tol: float = 0.0, pr
         vecs[c] = np.hstack([T @ vT if T.shape[1] else np.zeros((d, 0)), V])[:, order]
         if index[c] == 1:
             if v_index == 1:
+                # the middle of each downhill cap (not its steepest direction, which may run exactly along a
+                # kink, where the gradient is not that of either side)
                 for side, cap in enumerate(caps[:2]):
-                    k = cap[np.argmin(phis[c][cap])]
-                    push[c, side] = V @ wv[k]
+                    mid = wv[cap].mean(axis=0)
+                    mid = mid / np.linalg.norm(mid) if np.linalg.norm(mid) > 1e-12 else wv[cap[0]]
+                    push[c, side] = V @ mid
             else:
                 u = T @ vT[:, 0]
                 push[c, 0], push[c, 1] = u, -u
@@ -689,5 +693,129 @@ def local_structure(land: "Landscape", kp: KinkPoints, flat_tol: float = 0.0, pr
                           is_minimum=is_min, probe_drop=drop, n_evals=n_evals)
 
 
+# ---------------------------------------------------------------------------------------------------------- ridges
+def ridge_points(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, span: torch.Tensor, xtol: float,
+                 max_expand: int = 6, max_bisect: int = 60) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                      torch.Tensor]:
+    """The nearest maximum of U along each line z + s τ (rows of (B, d) tensors): expanding steps of span/4 from
+    s = 0 uphill until the directional derivative ∇U·τ changes sign, then bisection on that sign to ``xtol``
+    (exact on a kink, where the derivative jumps).
+
+    Returns:
+        (points (B, d), U there (B,), the gradient of the ridge function there (B, d) (∇U at a smooth maximum; at a
+        kink, the combination of the two one-sided gradients whose component along τ vanishes), ok (B,): a maximum
+        was bracketed within ``max_expand`` doublings and every value met was finite).
+    """
+    B, d = z.shape
+    e0, g0 = land.energy_and_grad(z)
+    D0 = (g0 * tau).sum(1)
+    sign = torch.where(D0 >= 0, 1.0, -1.0).to(z.dtype)
+    lo = torch.zeros(B, dtype=z.dtype, device=z.device)
+    hi = torch.full((B,), float("nan"), dtype=z.dtype, device=z.device)
+    ok = torch.isfinite(e0) & torch.isfinite(g0).all(1)
+    step = 0.25 * span
+    pend = torch.nonzero(ok).flatten()
+    s = step.clone()
+    for _ in range(max_expand):
+        if not len(pend):
+            break
+        sp = sign[pend] * s[pend]
+        e, g = land.energy_and_grad(z[pend] + sp[:, None] * tau[pend])
+        fin = torch.isfinite(e) & torch.isfinite(g).all(1)
+        Dn = (g * tau[pend]).sum(1) * sign[pend]
+        turned = fin & (Dn <= 0)
+        hi[pend[turned]] = s[pend][turned]
+        ok[pend[~fin]] = False
+        moving = fin & ~turned
+        lo[pend[moving]] = s[pend][moving]
+        s[pend[moving]] = 2 * s[pend][moving]
+        pend = pend[moving]
+    ok[pend] = False                                           # no maximum within the span
+    ok &= torch.isfinite(hi)
+    # shrink [lo, hi] (D > 0 at lo, D <= 0 at hi): the next point is where the tangent lines of U at both ends meet
+    # (exact in one step at a kink between linear pieces, superlinear at a smooth maximum); bisection when that point
+    # falls outside the middle 90 % of the bracket
+    rows = torch.nonzero(ok).flatten()
+    def at(r, t):
+        e, g = land.energy_and_grad(z[r] + (sign[r] * t)[:, None] * tau[r])
+        return e, (g * tau[r]).sum(1) * sign[r]
+    e_lo, d_lo = at(rows, lo[rows]) if len(rows) else (lo[:0], lo[:0])
+    e_hi, d_hi = at(rows, hi[rows]) if len(rows) else (lo[:0], lo[:0])
+    for _ in range(max_bisect):
+        if not len(rows):
+            break
+        a, b = lo[rows], hi[rows]
+        width = b - a
+        keep = width > xtol
+        rows, a, b, e_lo, d_lo, e_hi, d_hi = rows[keep], a[keep], b[keep], e_lo[keep], d_lo[keep], e_hi[keep], \
+            d_hi[keep]
+        if not len(rows):
+            break
+        den = d_lo - d_hi
+        t = (e_hi - e_lo + d_lo * a - d_hi * b) / torch.where(den > 0, den, torch.ones_like(den))
+        inside = (den > 0) & (t > a + 0.05 * (b - a)) & (t < b - 0.05 * (b - a))
+        t = torch.where(inside, t, 0.5 * (a + b))
+        e, dm = at(rows, t)
+        up = dm > 0
+        lo[rows[up]], hi[rows[~up]] = t[up], t[~up]
+        e_lo, d_lo = torch.where(up, e, e_lo), torch.where(up, dm, d_lo)
+        e_hi, d_hi = torch.where(up, e_hi, e), torch.where(up, d_hi, dm)
+    s_star = torch.where(ok, sign * 0.5 * (lo + torch.nan_to_num(hi)), torch.zeros_like(lo))
+    zr = z + s_star[:, None] * tau
+    e, g = land.energy_and_grad(zr)
+    ok &= torch.isfinite(e) & torch.isfinite(g).all(1)
+    # the gradient of the ridge function R(y) = max_s U(y + s τ): at a kink the combination of the gradients on the
+    # two sides of the maximum whose component along τ vanishes (implicit differentiation of the kink's position)
+    r = torch.nonzero(ok).flatten()
+    if len(r):
+        gl = land.energy_and_grad(z[r] + (sign[r] * lo[r])[:, None] * tau[r])[1]
+        gh = land.energy_and_grad(z[r] + (sign[r] * hi[r])[:, None] * tau[r])[1]
+        dl, dh = (gl * tau[r]).sum(1), (gh * tau[r]).sum(1)
+        den = dl - dh
+        lam = torch.where(den.abs() > 0, -dh / torch.where(den.abs() > 0, den, torch.ones_like(den)),
+                          torch.full_like(den, 0.5)).clamp(0, 1)
+        g = g.clone()
+        g[r] = lam[:, None] * gl + (1 - lam)[:, None] * gh
+    return zr, e, g, ok
+
+
+def ridge_minimum(land: "Landscape", z0: np.ndarray, tau: np.ndarray, span: np.ndarray, *,
+                  gtol: float | None = None, max_iter: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Saddles as the lowest points of ridges: minimise R(y) = max_s U(y + s τ) over the hyperplane through each
+    z0 (C, d) orthogonal to its direction τ (C, d) (e.g. the band tangent at the climbing image), i.e. maximise
+    along the band's direction and minimise in all others, both non-smoothly.
+
+    R is minimised by non-smooth BFGS (:func:`energyscope.optim.minimize_nonsmooth`) with the Danskin gradient
+    P⊥∇U at the ridge point; each evaluation of R is a line maximisation by :func:`ridge_points` within ``span``
+    (C,) of the line's anchor.
+
+    Returns:
+        (ridge points (C, d) at the minimum of R, their U (C,), ok (C,)).
+    """
+    from .optim import minimize_nonsmooth
+    sc = land.scales()
+    L = sc.length
+    gtol = 1e-9 * sc.sigma_E / L if gtol is None else gtol
+    xtol = 1e-13 * L
+    Z0 = land.as_tensor(z0)
+    T = land.as_tensor(tau)
+    T = T / T.norm(dim=1, keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
+    S = torch.as_tensor(np.asarray(span, dtype=np.float64), device=Z0.device, dtype=Z0.dtype)
+
+    def fun(y: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = T[rows]
+        _, e, g, ok = ridge_points(land, y, t, S[rows], xtol)
+        g = g - (g * t).sum(1, keepdim=True) * t
+        nan = torch.full_like(e, float("nan"))
+        return torch.where(ok, e, nan), torch.where(ok[:, None], g, torch.full_like(g, float("nan")))
+
+    # the ridge point only has to come within the refinement's first sampling radius (1e-5 L) of the saddle
+    res = minimize_nonsmooth(fun, Z0, gtol=gtol, xtol=1e-8 * L, max_iter=max_iter, max_step=0.05 * L,
+                             indexed=True)
+    zr, e, _, ok = ridge_points(land, res.z, T, S, xtol)
+    ok &= res.finite
+    return to_numpy(zr), to_numpy(e), to_numpy(ok)
+
+
 __all__ = ["min_norm_point", "Pieces", "group_pieces", "kkt_step", "KinkPoints", "sample_pieces", "smooth_basis", "touching",
-           "refine", "LocalStructure", "local_structure"]
+           "refine", "LocalStructure", "local_structure", "ridge_points", "ridge_minimum"]

@@ -412,7 +412,7 @@ def _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar):
 def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, xtol: float = 1e-12,
                        max_iter: int = 1000, max_step: float = 0.5, max_step_max: float | None = None,
                        max_ls: int = 40, c1: float = 1e-4, c2: float = 0.9, max_rows: int | None = None,
-                       progress: bool = False, desc: str = "minimize") -> MinimizeResult:
+                       progress: bool = False, desc: str = "minimize", indexed: bool = False) -> MinimizeResult:
     """BFGS with a weak-Wolfe line search for R rows at once, for non-smooth (piecewise-smooth) functions.
 
     Per row and iteration: direction p = -H g with the row's own inverse-Hessian approximation H (d, d); a line
@@ -445,6 +445,8 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
         c1, c2: Armijo and weak-Wolfe constants (0 < c1 < c2 < 1).
         max_rows: rows relaxed together (the H matrices take rows × d² numbers); default 2^25 / d², at least 64.
         progress: tqdm bar of finished rows.
+        indexed: call ``fun(z, rows)`` with the indices (into ``z0``) of the rows given, for functions that carry
+            per-row data.
 
     Returns:
         A :class:`MinimizeResult` with ``stalled`` set.
@@ -462,7 +464,8 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
         return MinimizeResult(z, energy, grad, energy.clone(), converged, finite, n_iter, 0, 0, stalled)
     if not (0 < c1 < c2 < 1):
         raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
-    e0, g0 = fun(z)
+    call = fun if indexed else (lambda x, rows: fun(x))
+    e0, g0 = call(z, torch.arange(R, device=dev))
     energy[:], grad[:] = e0, g0
     finite &= _finite_rows(e0, g0)
     converged = finite & (g0.norm(dim=1) <= gtol)
@@ -477,7 +480,7 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
     n_evals = n_calls = 0
     state = (z, energy, grad, converged, stalled, n_iter)
     for a in range(0, len(active), rows):
-        ne, nc = _bfgs_wolfe_loop(fun, state, active[a:a + rows], gtol, xtol, max_iter, float(max_step), r_max,
+        ne, nc = _bfgs_wolfe_loop(call, state, active[a:a + rows], gtol, xtol, max_iter, float(max_step), r_max,
                                   max_ls, c1, c2, bar)
         n_evals, n_calls = n_evals + ne, n_calls + nc
     if bar is not None:
@@ -497,6 +500,7 @@ def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max
     B = len(idx)
     H = torch.eye(d, device=dev, dtype=dt_).expand(B, d, d).clone()
     fresh = torch.ones(B, dtype=torch.bool, device=dev)       # H not yet scaled by the first curvature pair
+    nudged = torch.zeros(B, dtype=torch.bool, device=dev)      # moved (or nudged) at least once
     n_evals = n_calls = it = 0
     while B and it < max_iter:
         it += 1
@@ -522,7 +526,7 @@ def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max
                 break
             tp = t[pend]
             xt = x[pend] + tp[:, None] * p[pend]
-            ft, gt = fun(xt)
+            ft, gt = fun(xt, idx[pend])
             n_evals += len(pend)
             n_calls += 1
             fin = torch.isfinite(ft) & torch.isfinite(gt).all(1)
@@ -577,13 +581,34 @@ def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max
         gn = g.norm(dim=1)
         conv = gn <= gtol
         stall = ~conv & (~moved | (s_norm < xtol))
+        # a row that cannot move at its very first step may sit exactly on a kink, where autograd's gradient is not
+        # that of any side (e.g. |x|' = 0 at 0): nudge it off by a tiny deterministic step and let it try again
+        first = stall & ~moved & ~nudged
+        if bool(first.any()):
+            fi = torch.nonzero(first).flatten()
+            v = torch.sin(torch.arange(1, d + 1, device=dev, dtype=dt_)[None, :] * (1.0 + idx[fi, None].to(dt_)))
+            v = v / v.norm(dim=1, keepdim=True).clamp_min(tiny)
+            xn = x[fi] + 1e-7 * max_step * v
+            fn, gn_ = fun(xn, idx[fi])
+            n_evals += len(fi)
+            n_calls += 1
+            okn = torch.isfinite(fn) & torch.isfinite(gn_).all(1)
+            fi, xn, fn, gn_ = fi[okn], xn[okn], fn[okn], gn_[okn]
+            x[fi], f[fi], g[fi] = xn, fn, gn_
+            H[fi] = torch.eye(d, device=dev, dtype=dt_)
+            fresh[fi] = True
+            nudged[fi] = True
+            stall[fi] = False
+            gn = g.norm(dim=1)
+        nudged = nudged | moved
         leave = conv | stall
         if bool(leave.any()):
             ids = idx[leave]
             z[ids], energy[ids], grad[ids] = x[leave], f[leave], g[leave]
             converged[ids], stalled[ids], n_iter[ids] = conv[leave], stall[leave], it
             keep = ~leave
-            idx, x, f, g, H, fresh = idx[keep], x[keep], f[keep], g[keep], H[keep], fresh[keep]
+            idx, x, f, g, H, fresh, nudged = idx[keep], x[keep], f[keep], g[keep], H[keep], fresh[keep], \
+                nudged[keep]
             B = len(idx)
             if bar is not None:
                 bar.update(int(leave.sum()))

@@ -93,7 +93,16 @@ class MinimaBook:
         idx, _ = self.match(z)
         idx = np.where(ok, idx, -1)
         new_rows = np.nonzero(ok & (idx < 0))[0]
-        if len(new_rows):
+        if len(new_rows) and not land.is_smooth:
+            # a piecewise-smooth U: certify on the kink (the points come from certified quenches, so this is one
+            # refinement step), and keep the kink's structure as its eigenvalues (+inf along sharp directions)
+            from .nonsmooth import local_structure, refine
+            kp = refine(land, z[new_rows], "minimum", radius=1e-5 * land.scales().length)
+            ls = local_structure(land, kp, flat_tol=self.base.flat_tol)
+            for r, c in zip(new_rows, range(len(kp))):
+                if ls.is_minimum[c]:
+                    idx[r] = self.add(kp.z[c], kp.energy[c], ls.eigenvalues[c])
+        elif len(new_rows):
             vals = to_numpy(torch.linalg.eigvalsh(land.hessian(z[new_rows])))
             tol = eig_tolerance(vals, self.base.flat_tol, eig_rel)
             for r, v, t in zip(new_rows, vals, tol):
@@ -237,12 +246,15 @@ class SaddleRecord:
 
     Attributes:
         z: (d,) position; energy: U there, nats.
-        eigenvalues: (d,) Hessian eigenvalues, ascending; negative_eigenvalue: the lowest of them.
+        eigenvalues: (d,) Hessian eigenvalues, ascending; negative_eigenvalue: the lowest of them. For a saddle on a
+            kink: the reduced Hessian's eigenvalues along the kink, -inf for the sharp unstable direction of a
+            ridge, +inf for sharp stable directions (see :mod:`energyscope.nonsmooth`).
         mode: (d,) unit eigenvector of the negative mode.
         minima: (i, j) indices (into the :class:`MinimaBook`) reached by the + and - push-off descents (-1: none).
         valid: True when all four acceptance checks passed.
         reason: why not, when not valid ("" when valid).
-        converged: the refinement reached its gradient tolerance; grad_norm: final gradient norm.
+        converged: the refinement reached its gradient tolerance; grad_norm: final gradient norm (for a saddle on a
+            kink, the Clarke stationarity measure).
         n_evals, n_hessians: work spent on this candidate (refinement and push-off descents).
     """
 
@@ -262,14 +274,16 @@ class SaddleRecord:
 
 
 def _push_points(land: Landscape, z: np.ndarray, mode: np.ndarray, energy: np.ndarray, delta: float,
-                 max_halvings: int = 12) -> tuple[np.ndarray, np.ndarray, int]:
-    """Points z ± δ·mode (2C, d) with δ halved per row until both sides lie below the saddle energy."""
+                 max_halvings: int = 12, mode_minus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Points z + δ·mode and z − δ·mode (or z + δ·mode_minus when given) (2C, d), with δ halved per row until both
+    sides lie below the saddle energy."""
     C = len(z)
     dl = np.full(C, float(delta))
     n_evals = 0
     plus = minus = z
+    other = -mode if mode_minus is None else mode_minus
     for _ in range(max_halvings + 1):
-        plus, minus = z + dl[:, None] * mode, z - dl[:, None] * mode
+        plus, minus = z + dl[:, None] * mode, z + dl[:, None] * other
         e = to_numpy(land.energy(np.vstack([plus, minus])))
         n_evals += 2 * C
         below = (e[:C] < energy) & (e[C:] < energy)
@@ -355,12 +369,123 @@ def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *
     return out
 
 
-def find_saddles(land: Landscape, candidates: Any, book: MinimaBook, **kwargs) -> list[SaddleRecord]:
-    """Refine candidates (C, d) by eigenvector following and validate them against ``book`` in one go.
+def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tangents: Any = None,
+                      spans: Any = None, radius: float | None = None, push_rel: float = 1e-2,
+                      quench_max_step: float | None = None, quench_max_iter: int = 5000, max_iter: int = 40,
+                      seed: int = 0) -> list[SaddleRecord]:
+    """Transition states of a piecewise-smooth U, which usually sit on kinks (ridges where U falls like -|x|).
 
-    Keyword arguments go to :func:`refine_saddles` (``gtol``, ``gtol_rel``, ``max_iter``, ``max_step``) and
-    :func:`validate_saddles` (the rest).
+    With ``tangents`` (the band's direction at each candidate), each candidate is first moved to the lowest point of
+    its ridge (:func:`energyscope.nonsmooth.ridge_minimum`: maximise along the band's direction, minimise in the
+    others, both non-smoothly). It is then refined onto its stationary point by :func:`energyscope.nonsmooth.refine`
+    (Newton on the non-smooth stationarity system of the pieces that meet there) and its local structure worked out
+    (:func:`energyscope.nonsmooth.local_structure`). It is accepted, exactly as a smooth saddle, when
+
+    1. the refinement converged (Clarke stationary, step below tolerance);
+    2. its index is 1: one downhill direction (a negative reduced-Hessian eigenvalue) or one ridge (the downhill
+       sharp directions form two separate caps);
+    3. pushing off to both downhill sides and descending reaches two *different* minima;
+    4. its energy lies above both of them.
+
+    The record's ``eigenvalues`` carry ``-inf`` for the sharp unstable direction of a ridge and ``+inf`` for sharp
+    stable ones; ``info["kind"]`` is ``"kink"`` or ``"smooth"``.
+
+    Args:
+        land, candidates, book: as for :func:`find_saddles`.
+        tangents: (C, d) band directions at the candidates, or None (then the refinement starts at the candidates).
+        spans: (C,) how far along its tangent each candidate's ridge may lie (e.g. the distance between the
+            climbing image's neighbours); default 0.1 × the latent length scale.
+        radius: first sampling radius of the refinement (default 1e-5 × the length scale after the ridge search,
+            else 1e-3).
+        push_rel: push-off distance, × the length scale (halved per row until both sides lie below the saddle).
+        quench_max_step, quench_max_iter: the push-off descents (default step cap 0.05 × the length scale).
+        max_iter: refinement iterations at most.
+        seed: seeds the refinement's samples.
     """
+    from .nonsmooth import local_structure, refine
+    z0 = np.asarray(to_numpy(candidates), dtype=np.float64).reshape(-1, land.dim)
+    C = len(z0)
+    if C == 0:
+        return []
+    from .nonsmooth import ridge_minimum
+    length = land.scales().length
+    n_ridge = 0
+    rad = np.full(C, 1e-3 * length)
+    if tangents is not None:
+        tau = np.asarray(to_numpy(tangents), dtype=np.float64).reshape(C, land.dim)
+        span = np.full(C, 0.1 * length) if spans is None else np.asarray(spans, dtype=np.float64).reshape(C)
+        good = np.linalg.norm(tau, axis=1) > 0
+        if good.any():
+            zr, _, okr = ridge_minimum(land, z0[good], tau[good], span[good])
+            rows = np.flatnonzero(good)[okr]
+            z0 = z0.copy()
+            z0[rows] = zr[okr]
+            rad[rows] = 1e-5 * length
+            n_ridge = int(okr.sum())
+    if radius is not None:
+        rad[:] = radius
+    kp = refine(land, z0, "saddle", radius=rad, max_iter=max_iter, seed=seed)
+    ls = local_structure(land, kp, flat_tol=book.base.flat_tol, seed=seed)
+    reasons = [""] * C
+    for c in range(C):
+        if not kp.converged[c]:
+            reasons[c] = f"saddle refinement on the kink did not converge ({kp.reason[c]})"
+        elif ls.index[c] != 1:
+            reasons[c] = ("refined point is not an index-1 saddle (" + (
+                "U falls along one side only: not stationary" if ls.index[c] < 0 else
+                f"{int(ls.index[c])} independent downhill directions") + f"; {ls.kind[c]}, "
+                f"{int(ls.n_sharp[c])} sharp directions)")
+    todo = np.array([c for c in range(C) if not reasons[c]], dtype=int)
+    reached = np.full((C, 2), -1, dtype=int)
+    n_evals = np.full(C, kp.n_evals // C + ls.n_evals // C, dtype=np.int64)
+    if len(todo):
+        pts, _, ne = _push_points(land, kp.z[todo], ls.push[todo, 0], kp.energy[todo], push_rel * length,
+                                  mode_minus=ls.push[todo, 1])
+        res = quench(land, pts, max_iter=quench_max_iter,
+                     max_step=0.05 * length if quench_max_step is None else quench_max_step)
+        n_evals[todo] += (ne + res.n_evals) // len(todo)
+        zq, eq = to_numpy(res.z), to_numpy(res.energy)
+        ok = to_numpy(res.converged) & to_numpy(res.finite)
+        idx, _ = book.match_or_add(land, zq, eq, ok)
+        n = len(todo)
+        for k, c in enumerate(todo):
+            a, b = int(idx[k]), int(idx[k + n])
+            reached[c] = (a, b)
+            if not (ok[k] and ok[k + n]):
+                reasons[c] = "a push-off descent did not end at a certified minimum"
+            elif a < 0 or b < 0:
+                reasons[c] = "a push-off descent ended at a point that is not a minimum"
+            elif a == b:
+                reasons[c] = f"both push-off descents reached the same minimum {a}"
+            elif not kp.energy[c] > max(book.energy[a], book.energy[b]):
+                reasons[c] = (f"saddle energy {kp.energy[c]:.10g} is not above both minima reached "
+                              f"({book.energy[a]:.10g}, {book.energy[b]:.10g})")
+    out = []
+    for c in range(C):
+        ev = ls.eigenvalues[c]
+        out.append(SaddleRecord(
+            z=kp.z[c].copy(), energy=float(kp.energy[c]), eigenvalues=ev.copy(),
+            negative_eigenvalue=float(ev[0]) if np.isfinite(kp.energy[c]) and not np.isnan(ev[0]) else float("nan"),
+            mode=ls.push[c, 0].copy(), minima=(int(reached[c, 0]), int(reached[c, 1])), valid=not reasons[c],
+            reason=reasons[c], converged=bool(kp.converged[c]), grad_norm=float(kp.stationarity[c]),
+            n_evals=int(n_evals[c]), n_hessians=int(kp.n_hessians // C),
+            info={"kind": ls.kind[c], "n_sharp": int(ls.n_sharp[c]), "index": int(ls.index[c]),
+                  "n_pieces": int(kp.n_pieces[c]), "ridge_search": n_ridge > 0}))
+    return out
+
+
+def find_saddles(land: Landscape, candidates: Any, book: MinimaBook, **kwargs) -> list[SaddleRecord]:
+    """Refine candidates (C, d) and validate them against ``book`` in one go.
+
+    Where U is smooth: exact-Hessian eigenvector following; keyword arguments go to :func:`refine_saddles`
+    (``gtol``, ``gtol_rel``, ``max_iter``, ``max_step``) and :func:`validate_saddles` (the rest). Where it is not
+    known to be smooth: :func:`find_kink_saddles` (keywords ``tangents``, ``spans``, ``push_rel``,
+    ``quench_max_step``, ``quench_max_iter`` are passed on; ``tangents``/``spans`` are ignored where U is smooth).
+    """
+    if not land.is_smooth:
+        keep = {"push_rel", "quench_max_step", "quench_max_iter", "radius", "seed", "tangents", "spans"}
+        return find_kink_saddles(land, candidates, book, **{k: v for k, v in kwargs.items() if k in keep})
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("tangents", "spans")}
     rkeys = {"gtol", "gtol_rel", "max_iter", "max_step"}
     refined = refine_saddles(land, candidates, **{k: v for k, v in kwargs.items() if k in rkeys})
     recs = validate_saddles(land, refined, book, **{k: v for k, v in kwargs.items() if k not in rkeys})
@@ -371,4 +496,15 @@ def find_saddles(land: Landscape, candidates: Any, book: MinimaBook, **kwargs) -
 
 
 __all__ = ["MinimaBook", "RefineResult", "SaddleRecord", "refine_saddles", "validate_saddles", "find_saddles",
+           "find_kink_saddles", "band_tangent",
            "default_match_tol", "eig_tolerance"]
+
+
+def band_tangent(path_z: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, float]:
+    """The direction of a band (M, d) at the point ``at`` (d,) (between the neighbours of the nearest image) and
+    the distance between those neighbours: the tangent and span for :func:`find_kink_saddles`."""
+    z = np.asarray(path_z, dtype=np.float64)
+    i = int(np.argmin(np.linalg.norm(z - np.asarray(at)[None, :], axis=1)))
+    a, b = z[max(i - 1, 0)], z[min(i + 1, len(z) - 1)]
+    t = b - a
+    return t, float(np.linalg.norm(t))

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._tensor import to_numpy
+
 # Müller & Brown, Theor. Chim. Acta 53, 75 (1979), Table 1.
 _MB_A = (-200.0, -100.0, -170.0, 15.0)
 _MB_a = (-1.0, -1.0, -6.5, 0.7)
@@ -144,7 +146,7 @@ class KinkProduct(nn.Module):
             raise ValueError(f"n_smooth must be between 0 and dim={dim}, got {n_smooth}")
         self.dim, self.n_smooth = int(dim), int(n_smooth)
         q = np.eye(dim) if rotation_seed is None else random_rotation(dim, rotation_seed)
-        self.register_buffer("Q", torch.as_tensor(q, dtype=torch.float64))
+        self.register_buffer("Q", torch.as_tensor(q, dtype=torch.float64, device="cpu"))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = z @ self.Q.to(z.dtype).T
@@ -166,7 +168,7 @@ def kink_product_minima(surface: KinkProduct) -> tuple[np.ndarray, np.ndarray]:
     codes = (np.arange(2**d)[:, None] >> np.arange(d)[None, :]) & 1
     x = np.where(codes == 1, t[:, 1], t[:, 0])
     e = np.where(codes == 1, g[:, 1], g[:, 0]).sum(axis=1)
-    return x @ surface.Q.numpy(), e
+    return x @ to_numpy(surface.Q), e
 
 
 def kink_product_saddles(surface: KinkProduct) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,7 +176,7 @@ def kink_product_saddles(surface: KinkProduct) -> tuple[np.ndarray, np.ndarray, 
     (indices into :func:`kink_product_minima`)."""
     d = surface.dim
     t, g, top = surface._tables()
-    Q = surface.Q.numpy()
+    Q = to_numpy(surface.Q)
     zs, es, pairs = [], [], []
     for i in range(d):
         for code in range(2**d):
