@@ -262,6 +262,7 @@ class Analysis:
         basins: one dict per minimum (sorted by energy like ``minima``): ``index``, ``energy`` (nats), ``barrier``
             (lowest barrier out, nats; None when the minimum has no transition state), ``prior_mass``,
             ``prior_mass_se``, ``sampler_mass``, ``data_mass`` (fractions in [0, 1] or None), ``hits``, ``n_flat``,
+            ``n_sharp`` (kink directions; 0 for a smooth minimum),
             ``label_counts`` ({label: count}), ``dominant_label``, ``purity``, ``flags`` (list of str),
             ``nearest_data`` (distance to the nearest reference latent relative to the data's typical
             nearest-neighbour distance, or None).
@@ -832,6 +833,8 @@ def _basin_records(result: Analysis, land: Any, interp: Any) -> list[Record]:
                 lowest[u] = min(lowest[u], float(e))
                 lowest[v] = min(lowest[v], float(e))
     n_flat = np.asarray(minima.n_flat) if hasattr(minima, "n_flat") else np.zeros(k, dtype=int)
+    n_sharp = np.isposinf(np.asarray(minima.hessian_eigenvalues, dtype=float)).sum(axis=1) if k else \
+        np.zeros(0, dtype=int)
     bm = interp.masses if interp is not None else None
     od = interp.minima_off_data if interp is not None else None
     data_basin = bm.data.basin if bm is not None and bm.data is not None else None
@@ -840,7 +843,7 @@ def _basin_records(result: Analysis, land: Any, interp: Any) -> list[Record]:
     for i in range(k):
         r = Record(index=i, energy=float(minima.energy[i]),
                    barrier=None if not np.isfinite(lowest[i]) else float(lowest[i] - minima.energy[i]),
-                   hits=int(minima.hits[i]), n_flat=int(n_flat[i]))
+                   hits=int(minima.hits[i]), n_flat=int(n_flat[i]), n_sharp=int(n_sharp[i]))
         for key, est in (("prior", None if bm is None else bm.equilibrium),
                          ("sampler", None if bm is None else bm.sampler),
                          ("data", None if bm is None else bm.data)):

@@ -79,6 +79,9 @@ def format_description(info: dict) -> str:
     conv += f", {base}"
     rows.append(("convention", conv))
     rows.append(("evaluated", f"{land['dtype']} on {land['device']}"))
+    sm = land.get("smoothness") or {}
+    if sm:
+        rows.append(("smoothness", sm.get("message") or sm.get("kind", "unknown")))
     for role in ("energy", "decoder", "encoder"):
         n = land.get(f"{role}_parameters")
         arch = info["architectures"].get(role)

@@ -71,7 +71,8 @@ def descent_method(land: Landscape, method: str = "auto") -> str:
 
 def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 5000,
            max_step: float | None = None, method: str = "auto", progress: bool = False,
-           desc: str = "quench", max_step_max: float | None = None, certify: bool = True) -> MinimizeResult:
+           desc: str = "quench", max_step_max: float | None = None, certify: bool = True,
+           grow: float | None = None) -> MinimizeResult:
     """Descend every row of z0 (R, d) to a local minimum of U (batched; see :func:`energyscope.optim.minimize`).
 
     Tolerances default to the landscape's scales (:func:`default_gtol`, :func:`default_max_step`). With the default
@@ -81,7 +82,8 @@ def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 
     On a landscape that is not known to be smooth (``method="auto"``) the descent is non-smooth BFGS
     (:func:`energyscope.optim.minimize_nonsmooth`); with ``certify`` (default) the rows where it stopped are grouped,
     refined onto their kink and certified (:func:`energyscope.nonsmooth.refine`, ``local_structure``): a row is then
-    ``converged`` only when it ended at a certified minimum, and it is returned exactly there.
+    ``converged`` only when it ended at a certified minimum, and it is returned exactly there. ``grow`` (non-smooth
+    only) starts steps at ``max_step`` and lets the cap grow by that factor per iteration up to ``max_step_max``.
     """
     z0 = land.as_tensor(z0)
     method = descent_method(land, method)
@@ -91,7 +93,7 @@ def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 
         res = minimize_nonsmooth(land.energy_and_grad, z0, gtol=gtol, xtol=1e-12 * land.scales().length,
                                  max_iter=min(max_iter, 2000), max_step=max_step,
                                  max_step_max=max_step if max_step_max is None else max_step_max,
-                                 progress=progress, desc=desc)
+                                 progress=progress, desc=desc, grow=grow)
         return _certify_rows(land, res) if certify else res
     return minimize(land.energy_and_grad, z0, method=method, gtol=gtol, max_iter=max_iter, max_step=max_step,
                     progress=progress, desc=desc, max_step_max=max_step_max)

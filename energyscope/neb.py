@@ -500,6 +500,35 @@ def dense_profiles(land: Landscape, bands: list[np.ndarray], n_dense: int = 8
     return pts, out, len(allp)
 
 
+def _resolve_end_maxima(land: Landscape, pts: list[np.ndarray], prof: list[np.ndarray], n: int = 48
+                        ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """Where a dense profile is highest at an endpoint (a band climbing monotonically into a minimum whose basin is
+    smaller than one dense step), add ``n`` points on its last step, at geometrically shrinking distances from that
+    endpoint (down to 2^-n of the step), so the barrier just before the minimum is resolved. All such bands in one
+    energy call. Returns the augmented (points, energies) and the rows evaluated."""
+    todo = [b for b, e in enumerate(prof) if len(e) > 2 and np.isfinite(e).all()
+            and int(np.argmax(e)) in (0, len(e) - 1)]
+    if not todo:
+        return pts, prof, 0
+    frac = 0.5 ** np.arange(1, n + 1)
+    new = []
+    for b in todo:
+        e = prof[b]
+        end, nxt = (0, 1) if int(np.argmax(e)) == 0 else (len(e) - 1, len(e) - 2)
+        new.append(pts[b][end][None, :] + frac[:, None] * (pts[b][nxt] - pts[b][end])[None, :])
+    eng = to_numpy(land.energy(np.vstack(new)))
+    pts, prof = list(pts), list(prof)
+    for k, b in enumerate(todo):
+        z_new, e_new = new[k], eng[k * n:(k + 1) * n]
+        if int(np.argmax(prof[b])) == 0:       # keep the profile ordered from start to end
+            pts[b] = np.vstack([pts[b][:1], z_new, pts[b][1:]])
+            prof[b] = np.concatenate([prof[b][:1], e_new, prof[b][1:]])
+        else:
+            pts[b] = np.vstack([pts[b][:-1], z_new[::-1], pts[b][-1:]])
+            prof[b] = np.concatenate([prof[b][:-1], e_new[::-1], prof[b][-1:]])
+    return pts, prof, n * len(todo)
+
+
 def profile_dips(energy: np.ndarray, depth: float, max_dips: int = 8) -> np.ndarray:
     """Interior local minima of a 1-D profile lying more than ``depth`` below the highest point on EACH side
     (candidate intermediate minima), deepest first, at most ``max_dips``."""
@@ -635,6 +664,7 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         # dense post-check of all bands of this round in one call
         ok_bands = [(p, s, br) for p, s, br in done_bands if np.isfinite(br.energy).all()]
         pts, prof, n_rows = dense_profiles(land, [br.z for _, _, br in ok_bands], dense)
+        pts, prof, n_more = _resolve_end_maxima(land, pts, prof)
         for (p, _, _), pp in zip(ok_bands, pts):
             results[p].n_evals += len(pp)
         # candidate intermediate minima
@@ -793,7 +823,8 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
     if refine and not pp.failure:
         tan = [band_tangent(p.z, p.saddle_z) for p in pieces]
         recs = find_saddles(land, np.array([p.saddle_z for p in pieces]), book,
-                            tangents=np.array([t for t, _ in tan]), spans=np.array([s for _, s in tan]))
+                            tangents=np.array([t for t, _ in tan]), spans=np.array([s for _, s in tan]),
+                            bands=[p.z for p in pieces])
         for path, rec in zip(pieces, recs):
             n_evals += rec.n_evals
             path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,

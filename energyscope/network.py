@@ -386,7 +386,7 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
     from .landscape import as_landscape
     from .minima import quench
     from .neb import find_paths
-    from .saddles import MinimaBook, band_tangent, default_match_tol, eig_tolerance, find_saddles
+    from .saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
 
     land = as_landscape(land)
     if not isinstance(minima, Minima):
@@ -411,34 +411,8 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         return net
 
     # 1. check the input minima
-    bad: dict[int, str] = {}
+    bad = _check_minima(land, book, minima.flat_tol, match_tol, info)
     z = book.z
-    e, g = land.energy_and_grad(z)
-    e, g = to_numpy(e), to_numpy(g)
-    finite = np.isfinite(e) & np.isfinite(g).all(axis=1)
-    ev = np.full((K0, land.dim), np.nan)
-    if finite.any():
-        ev[finite] = np.linalg.eigvalsh(to_numpy(land.hessian(z[finite])))
-    fin_idx = np.nonzero(finite)[0]
-    moved = np.zeros(K0)
-    if len(fin_idx):
-        curv = np.abs(ev[fin_idx]).max(axis=1)
-        res = quench(land, z[fin_idx], gtol=1e-9 * float(np.min(curv)) * land.scales().length,
-                     max_step=0.05 * land.scales().length)
-        moved[fin_idx] = np.linalg.norm(to_numpy(res.z) - z[fin_idx], axis=1)
-        info["n_evals"] += int(res.n_evals)
-    for k in range(K0):
-        if not finite[k]:
-            bad[k] = f"minimum {k} has a non-finite energy or gradient"
-            continue
-        tol = float(eig_tolerance(ev[k][None, :], minima.flat_tol)[0])
-        if ev[k, 0] < -tol:
-            bad[k] = f"minimum {k} is not a local minimum: its Hessian has eigenvalue {ev[k, 0]:.6g} < 0"
-        elif moved[k] > match_tol:
-            bad[k] = (f"minimum {k} is not a local minimum: a descent from it moves {moved[k]:.3g} "
-                      f"(> {match_tol:.3g}) with |grad| = {np.linalg.norm(g[k]):.3g}")
-    bad_eig = ~np.isfinite(book.eigenvalues).all(axis=1)
-    book.eigenvalues[bad_eig & finite] = ev[bad_eig & finite]
     info["bad_minima"] = {int(k): v for k, v in bad.items()}
 
     # 2. rounds of candidate pairs
@@ -485,8 +459,9 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
                     tan, span = band_tangent(path.z, path.saddle_z)
                     tans.append(tan)
                     spans.append(span)
-            recs = find_saddles(land, np.array(cand), book, tangents=np.array(tans), spans=np.array(spans)) \
-                if cand else []
+            bands = [pps[q].pieces[pi][2].z for q, pi in owner]
+            recs = find_saddles(land, np.array(cand), book, tangents=np.array(tans), spans=np.array(spans),
+                                bands=bands) if cand else []
             per_pair: dict[int, list] = {}
             for (q, pi), rec in zip(owner, recs):
                 per_pair.setdefault(q, []).append((pi, rec))
@@ -550,6 +525,63 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
     info["n_new_minima"] = book.n_new
     info["connected"] = net.is_connected()
     return net
+
+
+def _check_minima(land: Any, book: Any, flat_tol: float, match_tol: float, info: dict) -> dict[int, str]:
+    """Why each input minimum that is not one fails ({index: reason}); fills in unknown (NaN) eigenvalues.
+
+    Where U is smooth: finite energy, no clearly negative Hessian eigenvalue, and a descent from it stays within
+    ``match_tol``. Where it is not known to be smooth: the point is refined on its kink and certified
+    (:mod:`energyscope.nonsmooth`), and must not move by more than ``match_tol``.
+    """
+    from ._tensor import to_numpy
+    from .minima import quench
+    from .saddles import eig_tolerance
+    z = book.z
+    K0 = len(z)
+    bad: dict[int, str] = {}
+    e, g = land.energy_and_grad(z)
+    e, g = to_numpy(e), to_numpy(g)
+    finite = np.isfinite(e) & np.isfinite(g).all(axis=1)
+    for k in np.flatnonzero(~finite):
+        bad[int(k)] = f"minimum {k} has a non-finite energy or gradient"
+    fin_idx = np.nonzero(finite)[0]
+    if not len(fin_idx):
+        return bad
+    if not land.is_smooth:
+        from .nonsmooth import local_structure, refine
+        kp = refine(land, z[fin_idx], "minimum", radius=1e-5 * land.scales().length)
+        ls = local_structure(land, kp, flat_tol=flat_tol)
+        info["n_evals"] += int(kp.n_evals + ls.n_evals)
+        for r, k in enumerate(fin_idx):
+            moved = float(np.linalg.norm(kp.z[r] - z[k]))
+            if not ls.is_minimum[r]:
+                why = kp.reason[r] or ("U decreases nearby" if ls.index[r] == -1 else
+                                       f"{int(ls.index[r])} independent downhill directions")
+                bad[int(k)] = f"minimum {k} is not a local minimum of the piecewise-smooth U: {why}"
+            elif moved > match_tol:
+                bad[int(k)] = f"minimum {k} is not a local minimum: the nearest one is {moved:.3g} away"
+            elif np.isnan(book.eigenvalues[k]).any():
+                book.eigenvalues[k] = ls.eigenvalues[r]
+        return bad
+    ev = np.full((K0, land.dim), np.nan)
+    ev[finite] = np.linalg.eigvalsh(to_numpy(land.hessian(z[finite])))
+    moved = np.zeros(K0)
+    curv = np.abs(ev[fin_idx]).max(axis=1)
+    res = quench(land, z[fin_idx], gtol=1e-9 * float(np.min(curv)) * land.scales().length,
+                 max_step=0.05 * land.scales().length)
+    moved[fin_idx] = np.linalg.norm(to_numpy(res.z) - z[fin_idx], axis=1)
+    info["n_evals"] += int(res.n_evals)
+    for k in fin_idx:
+        tol = float(eig_tolerance(ev[k][None, :], flat_tol)[0])
+        if ev[k, 0] < -tol:
+            bad[int(k)] = f"minimum {k} is not a local minimum: its Hessian has eigenvalue {ev[k, 0]:.6g} < 0"
+        elif moved[k] > match_tol:
+            bad[int(k)] = (f"minimum {k} is not a local minimum: a descent from it moves {moved[k]:.3g} "
+                           f"(> {match_tol:.3g}) with |grad| = {np.linalg.norm(g[k]):.3g}")
+    unknown = np.isnan(book.eigenvalues).any(axis=1) & finite
+    book.eigenvalues[unknown] = ev[unknown]
+    return bad
 
 
 def _add_edge(net: TransitionNetwork, u: int, v: int, rec: Any, path: Path, pair: tuple[int, int],

@@ -487,6 +487,21 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
                       reason=reason)
 
 
+def replace_rows(dst: Any, rows: np.ndarray, src: Any) -> None:
+    """Overwrite rows ``rows`` of a :class:`KinkPoints` or :class:`LocalStructure` ``dst`` with the rows of ``src``
+    (same type, ``len(rows)`` rows), field by field; counters are added."""
+    import dataclasses
+    for f in dataclasses.fields(dst):
+        a, b = getattr(dst, f.name), getattr(src, f.name)
+        if isinstance(a, np.ndarray):
+            a[rows] = b
+        elif isinstance(a, list):
+            for r, v in zip(rows, b):
+                a[r] = v
+        elif isinstance(a, int):
+            setattr(dst, f.name, a + b)
+
+
 # ---------------------------------------------------------------------------------------------------------- structure
 @dataclass
 class LocalStructure:
@@ -540,14 +555,49 @@ def _sphere_directions(m: int, rng: np.random.Generator) -> np.ndarray:
     return w / np.linalg.norm(w, axis=1, keepdims=True)
 
 
+def _circle_with_kinks(w: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """Directions on the unit circle (n, 2), sorted by angle: the given ones, every direction along which two of the
+    pieces' gradients G (k, 2) agree (where U's directional derivative can change its formula: sector borders), a
+    milliradian to either side of each, and the midpoint of every gap, so that a thin uphill or downhill sector
+    between two borders cannot be stepped over."""
+    ang = [np.arctan2(w[:, 1], w[:, 0])]
+    for i in range(len(G)):
+        for j in range(i + 1, len(G)):
+            dg = G[i] - G[j]
+            if np.linalg.norm(dg) == 0:
+                continue
+            b = np.arctan2(dg[1], dg[0]) + np.pi / 2              # the directions orthogonal to dg
+            ang.append(np.array([b, b + np.pi, b - 1e-3, b + 1e-3, b + np.pi - 1e-3, b + np.pi + 1e-3]))
+    a = np.sort(np.mod(np.concatenate(ang), 2 * np.pi))
+    gaps = np.diff(np.concatenate([a, [a[0] + 2 * np.pi]]))
+    a = np.sort(np.concatenate([a, a + 0.5 * gaps]))
+    return np.stack([np.cos(a), np.sin(a)], axis=1)
+
+
 def _caps(w: np.ndarray, down: np.ndarray) -> list[np.ndarray]:
-    """Connected groups of the downhill directions ``w[down]`` on the sphere (neighbours closer than 2.5 × the
-    typical spacing of the direction set)."""
+    """Connected groups of the downhill directions ``w[down]`` on the sphere: runs of consecutive directions on a
+    circle (m = 2, directions sorted by angle), else neighbours closer than 2.5 × the typical spacing."""
     idx = np.flatnonzero(down)
     if len(idx) == 0:
         return []
     if w.shape[1] == 1:
         return [np.array([i]) for i in idx]
+    if w.shape[1] == 2:
+        n = len(w)
+        if len(idx) == n:
+            return [idx]
+        start = int(np.flatnonzero(~down)[0])                        # walk the circle from an uphill direction
+        runs, cur = [], []
+        for k in range(1, n + 1):
+            i = (start + k) % n
+            if down[i]:
+                cur.append(i)
+            elif cur:
+                runs.append(np.array(cur))
+                cur = []
+        if cur:
+            runs.append(np.array(cur))
+        return runs
     from scipy.spatial import cKDTree
     tree = cKDTree(w)
     dist, _ = tree.query(w, k=2)
@@ -599,6 +649,8 @@ def local_structure(land: "Landscape", kp: KinkPoints, flat_tol: float = 0.0, pr
         if m:
             kind[c] = "kink"
         wv = _sphere_directions(m, rng) if m else np.zeros((0, 0))
+        if m == 2:
+            wv = _circle_with_kinks(wv, p.grad[touch] @ V)
         plan.append((c, V, T, eT, vT, wv))
     pts, owner = [], []
     for c, V, T, eT, vT, wv in plan:
@@ -732,44 +784,60 @@ def ridge_points(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, span: to
         pend = pend[moving]
     ok[pend] = False                                           # no maximum within the span
     ok &= torch.isfinite(hi)
-    # shrink [lo, hi] (D > 0 at lo, D <= 0 at hi): the next point is where the tangent lines of U at both ends meet
-    # (exact in one step at a kink between linear pieces, superlinear at a smooth maximum); bisection when that point
-    # falls outside the middle 90 % of the bracket
+    # shrink [lo, hi] (D > 0 at lo, D <= 0 at hi). Each iteration evaluates, in one call, two estimates of the
+    # maximum -- where the tangent lines of U at both ends meet (exact at a kink between linear pieces) and the
+    # secant root of D (exact at a smooth quadratic maximum) -- and each ± a thousandth of the bracket, so that the
+    # bracket collapses around whichever estimate is right (the midpoint replaces an estimate outside the bracket).
     rows = torch.nonzero(ok).flatten()
     def at(r, t):
         e, g = land.energy_and_grad(z[r] + (sign[r] * t)[:, None] * tau[r])
         return e, (g * tau[r]).sum(1) * sign[r]
-    e_lo, d_lo = at(rows, lo[rows]) if len(rows) else (lo[:0], lo[:0])
-    e_hi, d_hi = at(rows, hi[rows]) if len(rows) else (lo[:0], lo[:0])
+    if len(rows):
+        n = len(rows)
+        e2, d2 = at(torch.cat([rows, rows]), torch.cat([lo[rows], hi[rows]]))
+        e_lo, d_lo, e_hi, d_hi = e2[:n], d2[:n], e2[n:], d2[n:]
     for _ in range(max_bisect):
         if not len(rows):
             break
         a, b = lo[rows], hi[rows]
-        width = b - a
-        keep = width > xtol
-        rows, a, b, e_lo, d_lo, e_hi, d_hi = rows[keep], a[keep], b[keep], e_lo[keep], d_lo[keep], e_hi[keep], \
-            d_hi[keep]
-        if not len(rows):
-            break
+        n = len(rows)
         den = d_lo - d_hi
-        t = (e_hi - e_lo + d_lo * a - d_hi * b) / torch.where(den > 0, den, torch.ones_like(den))
-        inside = (den > 0) & (t > a + 0.05 * (b - a)) & (t < b - 0.05 * (b - a))
-        t = torch.where(inside, t, 0.5 * (a + b))
-        e, dm = at(rows, t)
-        up = dm > 0
-        lo[rows[up]], hi[rows[~up]] = t[up], t[~up]
-        e_lo, d_lo = torch.where(up, e, e_lo), torch.where(up, dm, d_lo)
-        e_hi, d_hi = torch.where(up, e_hi, e), torch.where(up, d_hi, dm)
-    s_star = torch.where(ok, sign * 0.5 * (lo + torch.nan_to_num(hi)), torch.zeros_like(lo))
+        safe = torch.where(den > 0, den, torch.ones_like(den))
+        w = torch.clamp(1e-3 * (b - a), min=0.25 * xtol)
+        cands = []
+        for t in ((e_hi - e_lo + d_lo * a - d_hi * b) / safe, a + d_lo * (b - a) / safe):
+            t = torch.where((den > 0) & (t > a) & (t < b), t, 0.5 * (a + b))
+            cands += [t, torch.maximum(t - w, a + 0.5 * w), torch.minimum(t + w, b - 0.5 * w)]
+        T = torch.stack(cands, dim=1)                                   # (n, 6)
+        eT, dT = at(rows.repeat_interleave(6), T.reshape(-1))
+        eT, dT = eT.reshape(n, 6), dT.reshape(n, 6)
+        # the new bracket: the first place, going up from lo, where D turns from positive to non-positive (D need not
+        # be monotone: a line may cross several ridges; the one nearest lo is kept)
+        P = torch.cat([a[:, None], T, b[:, None]], dim=1)                # (n, 8)
+        EP = torch.cat([e_lo[:, None], eT, e_hi[:, None]], dim=1)
+        DP = torch.cat([d_lo[:, None], dT, d_hi[:, None]], dim=1)
+        order = P.argsort(dim=1)
+        P, EP, DP = P.gather(1, order), EP.gather(1, order), DP.gather(1, order)
+        turn = (DP[:, :-1] > 0) & (DP[:, 1:] <= 0)
+        k = turn.to(torch.int8).argmax(dim=1)[:, None]                  # first turn (one exists: D(a)>0>=D(b))
+        lo[rows], hi[rows] = P.gather(1, k)[:, 0], P.gather(1, k + 1)[:, 0]
+        e_lo, d_lo = EP.gather(1, k)[:, 0], DP.gather(1, k)[:, 0]
+        e_hi, d_hi = EP.gather(1, k + 1)[:, 0], DP.gather(1, k + 1)[:, 0]
+        keep = (hi[rows] - lo[rows]) > xtol
+        rows, e_lo, d_lo, e_hi, d_hi = rows[keep], e_lo[keep], d_lo[keep], e_hi[keep], d_hi[keep]
+    t_fin = 0.5 * (lo + torch.nan_to_num(hi))
+    s_star = torch.where(ok, sign * t_fin, torch.zeros_like(lo))
     zr = z + s_star[:, None] * tau
     e, g = land.energy_and_grad(zr)
     ok &= torch.isfinite(e) & torch.isfinite(g).all(1)
-    # the gradient of the ridge function R(y) = max_s U(y + s τ): at a kink the combination of the gradients on the
-    # two sides of the maximum whose component along τ vanishes (implicit differentiation of the kink's position)
+    # the gradient of the ridge function R(y) = max_s U(y + s τ): at a kink the combination of the gradients just
+    # before and just after the maximum whose component along τ vanishes (implicit differentiation of the kink's
+    # position); the same as ∇U at a smooth maximum
     r = torch.nonzero(ok).flatten()
     if len(r):
-        gl = land.energy_and_grad(z[r] + (sign[r] * lo[r])[:, None] * tau[r])[1]
-        gh = land.energy_and_grad(z[r] + (sign[r] * hi[r])[:, None] * tau[r])[1]
+        eps = (1e3 * xtol + 1e-9 * (z[r].norm(dim=1) + s_star[r].abs()))[:, None] * tau[r]
+        g2 = land.energy_and_grad(torch.cat([zr[r] - sign[r, None] * eps, zr[r] + sign[r, None] * eps]))[1]
+        gl, gh = g2[:len(r)], g2[len(r):]
         dl, dh = (gl * tau[r]).sum(1), (gh * tau[r]).sum(1)
         den = dl - dh
         lam = torch.where(den.abs() > 0, -dh / torch.where(den.abs() > 0, den, torch.ones_like(den)),
@@ -814,8 +882,13 @@ def ridge_minimum(land: "Landscape", z0: np.ndarray, tau: np.ndarray, span: np.n
                              indexed=True)
     zr, e, _, ok = ridge_points(land, res.z, T, S, xtol)
     ok &= res.finite
+    lost = torch.nonzero(~ok).flatten()
+    if len(lost):   # the minimisation lost the ridge: fall back to the ridge point on the starting line
+        z1, e1, _, ok1 = ridge_points(land, Z0[lost], T[lost], S[lost], xtol)
+        zr, e, ok = zr.clone(), e.clone(), ok.clone()
+        zr[lost], e[lost], ok[lost] = z1, e1, ok1
     return to_numpy(zr), to_numpy(e), to_numpy(ok)
 
 
 __all__ = ["min_norm_point", "Pieces", "group_pieces", "kkt_step", "KinkPoints", "sample_pieces", "smooth_basis", "touching",
-           "refine", "LocalStructure", "local_structure", "ridge_points", "ridge_minimum"]
+           "refine", "replace_rows", "LocalStructure", "local_structure", "ridge_points", "ridge_minimum"]

@@ -412,7 +412,8 @@ def _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar):
 def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, xtol: float = 1e-12,
                        max_iter: int = 1000, max_step: float = 0.5, max_step_max: float | None = None,
                        max_ls: int = 40, c1: float = 1e-4, c2: float = 0.9, max_rows: int | None = None,
-                       progress: bool = False, desc: str = "minimize", indexed: bool = False) -> MinimizeResult:
+                       progress: bool = False, desc: str = "minimize", indexed: bool = False,
+                       grow: float | None = None) -> MinimizeResult:
     """BFGS with a weak-Wolfe line search for R rows at once, for non-smooth (piecewise-smooth) functions.
 
     Per row and iteration: direction p = -H g with the row's own inverse-Hessian approximation H (d, d); a line
@@ -447,6 +448,8 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
         progress: tqdm bar of finished rows.
         indexed: call ``fun(z, rows)`` with the indices (into ``z0``) of the rows given, for functions that carry
             per-row data.
+        grow: if given, steps are capped at ``max_step`` × grow^k in iteration k (up to ``max_step_max``): a descent
+            that must not jump out of a tiny basin it starts in (push-offs from a saddle next to one).
 
     Returns:
         A :class:`MinimizeResult` with ``stalled`` set.
@@ -481,7 +484,7 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
     state = (z, energy, grad, converged, stalled, n_iter)
     for a in range(0, len(active), rows):
         ne, nc = _bfgs_wolfe_loop(call, state, active[a:a + rows], gtol, xtol, max_iter, float(max_step), r_max,
-                                  max_ls, c1, c2, bar)
+                                  max_ls, c1, c2, bar, grow)
         n_evals, n_calls = n_evals + ne, n_calls + nc
     if bar is not None:
         bar.close()
@@ -490,7 +493,7 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
                           stalled)
 
 
-def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max_ls, c1, c2, bar):
+def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max_ls, c1, c2, bar, grow=None):
     """BFGS-Wolfe on rows ``idx``; their state is kept contiguous and compacted as rows leave."""
     z, energy, grad, converged, stalled, n_iter = state
     d = z.shape[1]
@@ -513,8 +516,13 @@ def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max
             p = torch.where(bad[:, None], -g, p)
             gp = torch.where(bad, -(g * g).sum(1), gp)
         pn = p.norm(dim=1).clamp_min(tiny)
-        t = torch.clamp(max_step / pn, max=1.0)
-        t_cap = r_max / pn
+        if grow is None:
+            t = torch.clamp(max_step / pn, max=1.0)
+            t_cap = r_max / pn
+        else:
+            cap = min(max_step * grow ** (it - 1), r_max)
+            t = torch.clamp(cap / pn, max=1.0)
+            t_cap = cap / pn
         lo = torch.zeros(B, device=dev, dtype=dt_)
         hi = torch.full((B,), float("inf"), device=dev, dtype=dt_)
         done = torch.zeros(B, dtype=torch.bool, device=dev)    # Wolfe point found (or Armijo at the step cap)

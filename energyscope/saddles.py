@@ -370,7 +370,7 @@ def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *
 
 
 def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tangents: Any = None,
-                      spans: Any = None, radius: float | None = None, push_rel: float = 1e-2,
+                      spans: Any = None, bands: list | None = None, radius: float | None = None, push_rel: float = 1e-2,
                       quench_max_step: float | None = None, quench_max_iter: int = 5000, max_iter: int = 40,
                       seed: int = 0) -> list[SaddleRecord]:
     """Transition states of a piecewise-smooth U, which usually sit on kinks (ridges where U falls like -|x|).
@@ -395,6 +395,10 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
         tangents: (C, d) band directions at the candidates, or None (then the refinement starts at the candidates).
         spans: (C,) how far along its tangent each candidate's ridge may lie (e.g. the distance between the
             climbing image's neighbours); default 0.1 × the latent length scale.
+        bands: per candidate, the relaxed band (M, d) it came from, or None. Where ridge search and refinement do
+            not give an index-1 point, the band is zoomed in around its highest point (a string between the images
+            either side of it, relaxed again, three times; cf. the adaptive NEB of Maragakis et al., J. Chem. Phys.
+            116, 10, 2002) and the search repeated from the zoomed band's highest point.
         radius: first sampling radius of the refinement (default 1e-5 × the length scale after the ridge search,
             else 1e-3).
         push_rel: push-off distance, × the length scale (halved per row until both sides lie below the saddle).
@@ -402,7 +406,7 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
         max_iter: refinement iterations at most.
         seed: seeds the refinement's samples.
     """
-    from .nonsmooth import local_structure, refine
+    from .nonsmooth import local_structure, refine, replace_rows
     z0 = np.asarray(to_numpy(candidates), dtype=np.float64).reshape(-1, land.dim)
     C = len(z0)
     if C == 0:
@@ -426,6 +430,29 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
         rad[:] = radius
     kp = refine(land, z0, "saddle", radius=rad, max_iter=max_iter, seed=seed)
     ls = local_structure(land, kp, flat_tol=book.base.flat_tol, seed=seed)
+    # second chances where that did not give an index-1 point: a wider first sample around the same start (the ridge
+    # search may stall short of the ridge's lowest point), then around the candidate as given
+    z_given = np.asarray(to_numpy(candidates), dtype=np.float64).reshape(-1, land.dim)
+    for start in (z0, z_given, "zoom"):
+        again = np.flatnonzero(~(kp.converged & (ls.index == 1)))
+        if not len(again):
+            break
+        rad2 = 1e-3 * length
+        if isinstance(start, str):
+            if bands is None:
+                break
+            again = np.array([c for c in again if bands[c] is not None], dtype=int)
+            if not len(again):
+                break
+            start, rad2 = _zoomed_ridge_points(land, [bands[c] for c in again], z_given[again], length), 1e-5 * length
+        else:
+            start = start[again]
+        kp2 = refine(land, start, "saddle", radius=rad2, max_iter=max_iter, seed=seed + 1)
+        ls2 = local_structure(land, kp2, flat_tol=book.base.flat_tol, seed=seed + 1)
+        better = kp2.converged & (ls2.index == 1)
+        if better.any():
+            replace_rows(kp, again[better], _rows(kp2, better))
+            replace_rows(ls, again[better], _rows(ls2, better))
     reasons = [""] * C
     for c in range(C):
         if not kp.converged[c]:
@@ -438,29 +465,34 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
     todo = np.array([c for c in range(C) if not reasons[c]], dtype=int)
     reached = np.full((C, 2), -1, dtype=int)
     n_evals = np.full(C, kp.n_evals // C + ls.n_evals // C, dtype=np.int64)
-    if len(todo):
-        pts, _, ne = _push_points(land, kp.z[todo], ls.push[todo, 0], kp.energy[todo], push_rel * length,
+    # push off to both sides and descend; where both descents end in the same minimum (or fail), once more from a
+    # hundredth of the distance with steps that start as small and grow: the basin on one side may be tiny
+    step_cap = 0.05 * length if quench_max_step is None else quench_max_step
+    for attempt, (delta, grow) in enumerate(((push_rel * length, None), (1e-2 * push_rel * length, 2.0))):
+        if not len(todo):
+            break
+        pts, _, ne = _push_points(land, kp.z[todo], ls.push[todo, 0], kp.energy[todo], delta,
                                   mode_minus=ls.push[todo, 1])
-        res = quench(land, pts, max_iter=quench_max_iter,
-                     max_step=0.05 * length if quench_max_step is None else quench_max_step)
+        res = quench(land, pts, max_iter=quench_max_iter, max_step=step_cap if grow is None else delta,
+                     max_step_max=step_cap, grow=grow)
         n_evals[todo] += (ne + res.n_evals) // len(todo)
         zq, eq = to_numpy(res.z), to_numpy(res.energy)
         ok = to_numpy(res.converged) & to_numpy(res.finite)
         idx, _ = book.match_or_add(land, zq, eq, ok)
         n = len(todo)
-        for k, c in enumerate(todo):
-            a, b = int(idx[k]), int(idx[k + n])
-            reached[c] = (a, b)
-            if not (ok[k] and ok[k + n]):
-                reasons[c] = "a push-off descent did not end at a certified minimum"
-            elif a < 0 or b < 0:
-                reasons[c] = "a push-off descent ended at a point that is not a minimum"
-            elif a == b:
-                reasons[c] = f"both push-off descents reached the same minimum {a}"
-            elif not kp.energy[c] > max(book.energy[a], book.energy[b]):
-                reasons[c] = (f"saddle energy {kp.energy[c]:.10g} is not above both minima reached "
-                              f"({book.energy[a]:.10g}, {book.energy[b]:.10g})")
+        same = np.array([not (ok[k] and ok[k + n]) or idx[k] < 0 or idx[k + n] < 0 or idx[k] == idx[k + n]
+                         for k in range(n)])
+        if attempt == 0 and same.any():
+            keep = ~same
+            idx = np.concatenate([idx[:n][keep], idx[n:][keep]])
+            ok = np.concatenate([ok[:n][keep], ok[n:][keep]])
+            retry, todo = todo[same], todo[keep]
+        else:
+            retry = np.zeros(0, dtype=int)
+        _judge_pushoffs(todo, idx, ok, kp.energy, book, reached, reasons)
+        todo = retry
     out = []
+
     for c in range(C):
         ev = ls.eigenvalues[c]
         out.append(SaddleRecord(
@@ -474,18 +506,86 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
     return out
 
 
+def _zoomed_ridge_points(land: Landscape, bands: list, tops: np.ndarray, length: float, levels: int = 3,
+                         n_images: int = 9) -> np.ndarray:
+    """Zoom each band (M, d) in around its point nearest ``tops`` (C, d): relax a string between the images on either
+    side, ``levels`` times, then take the lowest point of the ridge the zoomed band crosses (C, d)."""
+    from .neb import dense_profiles, relax_strings
+    from .nonsmooth import ridge_minimum
+    A, B = [], []
+    for band, top in zip(bands, tops):
+        z = np.asarray(band, dtype=np.float64)
+        i = int(np.argmin(np.linalg.norm(z - top[None, :], axis=1)))
+        A.append(z[max(i - 1, 0)])
+        B.append(z[min(i + 1, len(z) - 1)])
+    A, B = np.array(A), np.array(B)
+    best = tops.copy()
+    for _ in range(levels):
+        same = np.linalg.norm(B - A, axis=1) <= 1e-12 * length
+        B = np.where(same[:, None], A + 1e-6 * length, B)
+        res = relax_strings(land, A, B, n_images, max_iter=150)
+        pts, prof, _ = dense_profiles(land, [r.z for r in res], 4)
+        for c, (pz, pe, r) in enumerate(zip(pts, prof, res)):
+            if not np.isfinite(pe).all():
+                continue
+            k = int(np.argmax(pe))
+            best[c] = pz[k]
+            i = int(np.argmin(np.linalg.norm(r.z - pz[k][None, :], axis=1)))
+            A[c], B[c] = r.z[max(i - 1, 0)], r.z[min(i + 1, len(r.z) - 1)]
+    tan = B - A
+    span = np.linalg.norm(tan, axis=1)
+    ok = span > 0
+    out = best.copy()
+    if ok.any():
+        zr, _, okr = ridge_minimum(land, best[ok], tan[ok], span[ok])
+        rows = np.flatnonzero(ok)[okr]
+        out[rows] = zr[okr]
+    return out
+
+
+def _rows(obj: Any, mask: np.ndarray) -> Any:
+    """A copy of a KinkPoints / LocalStructure with only the rows ``mask`` (counters set to 0)."""
+    import dataclasses
+    kw = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        kw[f.name] = v[mask] if isinstance(v, np.ndarray) else [x for x, k in zip(v, mask) if k] \
+            if isinstance(v, list) else 0 if isinstance(v, int) else v
+    return type(obj)(**kw)
+
+
+def _judge_pushoffs(todo: np.ndarray, idx: np.ndarray, ok: np.ndarray, energy: np.ndarray, book: MinimaBook,
+                    reached: np.ndarray, reasons: list) -> None:
+    """Record, for candidates ``todo``, the minima their two push-off descents reached (``idx``: first all + sides,
+    then all - sides) and why they fail as transition states, if they do."""
+    n = len(todo)
+    for k, c in enumerate(todo):
+        a, b = int(idx[k]), int(idx[k + n])
+        reached[c] = (a, b)
+        if not (ok[k] and ok[k + n]):
+            reasons[c] = "a push-off descent did not end at a certified minimum"
+        elif a < 0 or b < 0:
+            reasons[c] = "a push-off descent ended at a point that is not a minimum"
+        elif a == b:
+            reasons[c] = f"both push-off descents reached the same minimum {a}"
+        elif not energy[c] > max(book.energy[a], book.energy[b]):
+            reasons[c] = (f"saddle energy {energy[c]:.10g} is not above both minima reached "
+                          f"({book.energy[a]:.10g}, {book.energy[b]:.10g})")
+
+
 def find_saddles(land: Landscape, candidates: Any, book: MinimaBook, **kwargs) -> list[SaddleRecord]:
     """Refine candidates (C, d) and validate them against ``book`` in one go.
 
     Where U is smooth: exact-Hessian eigenvector following; keyword arguments go to :func:`refine_saddles`
     (``gtol``, ``gtol_rel``, ``max_iter``, ``max_step``) and :func:`validate_saddles` (the rest). Where it is not
-    known to be smooth: :func:`find_kink_saddles` (keywords ``tangents``, ``spans``, ``push_rel``,
-    ``quench_max_step``, ``quench_max_iter`` are passed on; ``tangents``/``spans`` are ignored where U is smooth).
+    known to be smooth: :func:`find_kink_saddles` (keywords ``tangents``, ``spans``, ``bands``, ``push_rel``,
+    ``quench_max_step``, ``quench_max_iter`` are passed on; ``tangents``/``spans``/``bands`` are ignored where U is
+    smooth).
     """
     if not land.is_smooth:
-        keep = {"push_rel", "quench_max_step", "quench_max_iter", "radius", "seed", "tangents", "spans"}
+        keep = {"push_rel", "quench_max_step", "quench_max_iter", "radius", "seed", "tangents", "spans", "bands"}
         return find_kink_saddles(land, candidates, book, **{k: v for k, v in kwargs.items() if k in keep})
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("tangents", "spans")}
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("tangents", "spans", "bands")}
     rkeys = {"gtol", "gtol_rel", "max_iter", "max_step"}
     refined = refine_saddles(land, candidates, **{k: v for k, v in kwargs.items() if k in rkeys})
     recs = validate_saddles(land, refined, book, **{k: v for k, v in kwargs.items() if k not in rkeys})
@@ -504,7 +604,11 @@ def band_tangent(path_z: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, float]
     """The direction of a band (M, d) at the point ``at`` (d,) (between the neighbours of the nearest image) and
     the distance between those neighbours: the tangent and span for :func:`find_kink_saddles`."""
     z = np.asarray(path_z, dtype=np.float64)
-    i = int(np.argmin(np.linalg.norm(z - np.asarray(at)[None, :], axis=1)))
+    dist = np.linalg.norm(z - np.asarray(at)[None, :], axis=1)
+    i = int(np.argmin(dist))
     a, b = z[max(i - 1, 0)], z[min(i + 1, len(z) - 1)]
     t = b - a
-    return t, float(np.linalg.norm(t))
+    span = float(np.linalg.norm(t))
+    if i in (0, len(z) - 1):      # a maximum resolved just before an endpoint minimum: the ridge is that close
+        span = min(span, max(4.0 * float(dist[i]), 1e-6 * span))
+    return t, span

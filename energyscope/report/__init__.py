@@ -102,6 +102,9 @@ def _model_rows(model: dict) -> list[tuple[str, str]]:
             ("reference latents", fmt(model.get("n_reference"))),
             ("labels", "yes" if model.get("has_labels") else "no"),
             ("device / dtype", f"{model.get('device', 'cpu')} / {model.get('dtype', 'float64')}")]
+    sm = model.get("smoothness") or {}
+    if sm:
+        rows.append(("smoothness of U", str(sm.get("message") or sm.get("kind"))))
     sampler = model.get("sampler") or {}
     if sampler:
         rows.append(("model's sampler", ", ".join(f"{k} = {v}" for k, v in sampler.items())))
@@ -131,7 +134,12 @@ def _coverage(result: Any) -> dict | None:
     found, est = d.get("found"), d.get("estimated_total")
     if found is None or est is None:
         return None
-    if d.get("complete", est < found + 0.5):
+    unresolved = int(d.get("n_unresolved") or 0)
+    if unresolved and found:
+        verdict, cls = (f"not known to be complete: {fmt(unresolved)} of {fmt(d.get('n_restarts'))} descents did "
+                        "not end at a validated minimum, so minima may be missing (Chao1 estimate "
+                        f"{fmt(est, 3)} for {fmt(found)} found)", "bad")
+    elif d.get("complete", est < found + 0.5):
         verdict, cls = "the search looks complete: every minimum was reached by at least two restarts", "ok"
     elif est <= 1.2 * found:
         verdict, cls = (f"the search looks nearly complete: about {fmt(est - found, 2)} minima may be unseen", "warn")
@@ -181,6 +189,7 @@ def _basin_rows(result: Any, thumbs: list[str] | None) -> list[dict]:
             "data_w": _bar(b.get("data_mass")),
             "hits": fmt(b.get("hits")),
             "n_flat": fmt(b.get("n_flat")),
+            "n_sharp": fmt(b.get("n_sharp", 0)),
             "label": "—" if dom is None else str(dom),
             "label_detail": "" if dom is None else (f"{100 * float(purity):.0f}% of " if purity is not None else "of ")
             + f"{sum(int(c) for c in counts.values())}",
@@ -300,7 +309,9 @@ def _diagnostics(result: Any, figure_errors: list[str]) -> dict:
         counts.append((f"connection attempts: {k}", fmt(v)))
     names = {"n_restarts": "restarts", "rounds": "rounds of restarts", "n_converged": "descents converged",
              "n_saddles_pushed": "descents stopped on a saddle, pushed off", "n_rejected": "points rejected by the "
-             "Hessian check", "n_evals": "energy+gradient evaluations", "n_hessians": "Hessians computed"}
+             "Hessian check", "n_stalled": "non-smooth descents that stopped on a kink",
+             "n_uncertified": "kink end points that could not be certified as minima",
+             "n_evals": "energy+gradient evaluations", "n_hessians": "Hessians computed"}
     stats = d.get("minima_stats") or {}
     for k, name in names.items():
         if k in stats:

@@ -18,14 +18,23 @@ IMAGE_SHAPE = (1, 8, 8)
 N_PIXELS = 64
 
 
-def make_energy(dim: int, hidden: int = 200) -> nn.Sequential:
-    """The prior's energy net E_alpha: (N, dim) -> (N, 1), two smooth (SiLU) hidden layers of ``hidden`` units.
+ENERGY_ACTIVATIONS = ("silu", "lrelu")
 
-    Smooth activations keep U twice differentiable, so Hessians at minima and saddles are meaningful.
+
+def make_energy(dim: int, hidden: int = 200, activation: str = "silu") -> nn.Sequential:
+    """The prior's energy net E_alpha: (N, dim) -> (N, 1), two hidden layers of ``hidden`` units.
+
+    ``activation="silu"`` (default) keeps U twice differentiable; ``"lrelu"`` is LeakyReLU(0.2), the ``lrelu``
+    option of the Pang et al. latent-EBM code, which makes U piecewise smooth (minima and saddles on kinks).
     """
+    if activation not in ENERGY_ACTIVATIONS:
+        raise ValueError(f"unknown energy activation {activation!r}; use one of {ENERGY_ACTIVATIONS}")
+
+    def act() -> nn.Module:
+        return nn.SiLU() if activation == "silu" else nn.LeakyReLU(0.2)
     return nn.Sequential(
-        nn.Linear(dim, hidden), nn.SiLU(),
-        nn.Linear(hidden, hidden), nn.SiLU(),
+        nn.Linear(dim, hidden), act(),
+        nn.Linear(hidden, hidden), act(),
         nn.Linear(hidden, 1),
     )
 

@@ -3,6 +3,8 @@
     python examples/digits/train.py --latent-dim 10 --seed 0 --out examples/digits/digits.pt
     python examples/digits/train.py --latent-dim 2 --seed 0 --lr-energy 1e-3 --energy-l2 1e-2 \
         --out examples/digits/digits2d.pt
+    python examples/digits/train.py --latent-dim 2 --seed 0 --lr-energy 1e-3 --energy-l2 1e-2 \
+        --energy-activation lrelu --out examples/digits/digits2d_lrelu.pt
 
 Objective (per data point x, maximised): the ELBO with the learned prior p_alpha(z) ∝ exp(-E(z)) N(z; 0, I),
 
@@ -48,6 +50,7 @@ class TrainConfig:
         lr_energy: Adam learning rate of the energy net.
         hidden: width of the two hidden layers of encoder and decoder.
         energy_hidden: width of the two hidden layers of the energy net.
+        energy_activation: ``"silu"`` (smooth) or ``"lrelu"`` (LeakyReLU(0.2), as the Pang et al. code's option).
         langevin_steps, langevin_step_size: the prior's short-run sampler (z <- z - s²/2 ∇U + s ε).
         energy_l2: weight of a small penalty on E² at positive and negative samples (keeps E's offset from drifting).
         likelihood: ``"gaussian"`` (N(x; decoder(z), sigma_x² I)) or ``"bernoulli"`` (continuous targets in [0, 1]).
@@ -63,6 +66,7 @@ class TrainConfig:
     lr_energy: float = 3e-4
     hidden: int = 128
     energy_hidden: int = 200
+    energy_activation: str = "silu"
     langevin_steps: int = 60
     langevin_step_size: float = 0.4
     energy_l2: float = 3e-2
@@ -149,7 +153,8 @@ def train(config: TrainConfig | None = None, images: np.ndarray | None = None, l
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     d = cfg.latent_dim
-    energy, decoder, encoder = make_energy(d, cfg.energy_hidden), make_decoder(d, cfg.hidden), make_encoder(d, cfg.hidden)
+    energy = make_energy(d, cfg.energy_hidden, cfg.energy_activation)
+    decoder, encoder = make_decoder(d, cfg.hidden), make_encoder(d, cfg.hidden)
     opt_vae = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=cfg.lr)
     opt_e = torch.optim.Adam(energy.parameters(), lr=cfg.lr_energy, betas=(0.5, 0.999))
 
@@ -225,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"Adam learning rate of the energy net (default {TrainConfig.lr_energy:g})")
     p.add_argument("--energy-l2", type=float, default=TrainConfig.energy_l2,
                    help=f"weight of the E² penalty (default {TrainConfig.energy_l2:g})")
+    p.add_argument("--energy-activation", choices=("silu", "lrelu"), default="silu",
+                   help="the energy net's activation: silu (smooth, default) or lrelu (LeakyReLU(0.2))")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; same count -> same bits)")
     p.add_argument("--out", default="examples/digits/digits.pt", help="checkpoint path")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     cfg = TrainConfig(latent_dim=a.latent_dim, seed=a.seed, epochs=a.epochs, threads=a.threads,
-                      lr_energy=a.lr_energy, energy_l2=a.energy_l2)
+                      lr_energy=a.lr_energy, energy_l2=a.energy_l2, energy_activation=a.energy_activation)
     result = train(cfg, quiet=a.quiet)
     path = save(result, a.out)
     size = path.stat().st_size
