@@ -346,6 +346,8 @@ class Landscape:
             zc = z.detach().requires_grad_(True)
             u = self.potential(zc)
             (g,) = torch.autograd.grad(u.sum(), zc, create_graph=True)
+            if not g.requires_grad:   # the gradient does not depend on z (e.g. a piecewise-linear U): H = 0
+                return torch.zeros(zc.shape[0], self.dim, self.dim, device=zc.device, dtype=zc.dtype)
             rows = []
             for i in range(self.dim):
                 (hi,) = torch.autograd.grad(g[:, i].sum(), zc, retain_graph=i < self.dim - 1, allow_unused=True)

@@ -149,6 +149,8 @@ def _grad_and_hvp(land: "Landscape", z: torch.Tensor, v: torch.Tensor) -> tuple[
         zc = z.detach().requires_grad_(True)
         u = land.potential(zc)
         (g,) = torch.autograd.grad(u.sum(), zc, create_graph=True)
+        if not g.requires_grad:   # the gradient does not depend on z (a piecewise-linear U): H v = 0
+            return g.detach(), torch.zeros_like(zc)
         (hv,) = torch.autograd.grad((g * v).sum(), zc, allow_unused=True)
     hv = torch.zeros_like(zc) if hv is None else hv
     return g.detach(), hv.detach()
