@@ -122,7 +122,8 @@ def reference_minima(net: nn.Sequential, lim: float = 4.0, n: int = 1201) -> tup
     """All local minima of U in [-lim, lim]² found from a grid of n² points (positions (K, 2), energies (K,))."""
     xs = np.linspace(-lim, lim, n)
     X, Y = np.meshgrid(xs, xs, indexing="ij")
-    E = potential(net, np.stack([X.ravel(), Y.ravel()], 1)).reshape(n, n)
+    P = np.stack([X.ravel(), Y.ravel()], 1)
+    E = np.concatenate([potential(net, P[a:a + 200_000]) for a in range(0, len(P), 200_000)]).reshape(n, n)
     loc = E == minimum_filter(E, size=3, mode="nearest")
     loc[0, :] = loc[-1, :] = loc[:, 0] = loc[:, -1] = False
     out = []
