@@ -676,12 +676,10 @@ def _settle_nonsmooth(land: Landscape, res: MinimizeResult, weights: np.ndarray,
         if is_min.any():
             found = found.concat(_Found(kp.z[is_min], kp.energy[is_min], kp.stationarity[is_min],
                                         ls.eigenvalues[is_min], w[is_min]))
-        failed = ~kp.converged
-        st["n_uncertified"] = st.get("n_uncertified", 0) + int(w[failed].sum())
+        failed = np.flatnonzero(~kp.converged)
         sad = np.flatnonzero(kp.converged & ~is_min)
-        if not len(sad):
-            break
-        if attempt == max_pushoffs:
+        if attempt == max_pushoffs or not (len(sad) or len(failed)):
+            st["n_uncertified"] = st.get("n_uncertified", 0) + int(w[failed].sum())
             st["n_rejected"] += int(w[sad].sum())
             break
         # push off downhill: both sides of an index-1 point, else along the steepest descent direction found
@@ -696,6 +694,11 @@ def _settle_nonsmooth(land: Landscape, res: MinimizeResult, weights: np.ndarray,
                     w_new.append(w[c])
             if not any(np.linalg.norm(v) > 0 for v in dirs):
                 st["n_rejected"] += int(w[c])
+        # a refinement that did not converge went downhill from where the descent stalled: descend again from there
+        st["n_restalled"] = st.get("n_restalled", 0) + int(w[failed].sum())
+        for c in failed:
+            z_new.append(kp.z[c])
+            w_new.append(w[c])
         if not z_new:
             break
         z_new, weights = np.array(z_new), np.array(w_new, dtype=np.int64)

@@ -134,19 +134,38 @@ def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 def group_pieces(y: np.ndarray, u: np.ndarray, g: np.ndarray, H: np.ndarray, z: np.ndarray,
                  g_tol: float) -> Pieces:
-    """Group samples (y (N, d), U (N,), ∇U (N, d), Hessians (N, d, d)) into smooth pieces; models about z (d,).
+    """Group samples (y (N, d), U (N,), ∇U (N, d), Hessians (N, d, d), or one (d, d) for all) into smooth pieces;
+    models about z (d,).
 
     Samples a and b are one piece when ‖g_b − g_a − ½(H_a + H_b)(y_b − y_a)‖ ≤ g_tol + ½‖H_a − H_b‖‖y_b − y_a‖
     (the trapezoidal rule is exact to that bound on one smooth piece; across a kink the gradient jumps).
     """
-    N = len(y)
-    dy = y[None, :, :] - y[:, None, :]                                    # (N, N, d): y_b - y_a
-    Hs = 0.5 * (H[:, None] + H[None, :])                                  # (N, N, d, d)
-    res = g[None, :, :] - g[:, None, :] - np.einsum("abij,abj->abi", Hs, dy)
-    rn = np.linalg.norm(res, axis=-1)
-    dH = np.linalg.norm((H[:, None] - H[None, :]).reshape(N, N, -1), axis=-1)
-    same = rn <= g_tol + 0.5 * dH * np.linalg.norm(dy, axis=-1)
-    ia, ib = np.nonzero(np.triu(same, 1))
+    N, d = y.shape
+    from scipy.spatial import cKDTree
+    from scipy.spatial.distance import cdist
+    if H.ndim == 2:       # one Hessian for every sample (a piecewise-linear energy plus a fixed quadratic)
+        H = np.broadcast_to(H, (N, d, d))
+    if H.strides[0] == 0 or np.all(H == H[:1]):
+        # one Hessian for all: g - H y is constant on a piece, so pieces are clusters of those vectors (KD-tree)
+        c = g - y @ H[0].T
+        pairs = cKDTree(c).query_pairs(g_tol, output_type="ndarray")
+        same = None
+    else:
+        dist = cdist(y, y)
+        Hy = np.einsum("aij,bj->abi", H, y)                               # (N, N, d): H_a y_b
+        Hyy = np.einsum("aai->ai", Hy)                                    # H_a y_a
+        # g_b - g_a - ½(H_a + H_b)(y_b - y_a), with (H_a + H_b)(y_b - y_a) = H_a y_b - H_a y_a + H_b y_b - H_b y_a
+        res = g[None, :, :] - g[:, None, :] - 0.5 * (Hy - Hyy[:, None, :] + Hyy[None, :, :]
+                                                     - Hy.transpose(1, 0, 2))
+        rn = np.linalg.norm(res, axis=-1)
+        F = H.reshape(N, -1)
+        sq = (F * F).sum(1)
+        dH = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * F @ F.T, 0.0))
+        same = rn <= g_tol + 0.5 * dH * dist
+    if same is not None:
+        ia, ib = np.nonzero(np.triu(same, 1))
+    else:
+        ia, ib = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (np.zeros(0, int), np.zeros(0, int))
     lab = _components(N, ia, ib)
     k = int(lab.max()) + 1
     dist = np.linalg.norm(y - z[None, :], axis=1)
@@ -160,7 +179,8 @@ def group_pieces(y: np.ndarray, u: np.ndarray, g: np.ndarray, H: np.ndarray, z: 
         hess.append(H[r])
         rep.append(y[r])
         size.append(len(mem))
-    return Pieces(np.array(value), np.array(grad), np.array(hess), np.array(rep), np.array(size))
+    hess = np.broadcast_to(H[0], (k, d, d)) if H.strides[0] == 0 else np.array(hess)
+    return Pieces(np.array(value), np.array(grad), hess, np.array(rep), np.array(size))
 
 
 def kkt_step(pieces: Pieces, lam: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -234,12 +254,10 @@ class KinkPoints:
         return len(self.energy)
 
 
-def _piecewise_linear_hessian(land: "Landscape") -> float | None:
-    """The constant Hessian scale of a piecewise-linear energy (the base prior's 1/σ², or 0), else None."""
+def _piecewise_linear_hessian(land: "Landscape") -> np.ndarray | None:
+    """The one Hessian (d, d) of a piecewise-linear energy plus a fixed quadratic (e.g. the base prior), else None."""
     sm = land.smoothness
-    if sm.piecewise_linear:
-        return 1.0 / land.base_sigma**2 if land.base_prior == "standard_normal" else 0.0
-    return None
+    return sm.hessian if sm.piecewise_linear and sm.hessian is not None else None
 
 
 def touching(pieces: Pieces, energy: float, radius: float, sigma_E: float) -> np.ndarray:
@@ -258,9 +276,13 @@ def smooth_basis(pieces: Pieces, lam: np.ndarray, tol: float = 1e-9) -> tuple[np
     if len(S) < 2:
         return np.zeros((d, 0)), np.eye(d)
     D = (pieces.grad[S[1:]] - pieces.grad[S[0]]).T                      # (d, k-1)
-    U_, sv, _ = np.linalg.svd(D, full_matrices=True)
-    m = int((sv > tol * max(float(sv.max()), np.finfo(float).tiny)).sum())
-    return U_[:, :m], U_[:, m:]
+    ev, vec = np.linalg.eigh(D @ D.T)                                   # left singular vectors, ascending
+    ev, vec = ev[::-1], vec[:, ::-1]
+    # (the eigenvalues of D Dᵀ carry round-off of 1e-16 × the largest, i.e. 1e-8 in singular values: the rank is
+    # decided at 1e-6 of the largest singular value)
+    sv = np.sqrt(np.maximum(ev, 0.0))
+    m = int((sv > max(tol, 1e-6) * max(float(sv.max()), np.finfo(float).tiny)).sum())
+    return vec[:, :m], vec[:, m:]
 
 
 def _directions(rng: np.random.Generator, C: int, half: int, d: int, focus: list | None) -> np.ndarray:
@@ -279,10 +301,15 @@ def _directions(rng: np.random.Generator, C: int, half: int, d: int, focus: list
 
 
 def sample_pieces(land: "Landscape", z: np.ndarray, radius: np.ndarray, n_samples: int,
-                  rng: np.random.Generator, focus: list | None = None) -> tuple[list[Pieces], int, int]:
+                  rng: np.random.Generator, focus: list | None = None, carry: list | None = None,
+                  keep: int = 0) -> tuple[list[Pieces], int, int] | tuple[list[Pieces], int, int, list]:
     """Pieces around each row of z (C, d): U, ∇U and Hessians at z and at ``n_samples`` antithetic points in a ball
     of per-row ``radius`` (C,), all rows in one batch; ``focus`` (per row a (d, k) basis or None) concentrates half
-    of the directions on a subspace. Returns (pieces per row, rows evaluated, Hessians)."""
+    of the directions on a subspace. Returns (pieces per row, rows evaluated, Hessians).
+
+    With ``carry`` (per row None or the raw samples (Y, U, ∇U, H) an earlier call returned for a point that has not
+    moved since), those samples are grouped together with the new ones, so that pieces met in thin wedges accumulate;
+    then the raw samples (at most ``keep`` per row, newest first) are returned as a fourth element."""
     C, d = z.shape
     half = max(1, n_samples // 2)
     v = _directions(rng, C, half, d, focus)
@@ -297,19 +324,28 @@ def sample_pieces(land: "Landscape", z: np.ndarray, radius: np.ndarray, n_sample
     c = _piecewise_linear_hessian(land)
     n_hess = 0
     if c is not None:
-        H = np.broadcast_to(c * np.eye(d), (C, N, d, d))
+        H = np.broadcast_to(c, (C, N, d, d))            # a view: one matrix, never copied per sample
     else:
         H = to_numpy(land.hessian(flat)).reshape(C, N, d, d)
         n_hess = C * N
     sc = land.scales()
-    out = []
+    out, raws = [], []
     for i in range(C):
         ok = np.isfinite(e[i]) & np.isfinite(g[i]).all(1) & np.isfinite(H[i]).reshape(N, -1).all(1)
         if not ok[0] or ok.sum() < 2:
             out.append(None)
+            raws.append(None)
             continue
-        gs = float(np.max(np.linalg.norm(g[i][ok], axis=1))) + sc.sigma_E / sc.length
-        out.append(group_pieces(Y[i][ok], e[i][ok], g[i][ok], np.asarray(H[i][ok]), z[i], 1e-7 * gs))
+        raw = (Y[i][ok], e[i][ok], g[i][ok], c if c is not None else np.asarray(H[i][ok]))
+        if carry is not None and carry[i] is not None:
+            raw = tuple(b if a.ndim == 2 and b.ndim == 2 and a is b or (c is not None and k == 3)
+                        else np.concatenate([a, b])[:max(keep, len(a))]
+                        for k, (a, b) in enumerate(zip(raw, carry[i])))
+        gs = float(np.max(np.linalg.norm(raw[2], axis=1))) + sc.sigma_E / sc.length
+        out.append(group_pieces(*raw, z[i], 1e-7 * gs))
+        raws.append(raw)
+    if carry is not None:
+        return out, C * N, n_hess, raws
     return out, C * N, n_hess
 
 
@@ -349,6 +385,7 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
     ns = np.full(C, ns0)
     rng = np.random.default_rng(seed)
     focus: list = [None] * C
+    buf: list = [None] * C             # raw samples around a point that has not moved (see sample_pieces)
     energy = np.full(C, np.nan)
     stat = np.full(C, np.inf)
     npieces = np.zeros(C, dtype=int)
@@ -372,10 +409,13 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
         pcs: dict[int, Pieces | None] = {}
         for n in np.unique(ns[active]):
             rows = active[ns[active] == n]
-            got, ne, nh = sample_pieces(land, z[rows], rho[rows], int(n), rng, [focus[r] for r in rows])
+            got, ne, nh, raws = sample_pieces(land, z[rows], rho[rows], int(n), rng, [focus[r] for r in rows],
+                                              carry=[buf[r] for r in rows], keep=8 * ns0)
             n_evals += ne
             n_hess += nh
             pcs.update(zip(rows.tolist(), got))
+            for r, raw in zip(rows, raws):
+                buf[r] = raw
         steps, lams, targets = {}, {}, {}
         still = []
         for c in active:
@@ -388,7 +428,8 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
             x = lam @ p.grad
             stat[c], npieces[c], lam_out[c], pieces_out[c] = float(np.linalg.norm(x)), len(p), lam, p
             focus[c] = smooth_basis(p, lam)[1]
-            curv = max(float(np.max(np.abs(p.hess))) if p.hess.size else 0.0, sc.sigma_E / L**2)
+            hs = p.hess[:1] if p.hess.strides[0] == 0 else p.hess
+            curv = max(float(np.max(np.abs(hs))) if hs.size else 0.0, sc.sigma_E / L**2)
             delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
             # active set: a piece whose weight turned negative leaves the corral
             for _ in range(len(lam)):
@@ -439,6 +480,8 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
                 continue
             step = float(np.linalg.norm(D[r]))
             z[c], energy[c] = zt[r], et[r]
+            if step > 1e-3 * rho[c]:       # the point moved: samples around the old one no longer apply
+                buf[c] = None
             if step <= xtol_rel * L * (1.0 + float(np.linalg.norm(z[c])) / L) and stat[c] <= gtol:
                 converged[c] = True
                 continue
@@ -710,9 +753,9 @@ def local_structure(land: "Landscape", kp: KinkPoints, flat_tol: float = 0.0, pr
         for c in cand:
             p = kp.pieces[c]
             dirs = [rng.standard_normal((npr, d))]
-            G = p.grad
+            G = p.grad[:64]
             if len(G) > 1:
-                dirs.append((G[:, None, :] - G[None, :, :]).reshape(-1, d))
+                dirs.append(G - G.mean(axis=0))                # across the kinks between the pieces
             dirs.append(G)
             touch = touching(p, kp.energy[c], kp.radius[c], sc.sigma_E) | (kp.lam[c] > 0)
             V, T = smooth_basis(p, touch.astype(float))

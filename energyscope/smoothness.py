@@ -68,8 +68,10 @@ class Smoothness:
         scanned: whether the operation scan ran over a whole forward pass.
         probe_segments: random segments probed; probe_jumps: how many of them have a confirmed gradient jump.
         largest_jump: the largest confirmed gradient jump, nats per latent unit (0 when none).
-        piecewise_linear: the Hessian equalled the base prior's curvature at every probe point while the gradient
-            varied (a piecewise-linear energy network); None when the probe did not run.
+        piecewise_linear: the Hessian was one and the same matrix at every probe point while the gradient varied
+            (a piecewise-linear energy network, plus a fixed quadratic such as the base prior); None when the probe
+            did not run.
+        hessian: that matrix (d, d) when ``piecewise_linear``, else None (not saved with the results).
         message: one line for reports and ``energyscope inspect``.
     """
 
@@ -83,6 +85,7 @@ class Smoothness:
     largest_jump: float = 0.0
     piecewise_linear: bool | None = None
     message: str = ""
+    hessian: Any = field(default=None, repr=False, compare=False)
     details: dict = field(default_factory=dict)
 
     @property
@@ -175,7 +178,8 @@ def probe(land: "Landscape", n_segments: int = 24, n_points: int = 33, half_leng
 
     Returns:
         dict with ``segments``, ``jumps`` (segments with a confirmed jump), ``largest_jump`` (nats per latent unit) and
-        ``piecewise_linear`` (Hessian = base-prior curvature at every point while the gradient varies).
+        ``piecewise_linear`` (the same Hessian at every point while the gradient varies: a piecewise-linear
+        energy plus a fixed quadratic such as the base prior) and that ``hessian`` (d, d) (None otherwise).
     """
     rng = np.random.default_rng([seed, 7])   # not the stream of base_samples(seed): directions must not be radial
     sc = land.scales()
@@ -197,13 +201,17 @@ def probe(land: "Landscape", n_segments: int = 24, n_points: int = 33, half_leng
     g = torch.where(finite[:, None], g, torch.zeros_like(g)).reshape(n_segments, n_points, d)
     hv = torch.where(finite[:, None], hv, torch.zeros_like(hv)).reshape(n_segments, n_points, d)
     seg_ok = finite.reshape(n_segments, n_points).all(1)
-    # piecewise linear: Hv equals the base prior's curvature times v at every point
-    base_curv = 1.0 / land.base_sigma**2 if land.base_prior == "standard_normal" else 0.0
-    hv_dev = (hv - base_curv * V.reshape(n_segments, n_points, d)).norm(dim=-1)
+    # piecewise linear plus one quadratic: the same Hessian at every point (checked at the segment centres, and
+    # along every segment through its Hessian-vector products)
     g_scale = float(g.norm(dim=-1).median()) + sc.sigma_E / sc.length
     curv_unit = sc.sigma_E / sc.length**2
     varies = float((g - g[:, :1]).norm(dim=-1).max()) > 1e-6 * g_scale
-    pl = bool(seg_ok.any()) and varies and float(hv_dev[seg_ok].max()) <= 1e-9 * (base_curv + curv_unit)
+    H_c = land.hessian(land.as_tensor(centres))
+    H0 = H_c[0]
+    scale = float(H0.abs().max()) + curv_unit
+    same = bool(torch.isfinite(H_c).all()) and float((H_c - H0).abs().max()) <= 1e-9 * scale
+    hv_dev = (hv - (V @ H0.T).reshape(n_segments, n_points, d)).norm(dim=-1)
+    pl = bool(seg_ok.any()) and varies and same and float(hv_dev[seg_ok].max()) <= 1e-9 * scale * np.sqrt(d)
     # candidate intervals
     dt = torch.full((n_segments,), float(t[1] - t[0]), dtype=g.dtype, device=g.device)
     mis, dgn = _mismatch(g, hv, dt)
@@ -236,7 +244,8 @@ def probe(land: "Landscape", n_segments: int = 24, n_points: int = 33, half_leng
             parent = best
         jumps = int(len(np.unique(seg_i[alive])))      # segments with at least one confirmed jump
         largest = float(parent[alive].max()) if alive.any() else 0.0
-    return {"segments": int(seg_ok.sum()), "jumps": jumps, "largest_jump": largest, "piecewise_linear": pl}
+    return {"segments": int(seg_ok.sum()), "jumps": jumps, "largest_jump": largest, "piecewise_linear": pl,
+            "hessian": to_numpy(H0) if pl else None}
 
 
 # ---------------------------------------------------------------------------------------------------------- verdict
@@ -270,12 +279,13 @@ def detect(land: "Landscape", seed: int = 0) -> Smoothness:
     parts.append(f"gradient jumps on {pr['jumps']} of {pr['segments']} probe segments"
                  + (f" (largest {pr['largest_jump']:.3g})" if pr["jumps"] else ""))
     if pr["piecewise_linear"]:
-        parts.append("the Hessian is the base prior's curvature wherever it exists (piecewise-linear energy)")
+        parts.append("the Hessian is one constant matrix wherever it exists (piecewise-linear energy)")
     head = {"piecewise": "piecewise-smooth: minima and saddles may sit on kinks",
             "smooth": "smooth", "unknown": "smoothness unknown: non-smooth methods used"}[kind]
     return Smoothness(kind=kind, source="detected", ops=tuple(sorted(ops)), conditional_ops=tuple(sorted(cond)),
                       scanned=scanned, probe_segments=pr["segments"], probe_jumps=pr["jumps"],
                       largest_jump=pr["largest_jump"], piecewise_linear=pr["piecewise_linear"],
+                      hessian=pr.get("hessian"),
                       message=f"{head} ({'; '.join(parts)})", details={"scan_error": scan_error} if scan_error else {})
 
 
