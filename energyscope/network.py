@@ -382,9 +382,7 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         A :class:`TransitionNetwork` whose ``minima`` is a NEW :class:`Minima`: the input minima first, with the same
         indices and order, then any minima found on the way (not re-sorted, so that indices stay valid).
     """
-    from ._tensor import to_numpy
     from .landscape import as_landscape
-    from .minima import quench
     from .neb import find_paths
     from .saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
 

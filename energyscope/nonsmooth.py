@@ -479,10 +479,15 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
                 reason[c] = "the refined point has a non-finite energy"
                 continue
             step = float(np.linalg.norm(D[r]))
+            gain = energy[c] - et[r]
             z[c], energy[c] = zt[r], et[r]
             if step > 1e-3 * rho[c]:       # the point moved: samples around the old one no longer apply
                 buf[c] = None
-            if step <= xtol_rel * L * (1.0 + float(np.linalg.norm(z[c])) / L) and stat[c] <= gtol:
+            small = step <= xtol_rel * L * (1.0 + float(np.linalg.norm(z[c])) / L)
+            # a minimum may also be done when the point is stationary and steps no longer lower U beyond round-off
+            # (they wander along directions where U is flat to second order)
+            flat = mode == "minimum" and gain <= e_floor[c]
+            if stat[c] <= gtol and (small or flat):
                 converged[c] = True
                 continue
             if step == 0.0:
