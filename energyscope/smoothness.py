@@ -96,7 +96,8 @@ class Smoothness:
         return {"kind": self.kind, "source": self.source, "ops": list(self.ops),
                 "conditional_ops": list(self.conditional_ops), "scanned": bool(self.scanned),
                 "probe_segments": int(self.probe_segments), "probe_jumps": int(self.probe_jumps),
-                "largest_jump": float(self.largest_jump), "piecewise_linear": self.piecewise_linear,
+                "largest_jump": float(self.largest_jump),
+                "piecewise_linear": None if self.piecewise_linear is None else bool(self.piecewise_linear),
                 "message": self.message}
 
     @classmethod
@@ -211,7 +212,7 @@ def probe(land: "Landscape", n_segments: int = 24, n_points: int = 33, half_leng
     scale = float(H0.abs().max()) + curv_unit
     same = bool(torch.isfinite(H_c).all()) and float((H_c - H0).abs().max()) <= 1e-9 * scale
     hv_dev = (hv - (V @ H0.T).reshape(n_segments, n_points, d)).norm(dim=-1)
-    pl = bool(seg_ok.any()) and varies and same and float(hv_dev[seg_ok].max()) <= 1e-9 * scale * np.sqrt(d)
+    pl = bool(bool(seg_ok.any()) and varies and same and float(hv_dev[seg_ok].max()) <= 1e-9 * scale * np.sqrt(d))
     # candidate intervals
     dt = torch.full((n_segments,), float(t[1] - t[0]), dtype=g.dtype, device=g.device)
     mis, dgn = _mismatch(g, hv, dt)

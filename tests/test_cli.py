@@ -93,6 +93,9 @@ def test_inspect_describes_the_checkpoint(ckpt, capsys):
     assert f"mean {info['energy']['base']['mean']:.4g} ± " in lines["U on base"]
     assert f"mean {info['energy']['reference']['mean']:.4g} ± " in lines["U on reference"]
     assert lines["sign check"].startswith("passed" if info["sign_check"]["ok"] else "FAILED")
+    # the toy energy net uses LeakyReLU: inspect says so, and why
+    assert lines["smoothness"].startswith("piecewise-smooth") and "leaky_relu" in lines["smoothness"]
+    assert info["landscape"]["smoothness"]["kind"] == "piecewise"
 
 
 def test_inspect_json(ckpt, capsys):
