@@ -220,7 +220,10 @@ class Minima:
             (:meth:`assign`).
         flat_tol: eigenvalues within ± this are flat directions (nats per latent unit²).
         stats: counts from the search (restarts, converged, unconverged, dropped non-finite, saddles pushed off,
-            rejected, evaluations, tolerances, wall time).
+            rejected, evaluations, tolerances, wall time, ``smoothness``). On a non-smooth landscape also
+            ``n_stalled`` (descents whose line search stopped, counted in ``n_converged``: normal on a kink),
+            ``n_kink_refined`` (end points refined onto kinks), ``n_restalled`` (refinements that had to descend
+            again) and ``n_uncertified`` (descents whose end point could not be certified as a minimum).
         grad_norm: (K,) gradient norm at each minimum after polishing (nats per latent unit), when known; at a kink
             minimum the Clarke stationarity measure (norm of the minimal-norm element of the convex hull of the
             gradients of the pieces that meet there), since the gradient itself does not vanish.
