@@ -92,18 +92,30 @@ class _Encoder:
         return {"__unsaved__": type(obj).__name__}
 
 
+#: The modules whose classes saved results may name. Saved type tags are looked up in a registry built from these
+#: fixed modules only: no name read from a file is ever imported (a tampered tag such as ``energyscope.__main__``
+#: would otherwise run code during ``energyscope report``).
+_SAVED_TYPE_MODULES = ("minima", "network", "disconnectivity", "masses", "interpret", "labels", "smoothness",
+                       "nonsmooth", "neb", "saddles", "landscape", "pathsample")
+_REGISTRY: dict[str, type] = {}
+
+
+def _registry() -> dict[str, type]:
+    """``{"module:qualname": class}`` for every dataclass or ``from_dict`` class of :data:`_SAVED_TYPE_MODULES`."""
+    if not _REGISTRY:
+        for name in _SAVED_TYPE_MODULES:
+            mod = importlib.import_module(f".{name}", __package__)
+            for obj in vars(mod).values():
+                if isinstance(obj, type) and obj.__module__ == mod.__name__ and (
+                        dataclasses.is_dataclass(obj) or hasattr(obj, "from_dict")):
+                    _REGISTRY[f"{obj.__module__}:{obj.__qualname__}"] = obj
+        _REGISTRY[f"{__name__}:Analysis"] = Analysis
+    return _REGISTRY
+
+
 def _package_class(name: str) -> type | None:
-    """The class ``module:qualname`` if it lives in this package (nothing else is ever imported), else None."""
-    module, _, qual = name.partition(":")
-    if not (module == "energyscope" or module.startswith("energyscope.")):
-        return None
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError):
-        return None
-    return obj if isinstance(obj, type) else None
+    """The registered class a saved type tag ``module:qualname`` names, else None (then the plain data is kept)."""
+    return _registry().get(str(name))
 
 
 class _Decoder:

@@ -351,3 +351,26 @@ def test_quickstart_script(tmp_path):
 def test_bad_arguments_fail_at_once(kwargs, message):
     with pytest.raises(ValueError, match=message):
         es.analyze(mb_landscape(with_reference=False), progress=False, **kwargs)
+
+
+def test_saved_type_tags_never_import_code(tmp_path):
+    """A tampered analysis.json whose type tag names a module (energyscope.__main__ runs the CLI when imported) loads
+    as plain data: saved tags resolve only through a fixed registry, nothing named in a file is imported."""
+    result = mb_analysis()
+    out = tmp_path / "out"
+    result.save(out)
+    doc = json.loads((out / "analysis.json").read_text())
+    text = json.dumps(doc)
+    assert "energyscope.minima:Coverage" in text
+    text = text.replace("energyscope.minima:Coverage", "energyscope.__main__:main")
+    (out / "analysis.json").write_text(text)
+    code = textwrap.dedent(f"""
+        import sys
+        import energyscope as es
+        a = es.Analysis.load({str(out)!r})
+        assert "energyscope.__main__" not in sys.modules, "a module named in the file was imported"
+        print(type(a.minima.coverage).__name__)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "dict"        # the data is kept, as a plain dict, and nothing else happens
