@@ -171,7 +171,14 @@ def save_checkpoint(path: str | os.PathLike, energy: nn.Module | Landscape, deco
 
 
 # ---------------------------------------------------------------------------------------------- reading files
-def _jit_load(path: Path, **kw: Any) -> Any:
+def _jit_load(path: Path, trust: bool, **kw: Any) -> Any:
+    """Load a TorchScript archive. It is code (TorchScript can read and write files when it runs), so only with
+    ``trust`` (``trust_pickle=True``, CLI ``--trust-pickle``)."""
+    if not trust:
+        raise CheckpointError(
+            f"{path} is a TorchScript archive: it contains code that runs when it is loaded and evaluated (and can "
+            "read or write files). Pass trust_pickle=True (CLI: --trust-pickle) only for files you trust, or save the "
+            "weights as a state dict and load them with a spec (--spec) or your own entry point (--model)")
     with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; users still have such files
         warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=DeprecationWarning)
         return torch.jit.load(str(path), map_location="cpu", **kw)
@@ -487,7 +494,7 @@ def _from_entry_point(path: Path, model: str, trust_pickle: bool, device: Any, d
     for and the Landscape is elsewhere, it is rebuilt with the same settings on that device."""
     fn = _resolve_entry_point(model)
     if _is_torchscript(path):
-        obj = _jit_load(path)
+        obj = _jit_load(path, trust_pickle)
     else:
         obj, _ = _read_weights_only(path, trust_pickle)
     try:
@@ -551,7 +558,9 @@ def _load(path: str | os.PathLike, model: str | None = None, trust_pickle: bool 
     if _is_torchscript(path):
         files = {TORCHSCRIPT_EXTRA: ""}
         try:
-            obj = _jit_load(path, _extra_files=files)
+            obj = _jit_load(path, trust_pickle, _extra_files=files)
+        except CheckpointError:
+            raise
         except Exception as exc:
             raise CheckpointError(f"{path} looks like TorchScript but torch.jit.load failed: {exc}") from None
         if files[TORCHSCRIPT_EXTRA]:
@@ -656,7 +665,8 @@ def load_checkpoint(path: str | os.PathLike, model: str | None = None, trust_pic
         path: the checkpoint file.
         model: ``"pkg.module:fn"`` or ``"path/to/file.py:fn"``: ``fn(checkpoint_object)`` builds the Landscape
             (the object is loaded with ``weights_only=True``; a TorchScript archive is passed as the loaded module).
-        trust_pickle: allow unpickling arbitrary Python objects (whole pickled modules). Only for files you trust.
+        trust_pickle: allow loading files that carry code: pickled Python objects (whole pickled modules) and
+            TorchScript archives (code that runs when evaluated). Only for files you trust.
         device, dtype: where and in what precision the Landscape evaluates (float64 by default). Tensors in the
             file are read onto the CPU first, so a checkpoint saved on a GPU loads on a CPU-only machine. With
             ``model=``, the entry point's Landscape is moved to ``device`` when one other than ``"cpu"`` is given.

@@ -228,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--spec", metavar="FILE", help="JSON (or YAML) spec: key prefixes, layers, activations, "
                                                       "conventions, data shape")
         p.add_argument("--trust-pickle", action="store_true",
-                       help="allow pickled Python objects (whole modules); runs code from the file: only for files "
-                            "you trust")
+                       help="allow files that carry code: pickled Python objects (whole modules) and TorchScript "
+                            "archives; runs code from the file: only for files you trust")
         p.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, or auto")
         p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: OMP_NUM_THREADS)")
 

@@ -308,10 +308,13 @@ def test_torchscript_energy_with_settings_file(tmp_path):
     torch.jit.save(scripted, str(tmp_path / "e.pt"),
                    _extra_files={"energyscope.json": json.dumps({"convention": "log_density",
                                                                  "base_prior": "standard_normal"})})
-    land = es.load_checkpoint(tmp_path / "e.pt")
+    # TorchScript is code: it loads only with the trust flag, and says why
+    with pytest.raises(CheckpointError, match="TorchScript archive: it contains code .* trust_pickle=True"):
+        es.load_checkpoint(tmp_path / "e.pt")
+    land = es.load_checkpoint(tmp_path / "e.pt", trust_pickle=True)
     assert land.dim == D
     np.testing.assert_allclose(land.energy(Z).numpy(), U(E, sign=-1.0, base=True), rtol=1e-6, atol=1e-6)
-    assert describe_checkpoint(tmp_path / "e.pt")["layout"] == "TorchScript"
+    assert describe_checkpoint(tmp_path / "e.pt", trust_pickle=True)["layout"] == "TorchScript"
 
 
 class EnergyAndDecoder(nn.Module):
@@ -327,7 +330,7 @@ class EnergyAndDecoder(nn.Module):
 def test_torchscript_archive_with_energy_and_decoder(tmp_path):
     E, G = energy_net(), decoder_net()
     torch.jit.save(torch.jit.script(EnergyAndDecoder(E, G)), str(tmp_path / "both.pt"))
-    land = es.load_checkpoint(tmp_path / "both.pt", spec={"dim": D})
+    land = es.load_checkpoint(tmp_path / "both.pt", spec={"dim": D}, trust_pickle=True)
     np.testing.assert_allclose(land.energy(Z).numpy(), U(E), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(land.decode(Z), decoded(G), rtol=1e-6, atol=1e-6)
 
