@@ -324,6 +324,25 @@ class Analysis:
     def stage_errors(self) -> dict:
         return dict(self.diagnostics.get("stage_errors", {}))
 
+    @property
+    def unusable(self) -> str:
+        """Why the result cannot be used ("" when it can): the minima stage failed or found no minimum, descents
+        ran away (U unbounded below, so p(z) ∝ exp(-U) is no distribution), or the network stage failed. (A network
+        that is not connected is usable: the tree shows its components.)"""
+        errors = self.stage_errors
+        if "minima" in errors:
+            return f"the minima search failed: {errors['minima']}"
+        if self.minima is None or len(self.minima) == 0:
+            why = (self.minima.stats.get("diagnosis") if self.minima is not None else None) or ""
+            return "the minima search found no minimum" + (f": {why}" if why else "")
+        if self.minima.stats.get("n_runaway"):
+            # p(z) ∝ exp(-U) cannot be normalised: basins, barriers and masses are not those of a distribution
+            return str(self.minima.stats.get("diagnosis") or "U appears unbounded below")
+        net = errors.get("network", "")
+        if net and not net.startswith("skipped"):
+            return f"the transition network failed: {net}"
+        return ""
+
     def __repr__(self) -> str:
         n_ts = self.network.n_transition_states if self.network is not None else 0
         return (f"Analysis(minima={self.n_minima}, transition_states={n_ts}, "
@@ -593,7 +612,9 @@ def analyze(
         _record_minima_stats(result)
 
     # 2. network ---------------------------------------------------------------------------------------------------
-    if result.minima is not None:
+    if result.minima is not None and len(result.minima) == 0:
+        diag["stage_errors"].setdefault("network", "skipped: the minima search found no minimum")
+    elif result.minima is not None:
         with _Stage("network", result):
             from .network import connect
             result.network = _call(connect, land, result.minima, seed=seed, progress=progress, **connect_kwargs)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class CLIError(ValueError):
@@ -196,6 +196,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(result.summary())
         print(f"results: {out}/analysis.json, {out}/arrays.npz\nreport:  {report}")
+    why = result.unusable
+    if why:   # what could be computed is saved; the exit status and the last line say the result is not usable
+        print(f"energyscope: error: the result is not usable: {_one_line(Exception(why))}", file=sys.stderr)
+        return EXIT_UNUSABLE
     return EXIT_OK
 
 
@@ -216,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="energyscope",
         description="Make a learned energy landscape readable: minima, saddles, disconnectivity graph, decoded "
                     "prototypes. Checkpoints: docs/checkpoint-format.md.",
-        epilog="Exit status: 0 success, 2 bad input (one-line message), 1 unexpected error "
+        epilog="Exit status: 0 success, 2 bad input (one-line message), 3 analyze wrote its results but they are "
+               "not usable (no minimum found, or the minima or network stage failed; the last line says why), "
+               "1 unexpected error "
                "(ENERGYSCOPE_DEBUG=1 shows the traceback). Threads follow OMP_NUM_THREADS unless --threads is given.")
     parser.add_argument("--version", action="version", version=f"energyscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

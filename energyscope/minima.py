@@ -808,6 +808,27 @@ def _n_unresolved(st: dict) -> int:
                + st["n_dropped_nonfinite"] + st["n_pushoff_dropped_nonfinite"])
 
 
+def _count_runaways(land: Landscape, z0: np.ndarray, res: MinimizeResult, st: dict) -> None:
+    """Count descents that ran away: unconverged, ten times farther from the origin than any start, and more than
+    10 σ_E below the lowest start (a U unbounded below, e.g. an energy net without the base prior it was trained
+    with). Adds ``n_runaway``, ``runaway_max_norm`` and ``runaway_min_energy`` to ``st``."""
+    un = to_numpy(res.finite) & ~to_numpy(res.converged)
+    if res.stalled is not None:
+        un &= ~to_numpy(res.stalled)
+    if not un.any():
+        return
+    sc = land.scales()
+    z_end, e_end = to_numpy(res.z)[un], to_numpy(res.energy)[un]
+    r0 = max(float(np.linalg.norm(z0, axis=1).max()), sc.length * np.sqrt(land.dim))
+    e0 = to_numpy(land.energy(z0))
+    e0 = float(np.min(e0[np.isfinite(e0)])) if np.isfinite(e0).any() else np.inf
+    far = (np.linalg.norm(z_end, axis=1) > 10 * r0) & (e_end < e0 - 10 * sc.sigma_E)
+    if far.any():
+        st["n_runaway"] = st.get("n_runaway", 0) + int(far.sum())
+        st["runaway_max_norm"] = max(st.get("runaway_max_norm", 0.0), float(np.linalg.norm(z_end[far], axis=1).max()))
+        st["runaway_min_energy"] = min(st.get("runaway_min_energy", np.inf), float(e_end[far].min()))
+
+
 def _new_stats() -> dict:
     return {"n_restarts": 0, "rounds": 0, "n_converged": 0, "n_unconverged": 0, "n_dropped_nonfinite": 0,
             "n_saddles_pushed": 0, "n_rejected": 0, "n_pushoff_dropped_nonfinite": 0, "n_pushoff_unconverged": 0,
@@ -970,6 +991,7 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         st["n_stalled"] = st.get("n_stalled", 0) + n_stalled
         st["n_converged"] += int(res.converged.sum()) + n_stalled
         st["n_unconverged"] += res.n_unconverged - n_stalled
+        _count_runaways(land, z0, res, st)
         st["n_dropped_nonfinite"] += res.n_dropped
         new = settle(land, res, np.ones(len(z0), dtype=np.int64), tols, st,
                      max_pushoffs=max_pushoffs, max_iter=max_iter, method=method, push_rel=push_rel)
@@ -985,7 +1007,14 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
             break
     st.update(method=method, seed=int(seed), wall_time_s=time.perf_counter() - t0,
               smoothness=land.smoothness.kind)
-    if st["n_unconverged"] > 0.1 * st["n_restarts"]:
+    if st.get("n_runaway"):
+        st["diagnosis"] = (
+            f"U appears unbounded below: {st['n_runaway']} of {st['n_restarts']} descents ran away (|z| up to "
+            f"{st['runaway_max_norm']:.3g}, U down to {st['runaway_min_energy']:.4g} nats and still falling); add the "
+            "base prior the model was trained with (base_prior='standard_normal', in a spec file for a checkpoint) "
+            "or analyse an energy that is bounded below")
+        warnings.warn(f"find_minima: {st['diagnosis']}", stacklevel=2)
+    elif st["n_unconverged"] > 0.1 * st["n_restarts"]:
         warnings.warn(f"find_minima: {st['n_unconverged']} of {st['n_restarts']} descents did not converge within "
                       f"max_iter={max_iter} (is the energy bounded below? otherwise raise max_iter or gtol)",
                       stacklevel=2)

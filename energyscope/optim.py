@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 EnergyGradFn = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
@@ -520,7 +521,7 @@ def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max
             t = torch.clamp(max_step / pn, max=1.0)
             t_cap = r_max / pn
         else:
-            cap = min(max_step * grow ** (it - 1), r_max)
+            cap = r_max if (it - 1) * np.log(grow) >= np.log(r_max / max_step) else max_step * grow ** (it - 1)
             t = torch.clamp(cap / pn, max=1.0)
             t_cap = cap / pn
         lo = torch.zeros(B, device=dev, dtype=dt_)

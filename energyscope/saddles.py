@@ -40,9 +40,12 @@ class MinimaBook:
     def __init__(self, minima: Minima, match_tol: float):
         self.base = minima
         self.match_tol = float(match_tol)
-        self.z = np.array(minima.z, dtype=np.float64).reshape(len(minima), -1)
+        z = np.array(minima.z, dtype=np.float64)
+        d = z.shape[-1] if z.ndim == 2 else 0
+        self.z = z.reshape(len(minima), d) if len(minima) else np.zeros((0, d))
         self.energy = np.array(minima.energy, dtype=np.float64).reshape(-1)
-        self.eigenvalues = np.array(minima.hessian_eigenvalues, dtype=np.float64).reshape(len(minima), -1)
+        ev = np.array(minima.hessian_eigenvalues, dtype=np.float64)
+        self.eigenvalues = ev.reshape(len(minima), -1) if len(minima) else np.zeros((0, d))
         self.hits = np.array(minima.hits).reshape(-1)
         self.n_input = len(minima)
         self._tree = None

@@ -242,3 +242,32 @@ def test_analyze_data_without_encoder(tmp_path, capsys):
     code, _, err = run(capsys, "analyze", tmp_path / "e.pt", "--data", tmp_path / "data.npz", "--quiet")
     assert code == 2
     assert_one_line_error(err, "--data needs an encoder", "has none")
+
+
+def test_analyze_exits_non_zero_when_the_result_is_not_usable(tmp_path, capsys):
+    """A Pang et al.-style energy saved without its N(0, I) base is unbounded below: the descents run away. The run
+    writes what it could, says why in its last line and exits 3 (it used to exit 0, and with no minima the network
+    stage crashed on an empty array)."""
+    E = nets()[0]
+    with torch.no_grad():
+        E[2].weight.mul_(5.0)
+    path = tmp_path / "no_base.pt"
+    es.save_checkpoint(path, E)                                   # no base_prior: U = E, piecewise linear
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "analyze", path, "-o", out, "--restarts", "64", "--quiet", "--threads", "1")
+    assert code == 3
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("energyscope: error: the result is not usable: U appears unbounded below")
+    assert "base_prior='standard_normal'" in last and "Traceback" not in err
+    assert (out / "analysis.json").exists() and (out / "report.html").exists()
+
+
+def test_no_minima_is_a_clear_message_not_a_crash():
+    land = es.Landscape(lambda z: -(z * z).sum(1), dim=2)
+    with pytest.warns(UserWarning, match="unbounded below"):
+        result = es.analyze(land, n_restarts=16, progress=False, minima_kwargs={"max_iter": 100})
+    assert len(result.minima) == 0
+    assert result.stage_errors["network"] == "skipped: the minima search found no minimum"
+    assert result.unusable.startswith("the minima search found no minimum: U appears unbounded below")
+    net = es.connect(land, result.minima, progress=False)          # an empty set connects to an empty network
+    assert len(net.minima) == 0 and net.n_transition_states == 0
