@@ -11,7 +11,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """Turn a user's device argument into a ``torch.device``, with a clear error for CUDA without CUDA."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {str(device)!r}; use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} was requested but CUDA is not available on this machine")
     return dev

@@ -583,7 +583,7 @@ def analyze(
         grid_size: points per axis of the energy grid drawn for d = 2.
     """
     from .landscape import as_landscape
-    _check_arguments(n_restarts, n_paths, n_frames, grid_size)
+    _check_arguments(n_restarts, n_paths, n_frames, grid_size, seed)
     land = as_landscape(land)
     minima_kwargs = dict(minima_kwargs or {})
     connect_kwargs = dict(connect_kwargs or {})
@@ -642,10 +642,12 @@ def analyze(
     return result
 
 
-def _check_arguments(n_restarts: Any, n_paths: Any, n_frames: Any, grid_size: Any) -> None:
+def _check_arguments(n_restarts: Any, n_paths: Any, n_frames: Any, grid_size: Any, seed: Any = 0) -> None:
     """Bad settings fail at once with one clear message (a failing stage is recorded, a bad call is not)."""
     def is_int(x: Any) -> bool:
         return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+    if not is_int(seed) or not 0 <= int(seed) < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     if n_restarts is not None and (not is_int(n_restarts) or n_restarts < 1):
         raise ValueError(f"n_restarts must be a positive integer (or None for the default), got {n_restarts!r}")
     if not is_int(n_paths) or n_paths < 0:

@@ -207,6 +207,10 @@ class Landscape:
         self.reference = None if reference is None else np.asarray(to_numpy(reference), dtype=np.float64)
         if self.reference is not None and self.reference.ndim != 2:
             raise LandscapeError(f"reference latents must be (N, d), got shape {self.reference.shape}")
+        if self.reference is not None and not np.isfinite(self.reference).all():
+            bad = np.flatnonzero(~np.isfinite(self.reference).all(axis=1))
+            raise LandscapeError(f"reference latents contain NaN or inf in {len(bad)} of {len(self.reference)} rows "
+                                 f"(first: row {int(bad[0])}); drop or fix those rows")
         self.labels = None if labels is None else np.asarray(to_numpy(labels))
         if self.labels is not None:
             if self.reference is None:
@@ -241,10 +245,21 @@ class Landscape:
         raise LandscapeError("cannot infer the latent dimension: pass dim=, or reference latents")
 
     def _check_output(self) -> None:
-        """Evaluate two points once, so that a wrong-shaped or non-tensor output fails now with a clear message."""
+        """Evaluate two points once, so that a wrong-shaped, non-tensor, integer-valued or z-independent output fails
+        now with a clear message."""
         z = torch.zeros(2, self.dim, device=self.device, dtype=self.dtype)
         z[1] = 0.1
-        self.energy(z)
+        with torch.enable_grad():
+            zc = z.requires_grad_(True)
+            raw = self._energy_fn(zc)
+            if isinstance(raw, torch.Tensor) and not (raw.is_floating_point() or raw.is_complex()):
+                raise LandscapeError(f"the energy returned {str(raw.dtype).replace('torch.', '')} values; it must return "
+                                     "floating-point values that depend differentiably on z")
+            u = self.potential(zc)
+            if not u.requires_grad and self.base_prior is None:
+                raise LandscapeError("the energy does not depend on z (its output has no gradient with respect to "
+                                     "the latents: a constant, or computed outside autograd); there is no landscape "
+                                     "to analyse")
 
     # ------------------------------------------------------------------ core evaluation
     def as_tensor(self, z: Any) -> torch.Tensor:

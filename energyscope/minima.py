@@ -951,6 +951,8 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         raise TypeError(f"find_minima needs a Landscape, got {type(land).__name__}")
     method = descent_method(land, method)
     settle = _settle if land.is_smooth else _settle_nonsmooth
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     if starts is None and (not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1):
         raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
     if max_rounds < 1:

@@ -271,3 +271,13 @@ def test_no_minima_is_a_clear_message_not_a_crash():
     assert result.unusable.startswith("the minima search found no minimum: U appears unbounded below")
     net = es.connect(land, result.minima, progress=False)          # an empty set connects to an empty network
     assert len(net.minima) == 0 and net.n_transition_states == 0
+
+
+@pytest.mark.parametrize("args,fragment", [(["--seed", "-1"], "seed must be an integer in [0, 2^63)"),
+                                           (["--seed", str(2**64)], "seed must be an integer in [0, 2^63)"),
+                                           (["--device", "banana"], "unknown device 'banana'")])
+def test_analyze_bad_seed_or_device_is_one_clear_line(ckpt, tmp_path, capsys, args, fragment):
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "o", "--quiet", *args)
+    assert code == 2
+    assert_one_line_error(err)
+    assert fragment in err

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import energyscope as es
 from energyscope import Landscape, LandscapeError
 from energyscope.surfaces import MULLER_BROWN_MINIMA, MULLER_BROWN_SADDLES, MullerBrown
 
@@ -408,3 +409,24 @@ def test_nan_energies_come_back_as_nan_rows():
     e, g = land.energy_and_grad(z)
     assert np.isnan(e[1].item()) and np.isfinite(g.numpy()[[0, 2]]).all()
     np.testing.assert_allclose(g.numpy()[0], [1.0, 0.0], rtol=1e-12)
+
+
+def test_bad_numbers_get_clear_errors():
+    """Constant and integer-valued energies, and NaN/inf reference latents, used to fail deep inside autograd or the
+    tolerances (`element 0 of tensors does not require grad`, `gtol must be positive ... got nan`)."""
+    with pytest.raises(es.LandscapeError, match="does not depend on z"):
+        es.Landscape(lambda z: torch.ones(len(z), dtype=z.dtype), dim=2)
+    with pytest.raises(es.LandscapeError, match="int64 values; it must return floating-point"):
+        es.Landscape(lambda z: (3 * z.sum(1)).round().long(), dim=2)
+    ref = np.random.default_rng(0).standard_normal((20, 2))
+    ref[[3, 7], 1] = [np.nan, np.inf]
+    with pytest.raises(es.LandscapeError, match="NaN or inf in 2 of 20 rows \\(first: row 3\\)"):
+        es.Landscape(lambda z: (z * z).sum(1), dim=2, reference=ref)
+    # a constant energy plus the base prior is a plain Gaussian: fine
+    land = es.Landscape(lambda z: torch.zeros(len(z), dtype=z.dtype), dim=2, base_prior="standard_normal")
+    m = es.find_minima(land, n_restarts=16, progress=False)
+    assert len(m) == 1 and np.abs(m.z).max() < 1e-6
+    with pytest.raises(ValueError, match="seed must be an integer in \\[0, 2\\^63\\)"):
+        es.find_minima(land, n_restarts=4, seed=-1, progress=False)
+    with pytest.raises(ValueError, match="unknown device 'banana'"):
+        es.Landscape(lambda z: (z * z).sum(1), dim=2, device="banana")
