@@ -99,8 +99,18 @@ class _ShapeAdapter:
         self.fn = fn
         self.what = what
         self.layout: str | None = None  # "flat" or "conv"
+        # TorchScript's optimising executor specialises a graph on the first calls it profiles; once it has seen
+        # gradient-mode calls, later graphs lose their double-backward (Hessians came back as exact zeros, and
+        # torch.func silently so). The plain interpreter keeps the graph as written.
+        self.scripted = isinstance(fn, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        if self.scripted:
+            with torch.jit.optimized_execution(False):
+                return self._call(z)
+        return self._call(z)
+
+    def _call(self, z: torch.Tensor) -> torch.Tensor:
         if self.layout is None:
             errors = []
             for layout in ("flat", "conv"):
@@ -319,6 +329,10 @@ class Landscape:
             with torch.enable_grad():
                 zc = z[s].detach().requires_grad_(True)
                 u = self.potential(zc)
+                if not u.requires_grad:
+                    raise LandscapeError("the energy does not depend on z (its output has no gradient with respect "
+                                         "to the latents: a constant, or computed outside autograd); there is no "
+                                         "landscape to analyse")
                 (g,) = torch.autograd.grad(u.sum(), zc)
             es.append(u.detach())
             gs.append(g.detach())
@@ -352,16 +366,27 @@ class Landscape:
                 def single(x):
                     return self.potential(x[None, :])[0]
                 with torch.enable_grad():
-                    h = torch.func.vmap(torch.func.jacfwd(torch.func.jacrev(single)))(z)
-                self._func_ok = True
-                return h.detach()
+                    h = torch.func.vmap(torch.func.jacfwd(torch.func.jacrev(single)))(z).detach()
+                if not getattr(self, "_func_checked", False) and len(z):
+                    # torch.func can be silently wrong (a TorchScript module once run with gradients gives H = 0):
+                    # the first time, compare one row with the double-backward Hessian
+                    ref = self._autograd_hessian(z[:1])
+                    self._func_ok = bool(torch.allclose(h[:1], ref, rtol=1e-5, atol=1e-8 * (1 + ref.abs().max())))
+                    self._func_checked = True
+                    if not self._func_ok:
+                        return self._autograd_hessian(z)
+                return h
             except Exception:
                 self._func_ok = False
+        return self._autograd_hessian(z)
+
+    def _autograd_hessian(self, z: torch.Tensor) -> torch.Tensor:
+        """Hessians (N, d, d) by d double-backward passes over the batch."""
         with torch.enable_grad():
             zc = z.detach().requires_grad_(True)
             u = self.potential(zc)
             (g,) = torch.autograd.grad(u.sum(), zc, create_graph=True)
-            if not g.requires_grad:   # the gradient does not depend on z (e.g. a piecewise-linear U): H = 0
+            if not g.requires_grad:   # autograd: the gradient is locally constant (a piecewise-linear U): H = 0
                 return torch.zeros(zc.shape[0], self.dim, self.dim, device=zc.device, dtype=zc.dtype)
             rows = []
             for i in range(self.dim):
