@@ -14,7 +14,7 @@ from .minima import Coverage, Minima, find_minima, quench
 from .network import Path, TransitionNetwork, connect
 from .neb import neb
 from .disconnectivity import DisconnectivityGraph, disconnectivity
-from .analysis import Analysis, analyze
+from .analysis import Analysis, AnalysisFormatError, analyze
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,6 @@ __all__ = [
     "find_minima", "Minima", "Coverage", "quench",
     "neb", "connect", "TransitionNetwork", "Path",
     "disconnectivity", "DisconnectivityGraph",
-    "analyze", "Analysis",
+    "analyze", "Analysis", "AnalysisFormatError",
     "__version__",
 ]

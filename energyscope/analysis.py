@@ -3,21 +3,18 @@
 :func:`analyze` runs minima → transition network → disconnectivity tree → interpretation on a
 :class:`~energyscope.landscape.Landscape` and returns an :class:`Analysis`. Each stage is timed; a stage that fails
 records its error in ``Analysis.diagnostics["stage_errors"]`` and the stages that can still run do, so nothing computed
-is lost. :meth:`Analysis.save` writes ``analysis.json`` + ``arrays.npz`` atomically; :meth:`Analysis.load` restores
-everything the report needs without the model (decoded prototypes and filmstrips are stored as arrays);
+is lost. :meth:`Analysis.save` writes ``analysis.json`` + ``arrays.npz`` as one atomic step, under a writer's lock;
+:meth:`Analysis.load` restores everything the report needs without the model (decoded prototypes and filmstrips are
+stored as arrays) and refuses damaged or hostile files with one clear error (on-disk form: :mod:`energyscope.store`);
 :meth:`Analysis.write_report` writes the self-contained HTML report (:mod:`energyscope.report`).
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import importlib
 import inspect
-import io
-import json
 import os
-import secrets
 import time
 import warnings
 import traceback
@@ -27,236 +24,14 @@ from typing import Any, Callable
 import numpy as np
 
 from ._tensor import to_numpy
+from . import store as _store
+# The on-disk form of results (codec, atomic writes, save/load, the writer's lock) lives in .store; these names are
+# re-exported here for the code and tests that import them from this module.
+from .store import (  # noqa: F401
+    ARRAYS_NAME, FORMAT_NAME, FORMAT_VERSION, JSON_NAME, AnalysisFormatError, OutputLockedError, _Decoder, _Encoder,
+    _json_default, _package_class, _registry, atomic_write_bytes)
 
-FORMAT_NAME = "energyscope-analysis"
-FORMAT_VERSION = 1
-JSON_NAME = "analysis.json"
-ARRAYS_NAME = "arrays.npz"
 STAGES = ("minima", "network", "tree", "interpret")
-
-
-class AnalysisFormatError(ValueError):
-    """Saved results that cannot be read back; the message names the problem."""
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# JSON + npz codec: arrays go to the npz under a key, everything else to JSON; dataclasses of this package round-trip.
-# ---------------------------------------------------------------------------------------------------------------------
-class _Encoder:
-    """Splits a nested structure into a JSON-able tree and a flat dict of numpy arrays (keys "a0", "a1", ...)."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def array(self, x: Any) -> dict:
-        arr = np.asarray(to_numpy(x))
-        if arr.dtype == object:
-            return {"__list__": self.encode(arr.tolist())}
-        key = f"a{len(self.arrays)}"
-        self.arrays[key] = np.ascontiguousarray(arr)
-        return {"__array__": key}
-
-    def encode(self, obj: Any) -> Any:
-        if obj is None or isinstance(obj, (bool, str)):
-            return obj
-        if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
-            return int(obj)
-        if isinstance(obj, np.bool_):
-            return bool(obj)
-        if isinstance(obj, (float, np.floating)):
-            f = float(obj)
-            return f if np.isfinite(f) else {"__float__": repr(f)}
-        if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("torch"):
-            return self.array(obj)
-        if isinstance(obj, dict):
-            if all(isinstance(k, str) for k in obj):
-                return {"__dict__": {k: self.encode(v) for k, v in obj.items()}} if any(
-                    k.startswith("__") for k in obj) else {k: self.encode(v) for k, v in obj.items()}
-            return {"__items__": [[self.encode(k), self.encode(v)] for k, v in obj.items()]}
-        if isinstance(obj, tuple):
-            return {"__tuple__": [self.encode(v) for v in obj]}
-        if isinstance(obj, (list,)):
-            return [self.encode(v) for v in obj]
-        if isinstance(obj, (set, frozenset)):
-            return {"__set__": [self.encode(v) for v in sorted(obj, key=repr)]}
-        from .network import TransitionNetwork
-        if isinstance(obj, TransitionNetwork):
-            return {"__network__": _network_to_dict(obj, self)}
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            cls = type(obj)
-            return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
-                    "fields": {f.name: self.encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
-        if hasattr(obj, "to_dict") and callable(obj.to_dict):
-            cls = type(obj)
-            return {"__object__": f"{cls.__module__}:{cls.__qualname__}", "data": self.encode(obj.to_dict())}
-        return {"__unsaved__": type(obj).__name__}
-
-
-#: The modules whose classes saved results may name. Saved type tags are looked up in a registry built from these
-#: fixed modules only: no name read from a file is ever imported (a tampered tag such as ``energyscope.__main__``
-#: would otherwise run code during ``energyscope report``).
-_SAVED_TYPE_MODULES = ("minima", "network", "disconnectivity", "masses", "interpret", "labels", "smoothness",
-                       "nonsmooth", "neb", "saddles", "landscape", "pathsample")
-_REGISTRY: dict[str, type] = {}
-
-
-def _registry() -> dict[str, type]:
-    """``{"module:qualname": class}`` for every dataclass or ``from_dict`` class of :data:`_SAVED_TYPE_MODULES`."""
-    if not _REGISTRY:
-        for name in _SAVED_TYPE_MODULES:
-            mod = importlib.import_module(f".{name}", __package__)
-            for obj in vars(mod).values():
-                if isinstance(obj, type) and obj.__module__ == mod.__name__ and (
-                        dataclasses.is_dataclass(obj) or hasattr(obj, "from_dict")):
-                    _REGISTRY[f"{obj.__module__}:{obj.__qualname__}"] = obj
-        _REGISTRY[f"{__name__}:Analysis"] = Analysis
-    return _REGISTRY
-
-
-def _package_class(name: str) -> type | None:
-    """The registered class a saved type tag ``module:qualname`` names, else None (then the plain data is kept)."""
-    return _registry().get(str(name))
-
-
-class _Decoder:
-    """Inverse of :class:`_Encoder` given the loaded arrays."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.arrays = arrays
-
-    def decode(self, obj: Any) -> Any:
-        if isinstance(obj, list):
-            return [self.decode(v) for v in obj]
-        if not isinstance(obj, dict):
-            return obj
-        if "__array__" in obj:
-            key = obj["__array__"]
-            if key not in self.arrays:
-                raise AnalysisFormatError(f"{ARRAYS_NAME} has no array {key!r} that {JSON_NAME} refers to")
-            return self.arrays[key]
-        if "__unsaved__" in obj:
-            return None
-        if "__float__" in obj:
-            return float(obj["__float__"])
-        if "__list__" in obj:
-            return self.decode(obj["__list__"])
-        if "__dict__" in obj:
-            return {k: self.decode(v) for k, v in obj["__dict__"].items()}
-        if "__items__" in obj:
-            return {_hashable(self.decode(k)): self.decode(v) for k, v in obj["__items__"]}
-        if "__tuple__" in obj:
-            return tuple(self.decode(v) for v in obj["__tuple__"])
-        if "__set__" in obj:
-            return {_hashable(self.decode(v)) for v in obj["__set__"]}
-        if "__network__" in obj:
-            return _network_from_dict(obj["__network__"], self)
-        if "__dataclass__" in obj:
-            fields = {k: self.decode(v) for k, v in obj["fields"].items()}
-            cls = _package_class(obj["__dataclass__"])
-            if cls is None or not dataclasses.is_dataclass(cls):
-                return fields
-            names = {f.name for f in dataclasses.fields(cls) if f.init}
-            try:
-                return cls(**{k: v for k, v in fields.items() if k in names})
-            except TypeError:
-                return fields
-        if "__object__" in obj:
-            data = self.decode(obj["data"])
-            cls = _package_class(obj["__object__"])
-            if cls is not None and hasattr(cls, "from_dict"):
-                try:
-                    return cls.from_dict(data)
-                except Exception:  # an older/newer layout: keep the plain data rather than fail the whole load
-                    return data
-            return data
-        return {k: self.decode(v) for k, v in obj.items()}
-
-
-def _hashable(x: Any) -> Any:
-    return tuple(x) if isinstance(x, list) else x
-
-
-def _network_to_dict(network: Any, enc: _Encoder) -> dict:
-    edges = []
-    for u, v, data in network.graph.edges(data=True):
-        edges.append({"i": int(u), "j": int(v), "attrs": enc.encode(dict(data))})
-    return {"minima": enc.encode(network.minima),
-            "attempts": enc.encode(list(network.attempts)),
-            "info": enc.encode(dict(getattr(network, "info", {}) or {})),
-            "edges": edges}
-
-
-def _network_from_dict(d: dict, dec: _Decoder) -> Any:
-    from .network import TransitionNetwork
-    minima = dec.decode(d["minima"])
-    net = TransitionNetwork(minima, attempts=[a for a in dec.decode(d["attempts"])])
-    if "info" in d:
-        net.info = dec.decode(d["info"])
-    for e in d["edges"]:
-        net.graph.add_edge(int(e["i"]), int(e["j"]), **dec.decode(e["attrs"]))
-    return net
-
-
-def _json_default(obj: Any) -> Any:
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Atomic file writing
-# ---------------------------------------------------------------------------------------------------------------------
-def _fsync_dir(path: _FsPath) -> None:
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(directory: _FsPath, name: str, data: bytes) -> _FsPath:
-    """Write ``data`` to a fresh hidden temp file next to ``name`` and fsync it; returns the temp path."""
-    tmp = _FsPath(directory) / f".{name}.{secrets.token_hex(8)}.tmp"
-    # O_EXCL: never reuse a file; mode 0o666 minus the umask, like any file the user writes (mkstemp would give 0600)
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        _unlink_quiet(_FsPath(tmp))
-        raise
-    return _FsPath(tmp)
-
-
-def _unlink_quiet(path: _FsPath) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a partial file."""
-    path = _FsPath(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_temp(path.parent, path.name, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _clean_stale_temps(directory: _FsPath) -> None:
-    for name in (JSON_NAME, ARRAYS_NAME):
-        for p in directory.glob(f".{name}.*.tmp"):
-            _unlink_quiet(p)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -391,67 +166,34 @@ class Analysis:
     def save(self, directory: str | os.PathLike) -> _FsPath:
         """Write ``analysis.json`` and ``arrays.npz`` into ``directory`` (created if needed); returns the directory.
 
-        Both files are first written in full to hidden temp files in the same directory and fsynced, then moved into
-        place with ``os.replace`` (arrays first, JSON last). The JSON records the SHA-256 of the arrays file, so a
-        reader can never combine a JSON with arrays from another save. An interrupted save leaves the previous results
-        (or nothing) and no partial file.
+        The pair changes in one atomic step: the arrays are first written in full under a hidden content-addressed
+        name, then ``analysis.json`` (which records their SHA-256) is replaced atomically — the commit — then the
+        arrays are renamed onto ``arrays.npz``. A save interrupted at any point (Ctrl-C, ``kill -9``) leaves the
+        previous results or the new ones, never a mix, and the next save cleans up. The save holds the folder's
+        writer's lock: a concurrent writer gets :class:`~energyscope.store.OutputLockedError`. Details:
+        :func:`energyscope.store.write_results`.
         """
-        directory = _FsPath(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        _clean_stale_temps(directory)
         doc, arrays = self.to_payload()
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        npz = buf.getvalue()
-        doc["arrays_sha256"] = hashlib.sha256(npz).hexdigest()
-        text = json.dumps(doc, indent=1, sort_keys=False, allow_nan=False, default=_json_default).encode("utf-8")
-        tmp_npz = _write_temp(directory, ARRAYS_NAME, npz)
-        try:
-            tmp_json = _write_temp(directory, JSON_NAME, text)
-        except BaseException:
-            _unlink_quiet(tmp_npz)
-            raise
-        try:
-            os.replace(tmp_npz, directory / ARRAYS_NAME)
-            os.replace(tmp_json, directory / JSON_NAME)
-        finally:
-            _unlink_quiet(tmp_npz)
-            _unlink_quiet(tmp_json)
-        _fsync_dir(directory)
-        return directory
+        return _store.write_results(directory, doc, arrays)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Analysis":
-        """Read results written by :meth:`save`. ``landscape`` is None; everything the report needs is restored."""
-        directory = _FsPath(directory)
-        jpath, apath = directory / JSON_NAME, directory / ARRAYS_NAME
-        if not directory.is_dir():
-            raise AnalysisFormatError(f"no results directory {str(directory)!r}")
-        for p in (jpath, apath):
-            if not p.is_file():
-                raise AnalysisFormatError(f"{str(p)!r} is missing; run `energyscope analyze` first")
-        try:
-            doc = json.loads(jpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AnalysisFormatError(f"{str(jpath)!r} is not valid JSON: {exc}") from exc
-        raw = apath.read_bytes()
-        want = doc.get("arrays_sha256")
-        if want is not None and hashlib.sha256(raw).hexdigest() != want:
-            raise AnalysisFormatError(
-                f"{str(apath)!r} does not belong to {str(jpath)!r} (checksum mismatch); the files come from different "
-                "saves — run the analysis again")
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError) as exc:
-            raise AnalysisFormatError(f"{str(apath)!r} cannot be read: {exc}") from exc
-        return cls.from_payload(doc, arrays)
+    def load(cls, directory: str | os.PathLike, *, max_array_bytes: int | None = None,
+             max_expansion: float | None = _store.MAX_EXPANSION) -> "Analysis":
+        """Read results written by :meth:`save`. ``landscape`` is None; everything the report needs is restored.
+
+        Damaged, mismatched or hostile files (a JSON nested absurdly deep or not an object, arrays from another save
+        or outside the checksum, a zip bomb, malformed arrays) raise one :class:`AnalysisFormatError` naming the
+        problem; memory stays bounded: the arrays may expand to at most ``max_array_bytes`` (default 4 GiB) and, unless
+        ``max_expansion`` is None, to at most ``max_expansion`` (default 200) times their size on disk (or 64 MiB).
+        Details: :func:`energyscope.store.read_results`.
+        """
+        return _store.read_results(directory, cls.from_payload, max_array_bytes=max_array_bytes,
+                                   max_expansion=max_expansion)
 
     def snapshot(self) -> "Analysis":
         """An in-memory save/load round trip: exactly what :meth:`load` would give after :meth:`save`."""
-        doc, arrays = self.to_payload()
-        doc = json.loads(json.dumps(doc, allow_nan=False, default=_json_default))
-        return type(self).from_payload(doc, {k: np.array(v, copy=True) for k, v in arrays.items()})
+        doc, arrays = _store.round_trip(*self.to_payload())
+        return type(self).from_payload(doc, arrays)
 
     # ------------------------------------------------------------------ report and text
     def render_report(self) -> str:
@@ -676,6 +418,13 @@ def _describe(land: Any) -> dict:
         d = dict(land.describe())
     except Exception:  # a user landscape without describe(): the essentials
         d = {"dim": int(getattr(land, "dim", 0))}
+    try:
+        from .checkpoint import convention_caution
+        caution = convention_caution(land)
+    except Exception:  # a user landscape without metadata: nothing was guessed
+        caution = None
+    if caution:
+        d["convention_caution"] = caution
     d["has_decoder"] = bool(getattr(land, "has_decoder", False))
     d["has_encoder"] = bool(getattr(land, "has_encoder", False))
     return d
@@ -768,6 +517,9 @@ def _interpret_stage(result: Analysis, land: Any, *, seed: int, masses: bool, n_
                 result.prototypes = None if protos is None else np.asarray(protos)
             if interp is not None:
                 result.prototypes = None if interp.prototypes is None else np.asarray(interp.prototypes)
+                if (interp.info or {}).get("decoder_error"):
+                    result.diagnostics.setdefault("stage_errors", {})["interpret: prototypes"] = \
+                        "LandscapeError: " + str(interp.info["decoder_error"])
                 result.interpretation = {"masses": interp.masses, "labels": interp.labels,
                                          "minima_off_data": interp.minima_off_data, "info": dict(interp.info)}
                 result.label_agreement = _label_record(interp.labels)
@@ -938,15 +690,24 @@ def _gallery_edges(network: Any, n_paths: int) -> list[tuple[int, int, dict]]:
 
 def _gallery(result: Analysis, land: Any, n_paths: int, n_frames: int) -> list[dict]:
     from .interpret import path_strip
+    from .landscape import LandscapeError
     minima = result.minima
     out = []
+    decode = bool(getattr(land, "has_decoder", False))
     for u, v, d in _gallery_edges(result.network, n_paths):
         path = d["path"]
         pz = np.asarray(path.z, dtype=float)
         i, j = u, v
         if np.linalg.norm(pz[0] - minima.z[v]) < np.linalg.norm(pz[0] - minima.z[u]):
             i, j = v, u
-        strip = path_strip(land, path, n_frames=n_frames, i=i, j=j)
+        try:
+            strip = path_strip(land, path, n_frames=n_frames, i=i, j=j, decode=decode)
+        except LandscapeError as exc:  # a failing decoder costs the filmstrips, not the energy profiles
+            if not decode:
+                raise
+            result.diagnostics.setdefault("stage_errors", {})["interpret: path filmstrips"] = _error_text(exc)
+            decode = False
+            strip = path_strip(land, path, n_frames=n_frames, i=i, j=j, decode=False)
         seg = np.linalg.norm(np.diff(pz, axis=0), axis=1)
         arc = np.concatenate([[0.0], np.cumsum(seg)])
         rec = {"i": int(i), "j": int(j), "saddle_energy": float(d.get("energy", path.saddle_energy)),
