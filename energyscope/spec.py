@@ -12,11 +12,14 @@ Layer types: Linear, Conv2d, ConvTranspose2d, Flatten, Unflatten, BatchNorm1d, B
 Sequential, and the activations ReLU, LeakyReLU (``slope``), ELU (``alpha``), GELU (``approximate``), SiLU, Tanh,
 Sigmoid, Softplus (``beta``, ``threshold``). Layer sizes are recorded, and where a hand-written spec leaves them out
 they are inferred from the weight shapes (:func:`complete_spec`). :func:`infer_spec` guesses a whole plain MLP stack
-from a state_dict alone.
+from a state_dict alone; :func:`check_chain` says where consecutive layers' sizes do not fit, and
+:func:`find_parallel_heads` recognises a trunk with several heads on its output (which must not be chained).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -261,8 +264,11 @@ def complete_spec(spec: dict, state_dict: dict[str, torch.Tensor], name: str = "
         if kind not in WEIGHTED:
             continue
         if w is None:
+            at = sorted({k.rpartition(".")[0] for k in state_dict if k.endswith((".weight", ".running_mean"))},
+                        key=_natural_key)
             raise SpecError(f"{name}: the spec has a {kind} at position {prefix[:-1]} but the weights have no "
-                            f"'{prefix}weight'")
+                            f"'{prefix}weight' (positions count every layer, activations and Identity included; "
+                            f"the weights have layers at {', '.join(at) or 'no position'})")
         shape = tuple(w.shape)
         if kind == "Linear":
             inferred = {"in": shape[1], "out": shape[0]} if len(shape) == 2 else None
@@ -363,4 +369,139 @@ def infer_spec(state_dict: dict[str, torch.Tensor], activation: Any = "leaky_rel
         layers.append(activation_spec(output_activation))
     if not any(layer["type"] == "Linear" for layer in layers):
         raise SpecError(f"{name}: no Linear layer found in the weights")
-    return {"type": "Sequential", "layers": layers}, key_map
+    spec = {"type": "Sequential", "layers": layers}
+    _check_inferred_chain(spec, key_map, name)
+    return spec, key_map
+
+
+def _check_inferred_chain(spec: dict, key_map: dict[str, str], name: str) -> None:
+    """An inferred stack whose sizes do not chain: name the original weights and say how to give the order."""
+    bad = _first_mismatch(spec)
+    if bad is None:
+        return
+    (pos, need), (prev_pos, width) = bad
+    here = key_map.get(f"{pos}weight", key_map.get(f"{pos}running_mean", pos))
+    before = key_map.get(f"{prev_pos}weight", key_map.get(f"{prev_pos}running_mean", prev_pos)).rpartition(".")[0]
+    raise SpecError(f"{name}: the weights do not chain in the order they are stored: '{here}' takes {need} inputs "
+                    f"but '{before}' before it gives {width}. If they are parallel heads, or the layers run in "
+                    "another order, name the parts in forward order in a spec (--spec), e.g. "
+                    f'{{"{name}": {{"prefix": ["trunk", "head"]}}}}, or give its \'layers\'')
+
+
+# ---------------------------------------------------------------------------------------------- sizes along a stack
+_SPACE = {"Linear": "features", "BatchNorm1d": "features", "Conv2d": "channels", "ConvTranspose2d": "channels",
+          "BatchNorm2d": "channels"}
+_RESETS = ("Flatten", "Unflatten")
+
+
+def _sizes(layer: dict) -> tuple[Any, Any]:
+    """(size taken, size given) of a weighted layer: features for Linear/BatchNorm1d, channels for the others."""
+    kind = canonical_type(layer.get("type"))
+    if kind in ("BatchNorm1d", "BatchNorm2d"):
+        n = _get(layer, "features", "num_features")
+        return n, n
+    return _get(layer, "in", "in_features", "in_channels"), _get(layer, "out", "out_features", "out_channels")
+
+
+def _first_mismatch(spec: dict) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    """The first layer whose input size differs from what the weighted layer before it gives (in the same space:
+    features or channels; Flatten/Unflatten start afresh): ``((prefix, needs), (prefix before, gives))``."""
+    width: tuple[str, str, int] | None = None  # (prefix, space, size)
+    for prefix, layer in _flatten_layers(spec):
+        kind = canonical_type(layer.get("type"))
+        if kind in _RESETS:
+            width = None
+            continue
+        if kind not in _SPACE:
+            continue
+        need, give = _sizes(layer)
+        space = _SPACE[kind]
+        if width is not None and need is not None and width[1] == space and int(need) != width[2]:
+            return (prefix, int(need)), (width[0], width[2])
+        width = None if give is None else (prefix, space, int(give))
+    return None
+
+
+def check_chain(spec: dict, name: str = "module") -> None:
+    """Raise SpecError when a layer of a (completed) spec takes another number of features/channels than the
+    weighted layer before it gives, instead of letting the forward pass fail with a matrix-shape error."""
+    bad = _first_mismatch(spec)
+    if bad is None:
+        return
+    (pos, need), (prev_pos, width) = bad
+    raise SpecError(f"{name}: the spec's layers do not chain: the layer at position {pos[:-1]} takes {need} but the "
+                    f"one at position {prev_pos[:-1]} before it gives {width}; check the order of the 'layers' (a "
+                    "missing Flatten/Unflatten?)")
+
+
+def feature_sizes(spec: dict) -> tuple[int | None, int | None]:
+    """(features the first Linear takes, features the last Linear gives) of a spec; None where there is none."""
+    linears = [layer for _, layer in _flatten_layers(spec) if canonical_type(layer.get("type")) == "Linear"]
+    if not linears:
+        return None, None
+    first, last = _sizes(linears[0])[0], _sizes(linears[-1])[1]
+    return (None if first is None else int(first)), (None if last is None else int(last))
+
+
+# ---------------------------------------------------------------------------------------------- parallel heads
+@dataclass(frozen=True)
+class ParallelHeads:
+    """A trunk and several heads that all take the trunk's output (JEM: ``f``, ``energy_output``, ``class_output``).
+
+    Attributes:
+        trunk: the top-level names forming the trunk, in forward order.
+        heads: the heads' top-level names, in state_dict order.
+        width: the trunk's output size, which every head takes.
+        sizes: ``name -> (in, out)`` of each top-level name's Linear chain.
+    """
+
+    trunk: tuple[str, ...]
+    heads: tuple[str, ...]
+    width: int
+    sizes: dict[str, tuple[int, int]]
+
+
+def _top_level_sizes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, int]] | None:
+    """``name -> (in, out)`` for each top-level name whose weights are Linear matrices; None when a top-level name
+    has no such weight (then the stack is not a plain set of MLP pieces)."""
+    mats: dict[str, list[tuple[str, torch.Tensor]]] = {}
+    for key, value in state_dict.items():
+        top, _, rest = key.partition(".")
+        if not rest:
+            return None
+        mats.setdefault(top, [])
+        if rest.rpartition(".")[2] == "weight" and value.ndim == 2:
+            mats[top].append((rest, value))
+    if any(not m for m in mats.values()):
+        return None
+    out = {}
+    for top, items in mats.items():
+        if all(r.rpartition(".")[0].rpartition(".")[2].isdigit() for r, _ in items if "." in r):
+            items = sorted(items, key=lambda kv: _natural_key(kv[0]))
+        out[top] = (int(items[0][1].shape[1]), int(items[-1][1].shape[0]))
+    return out
+
+
+def find_parallel_heads(state_dict: dict[str, torch.Tensor]) -> ParallelHeads | None:
+    """A trunk plus two or more heads on its output, recognised from the weight shapes; None if the top-level names
+    chain in the order they are stored (a plain stack) or the shapes show no such structure.
+
+    The heads are the top-level names whose first layer takes what another name gives, when at least two do; the
+    trunk is everything else, which must itself chain and end with that output. Chaining the heads one after the
+    other would be wrong (and fail on shapes), so the caller must choose.
+    """
+    sizes = _top_level_sizes(state_dict)
+    if sizes is None or len(sizes) < 3:
+        return None
+    names = list(sizes)
+    if all(sizes[b][0] == sizes[a][1] for a, b in pairwise(names)):
+        return None
+    for t in names:
+        heads = [h for h in names if h != t and sizes[h][0] == sizes[t][1]]
+        if len(heads) < 2:
+            continue
+        trunk = [n for n in names if n not in heads]
+        if trunk[-1] != t or any(sizes[b][0] != sizes[a][1] for a, b in pairwise(trunk)):
+            continue
+        return ParallelHeads(tuple(trunk), tuple(heads), sizes[t][1], dict(sizes))
+    return None

@@ -13,7 +13,7 @@ from torch import nn
 
 import energyscope as es
 from energyscope import CheckpointError, Landscape
-from energyscope.checkpoint import describe_checkpoint
+from energyscope.checkpoint import convention_caution, describe_checkpoint
 from energyscope.spec import SpecError, build_module, module_spec
 
 pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
@@ -333,6 +333,13 @@ def test_torchscript_archive_with_energy_and_decoder(tmp_path):
     land = es.load_checkpoint(tmp_path / "both.pt", spec={"dim": D}, trust_pickle=True)
     np.testing.assert_allclose(land.energy(Z).numpy(), U(E), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(land.decode(Z), decoded(G), rtol=1e-6, atol=1e-6)
+    # a spec names sub-modules by dotted path, and can leave one out
+    land = es.load_checkpoint(tmp_path / "both.pt", spec={"dim": D, "energy": "energy", "decoder": None},
+                              trust_pickle=True)
+    assert not land.has_decoder
+    np.testing.assert_allclose(land.energy(Z).numpy(), U(E), rtol=1e-6, atol=1e-6)
+    with pytest.raises(CheckpointError, match="no such sub-module; its children: energy, decoder"):
+        es.load_checkpoint(tmp_path / "both.pt", spec={"energy": "prior"}, trust_pickle=True)
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -532,3 +539,292 @@ def test_describe_checkpoint_numbers(tmp_path):
     assert info["energy"]["base"]["mean"] == pytest.approx(U(E, base, base=True).mean(), rel=1e-6)
     assert info["sign_check"]["ok"] == bool(u_ref.mean() < U(E, base, base=True).mean())
     json.dumps(info)
+
+
+# ---------------------------------------------------------------------------------------------- real layouts (issue 11)
+class PangE(nn.Module):
+    """The official Pang et al. latent-EBM prior's layout: an MLP held as ``self.ebm`` (keys ``ebm.0.weight``)."""
+
+    def __init__(self, seed: int = 7):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.ebm = nn.Sequential(nn.Linear(D, 20), nn.LeakyReLU(0.2), nn.Linear(20, 20), nn.LeakyReLU(0.2),
+                                 nn.Linear(20, 1))
+
+    def forward(self, z):
+        return self.ebm(z.squeeze()).view(-1, 1, 1, 1)
+
+
+class PangG(nn.Module):
+    """The official Pang et al. generator's layout: a ConvTranspose stack held as ``self.gen``, fed (N, d, 1, 1)."""
+
+    def __init__(self, seed: int = 8):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.gen = nn.Sequential(nn.ConvTranspose2d(D, 8, 4, 1, 0), nn.Identity(), nn.LeakyReLU(0.2),
+                                 nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())
+
+    def forward(self, z):
+        return self.gen(z)
+
+
+PANG_LAYERS = [{"type": "conv_transpose2d", "stride": 1, "padding": 0}, {"type": "identity"},
+               {"type": "leaky_relu", "slope": 0.2}, {"type": "conv_transpose2d", "stride": 2, "padding": 1},
+               {"type": "tanh"}]
+
+
+def pang_checkpoints(tmp_path) -> tuple[PangE, PangG, dict]:
+    """The three ways Pang et al.-style code saves: dict of state_dicts (train_svhn.py), one flat state_dict under
+    'net' (train_celeba_128.py), and a bare flat state_dict of a wrapper holding netE/netG."""
+    E, G = PangE(), PangG()
+    esd, gsd = E.state_dict(), G.state_dict()
+    nested = {f"netE.{k}": v for k, v in esd.items()} | {f"netG.{k}": v for k, v in gsd.items()}
+    paths = {"dict": tmp_path / "svhn.pth", "net": tmp_path / "celeba.pth", "flat": tmp_path / "flat.pth"}
+    torch.save({"epoch": 3, "netE": esd, "optE": optimiser_state(energy_net()), "netG": gsd, "optG": {}},
+               paths["dict"])
+    torch.save({"epoch": 3, "net": nested, "optE": {}, "optG": {}}, paths["net"])
+    torch.save(nested, paths["flat"])
+    return E, G, paths
+
+
+def pang_decoded(G: PangG, z: np.ndarray = Z) -> np.ndarray:
+    with torch.no_grad():
+        return G.double()(torch.as_tensor(z)[:, :, None, None]).numpy()
+
+
+@pytest.mark.parametrize("layout", ["dict", "net", "flat"])
+def test_pang_nested_prefixes_in_a_spec(tmp_path, layout):
+    E, G, paths = pang_checkpoints(tmp_path)
+    for decoder in ({"prefix": "netG.gen", "layers": PANG_LAYERS},  # the nested prefix, spelt out
+                    {"layers": PANG_LAYERS}):                        # found: netG, with its one child 'gen'
+        land = es.load_checkpoint(paths[layout], spec={"energy": {"prefix": "netE.ebm", "activation": "leaky_relu"},
+                                                       "decoder": decoder})
+        np.testing.assert_allclose(land.energy(Z).numpy(), U(E.ebm, base=True), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(land.decode(Z), pang_decoded(G), rtol=1e-6, atol=1e-6)
+    info = describe_checkpoint(paths[layout], spec={"decoder": {"layers": PANG_LAYERS}})
+    assert any("'netG.gen'" in n for n in info["notes"]) and any("'netE.ebm'" in n for n in info["notes"])
+
+
+def test_pang_layout_guesses_energy_with_a_standard_normal_base(tmp_path):
+    E, _, paths = pang_checkpoints(tmp_path)
+    with pytest.warns(UserWarning, match="assumed"):
+        land = es.load_checkpoint(paths["dict"], spec={"decoder": None})
+    # netE outputs an energy: p(z) ∝ exp(-netE(z)) N(z; 0, I) (Langevin descends netE(z) + ||z||²/2)
+    assert (land.convention, land.base_prior) == ("energy", "standard_normal")
+    np.testing.assert_allclose(land.energy(Z).numpy(), U(E.ebm, base=True), rtol=1e-6, atol=1e-6)
+    assert "Pang" in land.metadata["convention_guess"]
+    caution = convention_caution(land)
+    assert "cannot confirm the convention without reference latents" in caution and "--data" in caution
+    assert convention_caution(land, has_reference=True) is None
+    info = describe_checkpoint(paths["dict"], spec={"decoder": None})
+    assert info["convention_caution"] == caution
+    # a spec that states the convention is not a guess; neither is the energyscope format
+    stated = es.load_checkpoint(paths["dict"], spec={"decoder": None, "convention": "energy",
+                                                     "energy": {"activation": "leaky_relu"}})
+    assert stated.base_prior == "standard_normal" and convention_caution(stated) is None
+    es.save_checkpoint(tmp_path / "own.pt", energy_net())
+    assert convention_caution(es.load_checkpoint(tmp_path / "own.pt")) is None
+    # a spec's explicit null turns the implied base prior off
+    plain = es.load_checkpoint(paths["dict"], spec={"decoder": None, "base_prior": None,
+                                                    "energy": {"activation": "leaky_relu"}})
+    assert plain.base_prior is None
+    np.testing.assert_allclose(plain.energy(Z).numpy(), U(E.ebm), rtol=1e-6, atol=1e-6)
+
+
+def test_a_spec_can_leave_a_role_out(tmp_path):
+    E, _, paths = pang_checkpoints(tmp_path)
+    with pytest.raises(CheckpointError, match=r"decoder.*convolution.*\"decoder\": null"):
+        es.load_checkpoint(paths["net"])  # the conv generator cannot be inferred: say how to skip it
+    land = es.load_checkpoint(paths["net"], spec={"energy": {"activation": "leaky_relu"}, "decoder": None})
+    assert not land.has_decoder
+    np.testing.assert_allclose(land.energy(Z).numpy(), U(E.ebm, base=True), rtol=1e-6, atol=1e-6)
+    with pytest.raises(CheckpointError, match="cannot leave out the energy"):
+        es.load_checkpoint(paths["net"], spec={"energy": None})
+    pytest.importorskip("yaml")
+    (tmp_path / "s.yaml").write_text("energy:\n  activation: leaky_relu\ndecoder:\n")  # YAML's empty value: null
+    assert not es.load_checkpoint(paths["net"], spec=tmp_path / "s.yaml").has_decoder
+
+
+def test_prefixes_reach_any_depth_and_bad_ones_list_the_candidates(tmp_path):
+    E = energy_net()
+    torch.save({"models": {"prior": {f"net.{k}": v for k, v in E.state_dict().items()}}, "step": 5},
+               tmp_path / "deep.pt")
+    with pytest.warns(UserWarning, match="under 'models.prior.net'.*assumed"):
+        land = es.load_checkpoint(tmp_path / "deep.pt", spec={"energy": "models.prior.net"})  # a string: the prefix
+    np.testing.assert_allclose(land.energy(Z).numpy(), U(E), rtol=1e-6, atol=1e-6)
+    with pytest.raises(CheckpointError, match=r"prefix 'models.prior.nett' for the energy.*models.prior.net"):
+        es.load_checkpoint(tmp_path / "deep.pt", spec={"energy": {"prefix": "models.prior.nett"}})
+
+
+def jem_state_dict(seed: int = 4, K: int = 5) -> tuple[nn.Module, nn.Module, nn.Module, dict]:
+    """JEM's layout (Grathwohl et al. 2020), in latent space: a trunk ``f`` and two heads on its output."""
+    torch.manual_seed(seed)
+    f = nn.Sequential(nn.Linear(D, 16), nn.ReLU(), nn.Linear(16, 16))
+    eo, co = nn.Linear(16, 1), nn.Linear(16, K)
+    sd = {f"f.{k}": v for k, v in f.state_dict().items()}
+    sd |= {f"energy_output.{k}": v for k, v in eo.state_dict().items()}
+    sd |= {f"class_output.{k}": v for k, v in co.state_dict().items()}
+    return f, eo, co, sd
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_two_head_state_dicts_are_not_chained(tmp_path, wrap):
+    f, eo, co, sd = jem_state_dict()
+    ckpt = {"model_state_dict": sd, "replay_buffer": torch.zeros(8, D)} if wrap else sd
+    torch.save(ckpt, tmp_path / "jem.pt")
+    with pytest.raises(CheckpointError) as err:
+        es.load_checkpoint(tmp_path / "jem.pt")
+    msg = str(err.value)
+    assert "parallel heads" in msg and "'energy_output'" in msg and "'class_output'" in msg and "'f'" in msg
+    assert '"prefix": ["f", "energy_output"]' in msg and '"convention": "logits"' in msg
+    assert "mat1" not in msg and "shapes cannot be multiplied" not in msg
+    relu = nn.ReLU()
+    land = es.load_checkpoint(tmp_path / "jem.pt", spec={"energy": {"prefix": ["f", "energy_output"],
+                                                                    "activation": "relu"}})
+    np.testing.assert_allclose(land.energy(Z).numpy(), U(nn.Sequential(f, relu, eo)), rtol=1e-6, atol=1e-6)
+    land = es.load_checkpoint(tmp_path / "jem.pt", spec={"energy": {"prefix": ["f", "class_output"],
+                                                                    "activation": "relu"}, "convention": "logits"})
+    with torch.no_grad():
+        logits = nn.Sequential(f, relu, co).double()(torch.as_tensor(Z))
+    np.testing.assert_allclose(land.energy(Z).numpy(), -torch.logsumexp(logits, 1).numpy(), rtol=1e-6, atol=1e-6)
+    # per-part settings: no activation between the trunk and the head
+    land = es.load_checkpoint(tmp_path / "jem.pt", spec={"energy": {"parts": [
+        {"prefix": "f", "activation": "relu", "output_activation": None}, {"prefix": "energy_output"}]}})
+    np.testing.assert_allclose(land.energy(Z).numpy(), U(nn.Sequential(f, eo)), rtol=1e-6, atol=1e-6)
+
+
+def test_several_outputs_or_a_wrong_dim_are_clear_errors(tmp_path):
+    f, _, co, sd = jem_state_dict()
+    only_classes = {k: v for k, v in sd.items() if not k.startswith("energy_output.")}
+    torch.save(only_classes, tmp_path / "ccf.pt")  # trunk + class head only: a plain chain with K outputs
+    with pytest.raises(CheckpointError, match=r"last layer gives 5 values per latent.*\"convention\": \"logits\""):
+        es.load_checkpoint(tmp_path / "ccf.pt", spec={"energy": {"activation": "relu"}})
+    land = es.load_checkpoint(tmp_path / "ccf.pt", spec={"energy": {"activation": "relu"}, "convention": "logits"})
+    with torch.no_grad():
+        logits = nn.Sequential(f, nn.ReLU(), co).double()(torch.as_tensor(Z))
+    np.testing.assert_allclose(land.energy(Z).numpy(), -torch.logsumexp(logits, 1).numpy(), rtol=1e-6, atol=1e-6)
+    torch.save({"netE": energy_net().state_dict()}, tmp_path / "e.pt")
+    with pytest.raises(CheckpointError, match=r"spec says dim=5 but the energy's first layer takes 3 inputs"):
+        es.load_checkpoint(tmp_path / "e.pt", spec={"dim": 5, "energy": {"activation": "leaky_relu"}})
+
+
+def test_encoder_mean_head_is_chosen_over_the_log_variance_head(tmp_path):
+    torch.manual_seed(6)
+    fc1, mu, logvar = nn.Linear(10, 12), nn.Linear(12, D), nn.Linear(12, D)
+    E = energy_net()
+    sd = {f"ebm.{k}": v for k, v in E.state_dict().items()}
+    for name, m in (("fc1", fc1), ("fc_mu", mu), ("fc_logvar", logvar)):
+        sd |= {f"encoder.{name}.{k}": v for k, v in m.state_dict().items()}
+    torch.save(sd, tmp_path / "vae.pt")
+    with pytest.warns(UserWarning):
+        land = es.load_checkpoint(tmp_path / "vae.pt")
+    x = np.random.default_rng(2).standard_normal((7, 10))
+    with torch.no_grad():
+        want = nn.Sequential(fc1, nn.LeakyReLU(0.2), mu).double()(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(land.encode(x), want, rtol=1e-6, atol=1e-6)
+    info = describe_checkpoint(tmp_path / "vae.pt")
+    assert any("mean head 'fc_mu'" in n and "fc_logvar" in n for n in info["notes"])
+
+
+def test_layers_that_do_not_chain_are_one_clear_error(tmp_path):
+    class OutOfOrder(nn.Module):  # registered head first: registration order is not the forward order
+        def __init__(self):
+            super().__init__()
+            self.out, self.fc1 = nn.Linear(8, 1), nn.Linear(D, 8)
+
+        def forward(self, z):
+            return self.out(torch.relu(self.fc1(z)))
+    torch.save({"netE": OutOfOrder().state_dict()}, tmp_path / "o.pt")
+    with pytest.raises(CheckpointError, match=r"do not chain.*'fc1.weight' takes 3 .*'out' before it gives 1.*"
+                                              r"\"prefix\": \[") as err:
+        es.load_checkpoint(tmp_path / "o.pt")
+    assert "mat1" not in str(err.value)
+    land = es.load_checkpoint(tmp_path / "o.pt", spec={"energy": {"prefix": ["netE.fc1", "netE.out"],
+                                                                  "activation": "relu"}})
+    assert land.dim == D
+    *_, sd = jem_state_dict()
+    torch.save(sd, tmp_path / "jem.pt")  # the parts named in the wrong order
+    with pytest.raises(CheckpointError, match=r"energy's parts do not chain: 'class_output' gives 5 .*"
+                                              r"'energy_output' after it takes 16"):
+        es.load_checkpoint(tmp_path / "jem.pt", spec={"energy": ["f", "class_output", "energy_output"]})
+
+
+def test_spec_mistakes_are_clear_errors_not_internal_ones(tmp_path):
+    E = nn.Sequential(nn.Linear(D, 8), nn.GELU(), nn.Linear(8, 1))
+    sd = {f"prior_net.{k}": v for k, v in E.state_dict().items()}
+    sd |= {f"gen_net.{k}": v for k, v in nn.Linear(D, 4).state_dict().items()}
+    torch.save(sd, tmp_path / "w.pt")
+    cases = [({"decoder": {"key": "gen_net"}}, r"no energy weights.*prior_net.*\"energy\": \{\"prefix\""),
+             ({"energy": 5}, "the spec's 'energy' entry must be"),
+             ({"energy": {"key": "prior_net", "layers": "linear"}}, "'layers' must be a list"),
+             ({"energy": {"key": "prior_net", "activaton": "gelu"}}, "unknown key 'activaton'"),
+             ({"energy": {"key": "prior_net", "prefix": "gen_net"}}, "both 'key' and 'prefix'"),
+             ({"energy": {"prefix": ["prior_net", "gen_net"], "layers": [{"type": "linear"}]}}, "'layers' per part"),
+             ({"energy": {"parts": [{"prefix": "prior_net"}, {"activation": "relu"}]}}, "part 2 needs a 'prefix'")]
+    for spec, match in cases:
+        with pytest.raises(CheckpointError, match=match):
+            es.load_checkpoint(tmp_path / "w.pt", spec=spec)
+    land = es.load_checkpoint(tmp_path / "w.pt", spec={"energy": {"key": "prior_net", "activation": "gelu"},
+                                                       "decoder": "gen_net"})
+    np.testing.assert_allclose(land.energy(Z).numpy(), U(E), rtol=1e-6, atol=1e-6)
+
+
+def test_two_candidate_prefixes_for_one_role_are_refused(tmp_path):
+    sd = {f"E.{k}": v for k, v in energy_net(0).state_dict().items()}
+    sd |= {f"ebm.{k}": v for k, v in energy_net(1).state_dict().items()}
+    torch.save(sd, tmp_path / "two.pt")
+    with pytest.raises(CheckpointError, match=r"both 'E' and 'ebm' could be the energy.*\"prefix\": \"E\""):
+        es.load_checkpoint(tmp_path / "two.pt")
+    torch.save({"netE": energy_net(0).state_dict(), "ebm": energy_net(1).state_dict()}, tmp_path / "two_d.pt")
+    with pytest.raises(CheckpointError, match=r"both 'netE' and 'ebm' could be the energy"):
+        es.load_checkpoint(tmp_path / "two_d.pt")
+
+
+def test_a_decoder_that_does_not_run_is_a_clear_error(tmp_path):
+    G = nn.Sequential(nn.Linear(D, 8), nn.Unflatten(1, (2, 2, 2)), nn.ConvTranspose2d(2, 1, 2, stride=2))
+    torch.save({"netE": energy_net().state_dict(), "netG": G.state_dict()}, tmp_path / "g.pt")
+    bad = [{"type": "linear"}, {"type": "unflatten", "sizes": [2, 3, 2]}, {"type": "conv_transpose2d", "stride": 2}]
+    with pytest.raises(CheckpointError, match=r"the decoder does not run.*\"decoder\": null"):
+        es.load_checkpoint(tmp_path / "g.pt", spec={"energy": {"activation": "leaky_relu"},
+                                                    "decoder": {"layers": bad}})
+
+
+ENTRY_WITH_PATH = textwrap.dedent("""
+    import json
+    from pathlib import Path
+    import energyscope as es
+
+    def build(ckpt, checkpoint_path):
+        side = json.loads((Path(checkpoint_path).parent / "config.json").read_text())
+        return es.Landscape(lambda z: side["scale"] * (z ** 2).sum(1), dim=side["dim"])
+
+    def build_kw(ckpt, **kwargs):
+        return es.Landscape(lambda z: (z ** 2).sum(1), dim=2, metadata={"from": str(kwargs["checkpoint_path"])})
+""")
+
+
+def test_entry_points_may_receive_the_checkpoint_path(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "c.pt")
+    (tmp_path / "config.json").write_text(json.dumps({"scale": 3.0, "dim": 2}))
+    (tmp_path / "entry_path.py").write_text(ENTRY_WITH_PATH)
+    land = es.load_checkpoint(tmp_path / "c.pt", model=f"{tmp_path / 'entry_path.py'}:build")
+    assert land.dim == 2 and land.energy(np.ones((1, 2))).item() == pytest.approx(6.0)
+    land = es.load_checkpoint(tmp_path / "c.pt", model=f"{tmp_path / 'entry_path.py'}:build_kw")
+    assert land.metadata["from"] == str(tmp_path / "c.pt")
+
+
+def test_guessed_convention_is_a_caution_in_inspect_and_the_report(tmp_path, capsys):
+    """Without reference latents the sign check cannot catch a wrong convention: inspect and the report say so."""
+    from energyscope import cli
+    _, _, paths = pang_checkpoints(tmp_path)
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"decoder": null, "energy": {"activation": "leaky_relu"}}')
+    assert cli.main(["inspect", str(paths["dict"]), "--spec", str(spec), "--samples", "64"]) == 0
+    out = capsys.readouterr().out
+    caution = [line for line in out.splitlines() if line.startswith("caution")]
+    assert len(caution) == 1 and "the sign check cannot confirm the convention without reference latents" in caution[0]
+    assert "convention_guess" not in out  # not repeated in the metadata row
+    land = es.load_checkpoint(paths["dict"], spec=json.loads(spec.read_text()))
+    res = es.analyze(land, n_restarts=8, progress=False, masses=False, n_paths=1, grid_size=16)
+    assert "cannot confirm the convention without reference latents" in res.model["convention_caution"]
+    assert "cannot confirm the convention without reference latents" in res.render_report()
