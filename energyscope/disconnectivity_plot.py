@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .disconnectivity import DisconnectivityGraph
+from .render import plain_text
 
 NOT_CONNECTED = -1   # node key of the virtual "not connected" root
 
@@ -390,6 +391,7 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
     colors: dict[int, tuple] = {m: base for m in ids}
     group_of: dict[int, Any] = {}
     colorbar = legend = None
+    color_title = None if color_label is None else plain_text(color_label)
     if color_by is not None:
         vals = _per_minimum(color_by, ids, "color_by")
         arr = np.asarray(list(vals.values()))
@@ -404,10 +406,10 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
                 if v is not None:
                     colors[m] = palette[v]
                     group_of[m] = v
-            handles = [Line2D([], [], color=palette[g], lw=3, label=str(g)) for g in groups]
+            handles = [Line2D([], [], color=palette[g], lw=3, label=plain_text(g)) for g in groups]
             if handles:
                 # Outside the axes on the right, where it cannot cover branches.
-                legend = ax.legend(handles=handles, title=color_label, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                legend = ax.legend(handles=handles, title=color_title, loc="upper left", bbox_to_anchor=(1.0, 1.0),
                                    fontsize="small", title_fontsize="small", frameon=False,
                                    ncol=1 if len(handles) <= 12 else 2)
         else:
@@ -420,7 +422,7 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
                 colors[m] = cm(norm(val)) if np.isfinite(val) else mcolors.to_rgba("0.75")
             sm = plt.cm.ScalarMappable(norm=norm, cmap=cm)
             sm.set_array(v[finite])
-            colorbar = fig.colorbar(sm, ax=ax, label=color_label, fraction=0.04, pad=0.02)
+            colorbar = fig.colorbar(sm, ax=ax, label=color_title, fraction=0.04, pad=0.02)
 
     # Branch colour: uniform group below it (groups only).
     K = len(graph)
@@ -519,8 +521,8 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
     ax.set_ylim(y_bottom, y_high)
 
     for m, t in labels.items():
-        ax.annotate(t, (lay.leaf_x[m], lay.leaf_y[m]), xytext=(0, -3), textcoords="offset points", ha="center",
-                    va="top", fontsize="x-small", rotation=90 if rotate else 0, annotation_clip=False)
+        ax.annotate(plain_text(t), (lay.leaf_x[m], lay.leaf_y[m]), xytext=(0, -3), textcoords="offset points",
+                    ha="center", va="top", fontsize="x-small", rotation=90 if rotate else 0, annotation_clip=False)
     drawn: dict[int, Any] = {}
     if thumbs:
         gray = [t for t in thumbs.values() if t.ndim == 2]
@@ -544,7 +546,7 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
         ax.spines[side].set_visible(False)
     ax.set_ylabel("energy above global minimum (kT)")
     if title:
-        ax.set_title(title)
+        ax.set_title(plain_text(title))
     return DisconnectivityPlot(fig=fig, ax=ax, leaf_x=lay.leaf_x, leaf_y=lay.leaf_y, order=lay.order,
                                components=lay.components, layout=lay, thumbnails=drawn, colors=colors,
                                colorbar=colorbar, legend=legend)

@@ -5,6 +5,7 @@ label scores in :mod:`energyscope.labels`. :func:`interpret` runs the usual set 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -323,6 +324,9 @@ def interpret(land: Landscape, minima: Minima, seed: int = 0, masses: bool = Tru
         hdbscan: also run the HDBSCAN baseline on the reference latents.
         mass_kw: passed to :func:`energyscope.masses.basin_masses` (``n_prior``, ``n_sampler``, ``method``,
             ``sampler``, ``mala``, flag thresholds, ``tol``, ``batch_size``).
+
+    A decoder that fails (raises, returns NaN/inf or the wrong number of rows) leaves ``prototypes`` None, with a
+    RuntimeWarning and ``info["decoder_error"]`` naming the fault; the rest is computed as usual.
     """
     if len(minima) == 0:
         raise LandscapeError("no minima to interpret")
@@ -332,13 +336,25 @@ def interpret(land: Landscape, minima: Minima, seed: int = 0, masses: bool = Tru
     ref = None if reference is None else np.asarray(to_numpy(reference), dtype=np.float64)
     if labels is not None and (ref is None or len(np.asarray(labels)) != len(ref)):
         raise LandscapeError("labels need reference latents with one row per label")
-    protos = prototypes(land, minima) if land.has_decoder else None
+    info: dict = {"seed": seed}
+    protos = _prototypes_or_warn(land, minima, info) if land.has_decoder else None
     bm = basin_masses(land, minima, reference=ref, seed=seed, progress=progress, **mass_kw) if masses else None
     agree = None
     if bm is not None and bm.data is not None and labels is not None:
         agree = label_agreement(bm.data.basin, labels, ref, hdbscan=hdbscan)
     od = off_data(minima.z, ref) if ref is not None and len(ref) >= 2 else None
-    return Interpretation(protos, bm, agree, od, {"seed": seed})
+    return Interpretation(protos, bm, agree, od, info)
+
+
+def _prototypes_or_warn(land: Landscape, minima: Minima, info: dict) -> np.ndarray | None:
+    """The prototypes, or None when the decoder fails: a warning names the fault and ``info["decoder_error"]`` keeps
+    it, so that a faulty decoder costs the pictures, not the masses and label scores computed from the energy."""
+    try:
+        return prototypes(land, minima)
+    except LandscapeError as exc:
+        info["decoder_error"] = str(exc)
+        warnings.warn(f"prototypes not decoded: {exc}", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def prototype_thumbnails(land: Landscape, minima: Minima, kind: str | None = None,

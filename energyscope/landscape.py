@@ -93,18 +93,49 @@ def _isolate_module(module: Any, device: torch.device, dtype: torch.dtype) -> An
 
 
 class _ShapeAdapter:
-    """Calls a module with latents as (N, d) or, if the module wants it, (N, d, 1, 1); flattens what comes back."""
+    """Calls a module with latents as (N, d) or, if the module wants it, (N, d, 1, 1); returns its tensor output.
 
-    def __init__(self, fn: Callable, what: str):
+    While ``pad_single`` is set, a single row is evaluated as two copies of itself and the first result is kept: a
+    module that ``.squeeze()``-s its output turns a batch of one into a scalar, or (1, K, 1, 1) into (K,), which no
+    later reshape can undo. Rows do not interact in an eval-mode module, so the copy changes nothing, and gradients
+    reach the latent through the kept copy only. This also covers ``torch.func.vmap``, which calls the potential with
+    one (batched) row. :meth:`probe_single_rows` turns the padding off for modules that need none (most), since
+    padding inside ``vmap`` costs several times the work.
+    """
+
+    def __init__(self, fn: Callable, what: str, unwrap_tuple: bool = False):
         self.fn = fn
         self.what = what
+        self.unwrap_tuple = unwrap_tuple  # decoders may return (mean, ...): the first entry is the mean
         self.layout: str | None = None  # "flat" or "conv"
+        self.pad_single = True
         # TorchScript's optimising executor specialises a graph on the first calls it profiles; once it has seen
         # gradient-mode calls, later graphs lose their double-backward (Hessians came back as exact zeros, and
         # torch.func silently so). The plain interpreter keeps the graph as written.
         self.scripted = isinstance(fn, (torch.jit.ScriptModule, torch.jit.ScriptFunction))
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        if self.pad_single and z.shape[0] == 1:
+            return _first_of_pair(self._run(torch.cat([z, z])))
+        return self._run(z)
+
+    def probe_single_rows(self, z: torch.Tensor) -> bool:
+        """Turn padding off when the module gives each row of z (N >= 2) alone the shape and values it gives that row
+        within the batch; returns whether padding stays on."""
+        try:
+            with torch.no_grad():
+                both = self._run(z)
+                alone = [self._run(z[i:i + 1]) for i in range(z.shape[0])]
+            same = both.ndim > 0 and both.shape[0] == z.shape[0] and all(
+                a.shape == both[i:i + 1].shape and torch.allclose(a, both[i:i + 1], rtol=1e-6, atol=1e-8,
+                                                                  equal_nan=True)
+                for i, a in enumerate(alone))
+        except Exception:  # fails on one row, or outputs that cannot be compared: keep padding
+            same = False
+        self.pad_single = not same
+        return self.pad_single
+
+    def _run(self, z: torch.Tensor) -> torch.Tensor:
         if self.scripted:
             with torch.jit.optimized_execution(False):
                 return self._call(z)
@@ -117,17 +148,30 @@ class _ShapeAdapter:
                 try:
                     out = self.fn(z if layout == "flat" else z[:, :, None, None])
                 except Exception as exc:  # try the other layout before giving up
-                    errors.append(f"as {'(N, d)' if layout == 'flat' else '(N, d, 1, 1)'}: {exc}")
+                    errors.append(f"as {'(N, d)' if layout == 'flat' else '(N, d, 1, 1)'}: "
+                                  f"{type(exc).__name__}: {exc}")
                     continue
-                if not isinstance(out, torch.Tensor):
-                    raise LandscapeError(f"the {self.what} returned {type(out).__name__}, expected a torch.Tensor")
+                out = self._tensor(out)
                 self.layout = layout
                 return out
             raise LandscapeError(f"the {self.what} failed on latents of shape {tuple(z.shape)}: " + "; ".join(errors))
-        out = self.fn(z if self.layout == "flat" else z[:, :, None, None])
+        return self._tensor(self.fn(z if self.layout == "flat" else z[:, :, None, None]))
+
+    def _tensor(self, out: Any) -> torch.Tensor:
+        """The module's output as a tensor (the first entry of a tuple for a decoder), else a clear error."""
+        if self.unwrap_tuple and isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+            out = out[0]
         if not isinstance(out, torch.Tensor):
             raise LandscapeError(f"the {self.what} returned {type(out).__name__}, expected a torch.Tensor")
         return out
+
+
+def _first_of_pair(out: torch.Tensor) -> torch.Tensor:
+    """The first row of an output for a duplicated single row; anything but two rows is passed on unchanged, so the
+    row-count checks downstream name the problem."""
+    if out.ndim == 0 or out.shape[0] != 2:
+        return out
+    return out[:1]
 
 
 class Landscape:
@@ -212,7 +256,8 @@ class Landscape:
         self.decoder_module = _isolate_module(decoder, self.device, dtype) if decoder is not None else None
         self.encoder_module = _isolate_module(encoder, self.device, dtype) if encoder is not None else None
         self._energy_fn = _ShapeAdapter(self.energy_module, "energy")
-        self._decoder_fn = _ShapeAdapter(self.decoder_module, "decoder") if decoder is not None else None
+        self._decoder_fn = _ShapeAdapter(self.decoder_module, "decoder", unwrap_tuple=True) \
+            if decoder is not None else None
 
         self.reference = None if reference is None else np.asarray(to_numpy(reference), dtype=np.float64)
         if self.reference is not None and self.reference.ndim != 2:
@@ -256,7 +301,7 @@ class Landscape:
 
     def _check_output(self) -> None:
         """Evaluate two points once, so that a wrong-shaped, non-tensor, integer-valued or z-independent output fails
-        now with a clear message."""
+        now with a clear message; then learn whether single rows need padding (see :class:`_ShapeAdapter`)."""
         z = torch.zeros(2, self.dim, device=self.device, dtype=self.dtype)
         z[1] = 0.1
         with torch.enable_grad():
@@ -265,11 +310,27 @@ class Landscape:
             if isinstance(raw, torch.Tensor) and not (raw.is_floating_point() or raw.is_complex()):
                 raise LandscapeError(f"the energy returned {str(raw.dtype).replace('torch.', '')} values; it must return "
                                      "floating-point values that depend differentiably on z")
+            if isinstance(raw, torch.Tensor) and raw.is_floating_point():
+                self._output_eps = float(torch.finfo(raw.dtype).eps)
             u = self.potential(zc)
             if not u.requires_grad and self.base_prior is None:
                 raise LandscapeError("the energy does not depend on z (its output has no gradient with respect to "
                                      "the latents: a constant, or computed outside autograd); there is no landscape "
                                      "to analyse")
+        self._energy_fn.probe_single_rows(z.detach())
+
+    @property
+    def eps(self) -> float:
+        """Relative rounding of U: machine epsilon of the coarsest floating type it is computed in (``dtype``, or
+        the energy's own output type when coarser: a callable that computes in float32 inside a float64 landscape)."""
+        return max(float(torch.finfo(self.dtype).eps), getattr(self, "_output_eps", 0.0))
+
+    def resolvable(self, rel: float, factor: float = 1e3, root: bool = False) -> float:
+        """A relative tolerance ``rel`` (chosen for float64) raised to what this landscape's rounding can resolve:
+        ``max(rel, factor · eps)`` (``factor · sqrt(eps)`` with ``root``, for positions, which are determined only
+        to about sqrt(eps) at a minimum). Unchanged in float64 for every tolerance the package uses."""
+        floor = factor * (self.eps ** 0.5 if root else self.eps)
+        return max(float(rel), floor)
 
     # ------------------------------------------------------------------ core evaluation
     def as_tensor(self, z: Any) -> torch.Tensor:
@@ -284,6 +345,10 @@ class Landscape:
         return t
 
     def _reduce(self, out: torch.Tensor, n: int) -> torch.Tensor:
+        """The energy module's output for n latents as (n,): one value per row, K values reduced."""
+        if out.ndim == 0:
+            raise LandscapeError(f"the energy returned a single value (shape ()) for {n} latents; it must return one "
+                                 "value per latent (N,), e.g. not a sum or mean over the batch")
         if out.shape[0] != n:
             raise LandscapeError(f"the energy returned {out.shape[0]} rows for {n} latents (shape {tuple(out.shape)})")
         out = out.reshape(n, -1)
@@ -371,7 +436,7 @@ class Landscape:
                     # torch.func can be silently wrong (a TorchScript module once run with gradients gives H = 0):
                     # the first time, compare one row with the double-backward Hessian
                     ref = self._autograd_hessian(z[:1])
-                    self._func_ok = bool(torch.allclose(h[:1], ref, rtol=1e-5, atol=1e-8 * (1 + ref.abs().max())))
+                    self._func_ok = bool(torch.allclose(h[:1], ref, rtol=1e-5, atol=1e-8 * float(ref.abs().max()) + 1e-300))
                     self._func_checked = True
                     if not self._func_ok:
                         return self._autograd_hessian(z)
@@ -410,23 +475,37 @@ class Landscape:
         return self.encoder_module is not None
 
     def decode(self, z: Any) -> np.ndarray:
-        """Decoder means at latents z (N, d) -> numpy (N, ...). Raises LandscapeError without a decoder."""
+        """Decoder means at latents z (N, d) -> numpy (N, ...).
+
+        Raises LandscapeError without a decoder, and when the decoder raises, returns a non-float tensor, returns
+        another number of rows than it was given latents, or returns NaN/inf (naming how many rows, and the first).
+        """
         if self._decoder_fn is None:
             raise LandscapeError("this landscape has no decoder")
         z = self.as_tensor(z)
-        outs = []
         with torch.no_grad():
-            for s in self._chunks(z.shape[0]):
-                try:
-                    out = self._decoder_fn(z[s])
-                except LandscapeError:
-                    raise
-                except Exception as exc:
-                    raise LandscapeError(f"the decoder raised {type(exc).__name__}: {exc}") from exc
-                if isinstance(out, (tuple, list)):
-                    out = out[0]
-                outs.append(to_numpy(out))
-        return np.concatenate(outs) if outs else np.zeros((0,))
+            outs = [self._decode_chunk(z[s]) for s in self._chunks(z.shape[0])]
+        x = np.concatenate(outs) if outs else np.zeros((0,))
+        _check_decoded_finite(x)
+        return x
+
+    def _decode_chunk(self, z: torch.Tensor) -> np.ndarray:
+        """One chunk through the decoder, checked for row count and dtype."""
+        n = z.shape[0]
+        try:
+            out = self._decoder_fn(z)
+        except LandscapeError:
+            raise
+        except Exception as exc:
+            raise LandscapeError(f"the decoder raised {type(exc).__name__} on {n} latents: {exc}") from exc
+        rows = 0 if out.ndim == 0 else out.shape[0]
+        if out.ndim == 0 or rows != n:
+            raise LandscapeError(f"the decoder returned {rows} rows for {n} latents (output shape "
+                                 f"{tuple(out.shape)}); it must return one row per latent")
+        if not out.is_floating_point():
+            raise LandscapeError(f"the decoder returned {str(out.dtype).replace('torch.', '')} values; it must "
+                                 "return floating-point values (its mean)")
+        return to_numpy(out)
 
     def encode(self, x: Any, batch_size: int = 4096) -> np.ndarray:
         """Encoder means for data x (N, ...) -> numpy (N, d). Raises LandscapeError without an encoder."""
@@ -545,6 +624,17 @@ class Landscape:
         if self.reference is not None:
             parts.append(f"reference={len(self.reference)}")
         return f"Landscape({', '.join(parts)})"
+
+
+def _check_decoded_finite(x: np.ndarray) -> None:
+    """A LandscapeError naming how many decoded rows hold NaN or inf, and the first such row."""
+    if x.size == 0:
+        return
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise LandscapeError(f"the decoder returned NaN or inf for {int(bad.sum())} of {len(x)} latents "
+                             f"(first: row {first})")
 
 
 def as_landscape(obj: Any, dim: int | None = None, **kwargs) -> Landscape:

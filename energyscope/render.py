@@ -16,6 +16,18 @@ import numpy as np
 KINDS = ("image", "line", "table")
 
 
+def plain_text(s: Any) -> str:
+    """``s`` as a string that matplotlib draws exactly as typed: every ``$`` escaped, so that user strings such as
+    class names ("$5 note", "a$b$c") are never read as mathtext (or fail to parse as it). Apply it to every user
+    string that reaches a matplotlib text (titles, axis and tick labels, legend entries, annotations)."""
+    return str(s).replace("$", r"\$")
+
+
+def plain_texts(items: Sequence[Any]) -> list[str]:
+    """:func:`plain_text` of every item."""
+    return [plain_text(t) for t in items]
+
+
 def output_kind(item_shape: Sequence[int], kind: str | None = None) -> str:
     """The rendering kind for one item of shape ``item_shape`` (no batch axis); ``kind`` overrides the choice."""
     if kind is not None:
@@ -85,7 +97,7 @@ def draw_item(ax, item: np.ndarray, kind: str, cmap: str = "gray", ylim: tuple[f
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=7)
+        ax.set_title(plain_text(title), fontsize=7)
 
 
 def _prepare(x: Any, kind: str | None, image_shape: Sequence[int] | None) -> tuple[np.ndarray, str]:
@@ -129,7 +141,7 @@ def grid_figure(x: Any, kind: str | None = None, titles: Sequence[str] | None = 
         else:
             ax.axis("off")
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
+        fig.suptitle(plain_text(suptitle), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -161,9 +173,9 @@ def rows_figure(rows: Sequence[Any], row_labels: Sequence[str] | None = None, ki
             else:
                 ax.axis("off")
         if labels is not None:
-            axes[r, 0].set_ylabel(labels[r], fontsize=7)
+            axes[r, 0].set_ylabel(plain_text(labels[r]), fontsize=7)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
+        fig.suptitle(plain_text(suptitle), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -219,7 +231,7 @@ def energy_profile_axes(ax, path_s: np.ndarray, path_u: np.ndarray, line_s: np.n
     ax.tick_params(labelsize=6)
     ax.legend(fontsize=6)
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(plain_text(title), fontsize=8)
 
 
 def bars_figure(names: Sequence[str], series: dict[str, tuple[np.ndarray, np.ndarray | None]], ylabel: str = "mass",
@@ -232,13 +244,13 @@ def bars_figure(names: Sequence[str], series: dict[str, tuple[np.ndarray, np.nda
     x = np.arange(n)
     width = 0.8 / m
     for j, (label, (val, err)) in enumerate(series.items()):
-        ax.bar(x + (j - (m - 1) / 2) * width, val, width, yerr=err, label=label, capsize=2)
+        ax.bar(x + (j - (m - 1) / 2) * width, val, width, yerr=err, label=plain_text(label), capsize=2)
     ax.set_xticks(x)
-    ax.set_xticklabels(names, fontsize=7, rotation=0 if n <= 12 else 90)
-    ax.set_ylabel(ylabel)
+    ax.set_xticklabels(plain_texts(names), fontsize=7, rotation=0 if n <= 12 else 90)
+    ax.set_ylabel(plain_text(ylabel))
     ax.legend(fontsize=7)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(plain_text(title), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -256,13 +268,13 @@ def table_figure(counts: np.ndarray, row_names: Sequence[str], col_names: Sequen
             ax.text(c, r, str(int(v)), ha="center", va="center", fontsize=6,
                     color="white" if v > 0.6 * counts.max() else "black")
     ax.set_xticks(range(len(col_names)))
-    ax.set_xticklabels(col_names, fontsize=7)
+    ax.set_xticklabels(plain_texts(col_names), fontsize=7)
     ax.set_yticks(range(len(row_names)))
-    ax.set_yticklabels(row_names, fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_yticklabels(plain_texts(row_names), fontsize=7)
+    ax.set_xlabel(plain_text(xlabel))
+    ax.set_ylabel(plain_text(ylabel))
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(plain_text(title), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -351,6 +363,7 @@ def plot_confusion(agreement):
                         title=f"basins vs labels: NMI {s.nmi:.3f}, ARI {s.ari:.3f}, purity {s.purity:.3f}")
 
 
-__all__ = ["KINDS", "output_kind", "to_images", "draw_item", "grid_figure", "rows_figure", "thumbnails",
+__all__ = ["KINDS", "plain_text", "plain_texts", "output_kind", "to_images", "draw_item", "grid_figure",
+           "rows_figure", "thumbnails",
            "energy_profile_axes", "bars_figure", "table_figure", "plot_prototypes",
            "plot_basin_samples", "plot_traversal", "plot_path_strip", "plot_masses", "plot_confusion"]

@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..render import plain_text, plain_texts
+
 DPI = 100
 #: colours of the three masses, everywhere in the report
 MASS_COLOURS = {"prior": "#3b6fb6", "sampler": "#e0892b", "data": "#3f9b57"}
@@ -248,9 +250,9 @@ def confusion_uri(counts: np.ndarray, row_names: Sequence[str], col_names: Seque
                 ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=6.5,
                         color="white" if frac[i, j] > 0.6 else "#222222")
     ax.set_xticks(range(c))
-    ax.set_xticklabels(list(col_names), fontsize=7)
+    ax.set_xticklabels(plain_texts(col_names), fontsize=7)
     ax.set_yticks(range(r))
-    ax.set_yticklabels(list(row_names), fontsize=7)
+    ax.set_yticklabels(plain_texts(row_names), fontsize=7)
     ax.set_xlabel("label")
     ax.set_ylabel("basin")
     ax.xaxis.set_label_position("top")
@@ -368,7 +370,7 @@ def pca_uri(minima_z: np.ndarray, saddles_z: np.ndarray, paths_z: Sequence[np.nd
             cols, uniq, ucols = _label_colours(np.asarray(reference_labels))
             ax.scatter(pr[:, 0], pr[:, 1], s=5, c=cols, alpha=0.35, lw=0, zorder=1)
             for u, c in zip(uniq, ucols):
-                ax.plot([], [], ls="none", marker="o", ms=5, color=c, label=f"data: {u}")
+                ax.plot([], [], ls="none", marker="o", ms=5, color=c, label=plain_text(f"data: {u}"))
         else:
             ax.scatter(pr[:, 0], pr[:, 1], s=5, c="#bbbbbb", alpha=0.4, lw=0, zorder=1, label="data")
     _draw_markers(ax, proj(mz), proj(saddles_z) if np.size(saddles_z) else np.zeros((0, 2)),
