@@ -107,7 +107,7 @@ def format_description(info: dict) -> str:
         rows.append(("reference", text))
     else:
         rows.append(("reference", "none (sign check and data mass need reference latents; analyze --data adds them)"))
-    meta = {k: v for k, v in (land.get("metadata") or {}).items() if k != "data_shape"}
+    meta = {k: v for k, v in (land.get("metadata") or {}).items() if k not in ("data_shape", "convention_guess")}
     if meta:
         rows.append(("metadata", ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in meta.items())[:400]))
     energy = info["energy"]
@@ -117,6 +117,8 @@ def format_description(info: dict) -> str:
     sc = info.get("sign_check")
     rows.append(("sign check", "not possible without reference latents" if sc is None
                  else sc["message"].removeprefix("sign check ")))
+    if info.get("convention_caution"):
+        rows.append(("caution", info["convention_caution"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
@@ -133,10 +135,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- analyze / report
-def attach_data(land: Any, path: str | os.PathLike) -> None:
-    """Encode ``x`` from an npz file into the landscape's reference latents (and ``y`` into its labels)."""
-    from .landscape import LandscapeError
-    path = Path(path)
+def _read_data_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` (N, ...) as float64 and optional ``y`` (N,) from an npz; one clear error for every problem."""
     if not path.is_file():
         raise CLIError(f"--data file not found: {path}")
     try:
@@ -147,26 +147,86 @@ def attach_data(land: Any, path: str | os.PathLike) -> None:
     if "x" not in arrays:
         raise CLIError(f"--data {path} has no array 'x' (arrays: {', '.join(arrays) or 'none'})")
     x, y = arrays["x"], arrays.get("y")
-    if not land.has_encoder:
-        raise CLIError("--data needs an encoder to turn x into latents, and this checkpoint has none")
+    if x.dtype.kind not in "biuf":
+        raise CLIError(f"--data x must hold numbers, got dtype {x.dtype} (strings or other values cannot be data)")
     if x.ndim < 2 or len(x) == 0:
         raise CLIError(f"--data x must be (N, ...) with N ≥ 1, got shape {x.shape}")
+    x = x.astype(np.float64)
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        raise CLIError(f"--data x has NaN or inf in {int(bad.sum())} of {len(x)} rows (first: row "
+                       f"{int(np.flatnonzero(bad)[0])})")
     if y is not None and len(y) != len(x):
         raise CLIError(f"--data y has {len(y)} entries but x has {len(x)} rows")
-    try:
-        z = land.encode(x)
-    except LandscapeError as exc:
-        if x.ndim <= 2:
-            raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
+    if y is not None and y.ndim != 1:
+        raise CLIError(f"--data y must be one label per row of x, got shape {y.shape}")
+    return x, y
+
+
+def _fits_dtype(land: Any, a: np.ndarray, what: str) -> None:
+    """Values that overflow the model's floating type would turn into inf inside the model: refuse them here."""
+    import torch
+    big = float(torch.finfo(land.dtype).max)
+    top = float(np.abs(a).max(initial=0.0))
+    if top >= big:
+        raise CLIError(f"--data {what} has values up to {top:.3g}, beyond the model's {str(land.dtype).replace('torch.', '')} "
+                       f"range ({big:.3g})")
+
+
+def attach_data(land: Any, path: str | os.PathLike, space: str = "auto") -> None:
+    """Reference latents (and labels) from an npz file with ``x`` (N, ...) and optional ``y`` (N,).
+
+    ``space``: ``"data"`` encodes ``x`` through the checkpoint's encoder; ``"latent"`` takes ``x`` (N, d) as points
+    in the energy's own input space, as they are (input-space models: JEM, flows, the UvA-tutorial EBM);
+    ``"auto"`` encodes when there is an encoder, else takes ``x`` as latents when its shape is (N, d).
+    """
+    from .landscape import LandscapeError
+    x, y = _read_data_file(Path(path))
+    if space == "auto":
+        space = "data" if land.has_encoder else "latent"
+    if space == "latent":
+        z = x.reshape(len(x), -1) if x.ndim > 2 and int(np.prod(x.shape[1:])) == land.dim else x
+        if z.ndim != 2 or z.shape[1] != land.dim:
+            hint = "" if land.has_encoder else " (this checkpoint has no encoder to map data into the latent space)"
+            raise CLIError(f"--data x of shape {x.shape} are not points of the energy's {land.dim}-dimensional "
+                           f"input space{hint}")
+        _fits_dtype(land, z, "x")
+    elif space == "data":
+        if not land.has_encoder:
+            raise CLIError("--data-space data needs an encoder to turn x into latents, and this checkpoint has none "
+                           "(for a model whose energy takes the data itself, use --data-space latent)")
+        _fits_dtype(land, x, "x")
         try:
-            z = land.encode(x.reshape(len(x), -1))
-        except LandscapeError:
-            raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
-    if not np.isfinite(z).all():
-        raise CLIError("the encoder returned non-finite latents for --data x")
+            z = land.encode(x)
+        except LandscapeError as exc:
+            if x.ndim <= 2:
+                raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
+            try:
+                z = land.encode(x.reshape(len(x), -1))
+            except LandscapeError:
+                raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
+        if not np.isfinite(z).all():
+            raise CLIError("the encoder returned non-finite latents for --data x")
+    else:
+        raise CLIError(f"--data-space must be auto, data or latent, got {space!r}")
     land.reference = np.asarray(z, dtype=np.float64)
     land.labels = None if y is None else np.asarray(y)
     land._scales = None  # scales follow the new reference latents
+
+
+def check_output_dir(out: Path) -> None:
+    """Fail before any work when results could not be written to ``out``: it is a file, lies under a file, or
+    it (or the folder it would be created in) is not writable. Creates nothing."""
+    for p in [out, *out.parents]:
+        if not p.exists():
+            continue
+        if not p.is_dir():
+            where = "is a file" if p == out else f"lies under {p}, which is a file"
+            raise CLIError(f"cannot write results to {out}: it {where}")
+        if not os.access(p, os.W_OK | os.X_OK):
+            what = "it is" if p == out else f"{p} is"
+            raise CLIError(f"cannot write results to {out}: {what} not writable")
+        return
 
 
 def _analysis_module() -> Any:
@@ -183,16 +243,28 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     analysis = _analysis_module()
     if args.restarts is not None and args.restarts < 1:
         raise CLIError(f"--restarts must be at least 1, got {args.restarts}")
+    if args.bounds is not None and not args.bounds[0] < args.bounds[1]:
+        raise CLIError(f"--bounds needs LO < HI, got {args.bounds[0]:g} {args.bounds[1]:g}")
+    out = Path(args.output) if args.output else Path(Path(args.checkpoint).stem + "_energyscope")
+    check_output_dir(out)
     land = load_checkpoint(args.checkpoint, **_load_args(args))
     if args.data is not None:
-        attach_data(land, args.data)
-    out = Path(args.output) if args.output else Path(Path(args.checkpoint).stem + "_energyscope")
-    result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet)
-    result.save(out)
-    # once the new results are saved, a report from an earlier run must not sit beside them if we are
-    # interrupted before it is rewritten (`energyscope report OUT` rebuilds it)
-    (out / "report.html").unlink(missing_ok=True)
-    report = result.write_report(out / "report.html")
+        attach_data(land, args.data, args.data_space)
+    elif args.data_space != "auto":
+        raise CLIError("--data-space needs --data")
+    from .checkpoint import convention_caution
+    caution = convention_caution(land)
+    if caution:
+        warnings.warn(caution, stacklevel=1)
+    from .store import lock_output
+    with lock_output(out):  # a second writer is refused now, not after the analysis (hours, perhaps)
+        result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet,
+                                  bounds=None if args.bounds is None else tuple(args.bounds))
+        result.save(out)
+        # once the new results are saved, a report from an earlier run must not sit beside them if we are
+        # interrupted before it is rewritten (`energyscope report OUT` rebuilds it)
+        (out / "report.html").unlink(missing_ok=True)
+        report = result.write_report(out / "report.html")
     if not args.quiet:
         print(result.summary())
         print(f"results: {out}/analysis.json, {out}/arrays.npz\nreport:  {report}")
@@ -208,7 +280,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_dir():
         raise CLIError(f"results folder not found: {out} (run 'energyscope analyze' first)")
-    report = analysis.Analysis.load(out).write_report(out / "report.html")
+    from .store import lock_output
+    result = analysis.Analysis.load(out)
+    with lock_output(out):
+        report = result.write_report(out / "report.html")
     print(f"report: {report}")
     return EXIT_OK
 
@@ -230,9 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     def loader_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.pt/.ckpt/TorchScript)")
         p.add_argument("--model", metavar="M", help="entry point 'pkg.module:fn' or 'path/to/file.py:fn' that "
-                                                    "builds the Landscape from the loaded checkpoint")
-        p.add_argument("--spec", metavar="FILE", help="JSON (or YAML) spec: key prefixes, layers, activations, "
-                                                      "conventions, data shape")
+                                                    "builds the Landscape from the loaded checkpoint (and receives "
+                                                    "checkpoint_path= when it accepts it); runs your own code")
+        p.add_argument("--spec", metavar="FILE", help="JSON (or YAML) spec: per role a key prefix of any depth "
+                                                      "(netG.gen), a list of parts (trunk, head) or null to leave "
+                                                      "it out; layers, activations, conventions, data shape")
         p.add_argument("--trust-pickle", action="store_true",
                        help="allow files that carry code: pickled Python objects (whole modules) and TorchScript "
                             "archives; runs code from the file: only for files you trust")
@@ -260,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for every stochastic step (default 0)")
     p.add_argument("--data", metavar="FILE", help="npz with 'x' (data, encoded to reference latents through the "
                                                    "encoder) and optional 'y' (labels)")
+    p.add_argument("--data-space", choices=("auto", "data", "latent"), default="auto",
+                   help="what --data x is: 'data' (encoded through the encoder), 'latent' (points of the energy's "
+                        "own input space, used as they are: input-space models such as JEM or flows); 'auto' "
+                        "(default): 'data' when there is an encoder, else 'latent'")
+    p.add_argument("--bounds", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="box [LO, HI]^d for the restarts' start points (default: ±3 σ_z about the reference mean "
+                        "or the origin, grown until U rises towards every face)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.set_defaults(func=cmd_analyze)
 
@@ -284,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get("ENERGYSCOPE_DEBUG", "") not in ("", "0")
     from .checkpoint import CheckpointError
     from .landscape import LandscapeError
+    from .store import OutputLockedError
     with warnings.catch_warnings():
         if not debug:
             warnings.showwarning = _show_warning
@@ -292,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("energyscope: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except (CheckpointError, LandscapeError, CLIError, ValueError, FileNotFoundError) as exc:
+        except (CheckpointError, LandscapeError, CLIError, ValueError, FileNotFoundError, OutputLockedError) as exc:
             if debug:
                 raise
             print(f"energyscope: error: {_one_line(exc)}", file=sys.stderr)

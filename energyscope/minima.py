@@ -35,15 +35,15 @@ import numpy as np
 from ._tensor import jsonable, to_numpy
 from .landscape import Landscape
 from .optim import MinimizeResult, minimize, minimize_nonsmooth
+from .starts import SOURCES, check_bounds as _check_bounds, check_starts as _check_starts, make_starts, scale_box, start_box
 
-SOURCES = ("prior", "reference", "box")
 
 
 # ---------------------------------------------------------------------------------------------------------- defaults
 def default_gtol(land: Landscape, rel: float = 1e-6) -> float:
     """Unit-free gradient tolerance: ``rel`` × σ_E / σ_z (nats per latent unit)."""
     sc = land.scales()
-    return rel * sc.sigma_E / sc.length
+    return land.resolvable(rel) * sc.sigma_E / sc.length
 
 
 def default_max_step(land: Landscape, rel: float = 0.25) -> float:
@@ -54,7 +54,7 @@ def default_max_step(land: Landscape, rel: float = 0.25) -> float:
 def default_flat_tol(land: Landscape, rel: float = 1e-6) -> float:
     """Eigenvalue tolerance: ``rel`` × σ_E / σ_z² (nats per latent unit²). Eigenvalues within ± this are flat."""
     sc = land.scales()
-    return rel * sc.sigma_E / sc.length**2
+    return land.resolvable(rel) * sc.sigma_E / sc.length**2
 
 
 METHODS = ("auto", "lbfgs", "fire", "nonsmooth")
@@ -328,87 +328,6 @@ class Minima:
         return f"Minima(K={len(self)}, d={self.z.shape[1] if self.z.ndim == 2 else '?'}{e}{cov})"
 
 
-# ---------------------------------------------------------------------------------------------------------- starts
-def _check_bounds(bounds: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise ValueError(f"bounds must be a pair (lo, hi) of scalars or ({d},) arrays, got {bounds!r}")
-    out = []
-    for name, b in zip(("lo", "hi"), bounds):
-        a = np.asarray(to_numpy(b), dtype=np.float64)
-        if a.ndim == 0:
-            a = np.full(d, float(a))
-        if a.shape != (d,):
-            raise ValueError(f"bounds {name} must be a scalar or have shape ({d},), got shape {a.shape}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"bounds {name} must be finite, got {a}")
-        out.append(a)
-    lo, hi = out
-    if not np.all(hi > lo):
-        bad = np.flatnonzero(~(hi > lo))
-        raise ValueError(f"bounds need lo < hi in every dimension; not so in dimension(s) {bad.tolist()[:10]}")
-    return lo, hi
-
-
-def _check_starts(starts: Any, d: int) -> np.ndarray:
-    a = np.asarray(to_numpy(starts), dtype=np.float64)
-    if a.ndim == 1 and d == 1:
-        a = a[:, None]
-    if a.ndim != 2 or a.shape[1] != d:
-        raise ValueError(f"starts must have shape (R, {d}), got {a.shape}")
-    if len(a) == 0:
-        raise ValueError("starts is empty: give at least one start point")
-    return a
-
-
-def scale_box(land: Landscape, width: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-    """The default box: the reference mean (else the origin) ± ``width`` σ_z, per dimension, as (lo, hi) (d,) each."""
-    sc = land.scales()
-    center = land.reference.mean(axis=0) if land.reference is not None and len(land.reference) else np.zeros(land.dim)
-    return center - width * sc.sigma_z, center + width * sc.sigma_z
-
-
-def make_starts(land: Landscape, n: int, rng: np.random.Generator, sources: Sequence[str] = SOURCES,
-                bounds: Any = None) -> tuple[np.ndarray, dict]:
-    """n start points (n, d) split evenly over the usable ``sources``, and how many came from each.
-
-    ``"prior"``: samples of the base N(0, σ_base² I) (without a base prior: uniform in the default box, see
-    :func:`scale_box`); ``"reference"``: reference latents drawn without replacement (skipped when there are none);
-    ``"box"``: uniform in ``bounds`` = (lo, hi), else in the default box.
-    """
-    unknown = [s for s in sources if s not in SOURCES]
-    if unknown:
-        raise ValueError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
-    d = land.dim
-    box = _check_bounds(bounds, d) if bounds is not None else scale_box(land)
-    usable = [s for s in dict.fromkeys(sources) if s != "reference" or
-              (land.reference is not None and len(land.reference) > 0)]
-    if not usable:
-        raise ValueError(f"no usable start source among {tuple(sources)} (no reference latents on this landscape); "
-                         "add 'prior' or 'box', or pass starts=")
-    share = {s: n // len(usable) for s in usable}
-    for s in usable[: n - sum(share.values())]:
-        share[s] += 1
-    if "reference" in share and share["reference"] > len(land.reference):
-        extra = share["reference"] - len(land.reference)
-        share["reference"] = len(land.reference)
-        others = [s for s in usable if s != "reference"]
-        if others:
-            for i in range(extra):
-                share[others[i % len(others)]] += 1
-    parts = []
-    for s in usable:
-        k = share[s]
-        if k == 0:
-            continue
-        if s == "prior" and land.base_prior is not None:
-            parts.append(rng.standard_normal((k, d)) * land.base_sigma)
-        elif s == "reference":
-            parts.append(land.reference[rng.choice(len(land.reference), size=k, replace=False)])
-        else:  # "box", or "prior" without a base distribution
-            parts.append(box[0] + (box[1] - box[0]) * rng.random((k, d)))
-    return np.concatenate(parts, axis=0), {s: share[s] for s in usable}
-
-
 # ---------------------------------------------------------------------------------------------------------- grouping
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Union-find labels (n,) of the graph with edges (i, j) (scipy's connected components, in C)."""
@@ -480,15 +399,17 @@ class _Tols:
     sigma_E: float
     max_step: float
     max_step_max: float
+    e_rel: float = 1e-9   # raised where U is computed in a coarser type (Landscape.resolvable)
+    z_rel: float = 1e-6
 
     def e_floor(self, e: np.ndarray) -> np.ndarray:
-        """Energy round-off allowance (nats): 1e-9 (σ_E + |E|)."""
-        return 1e-9 * (self.sigma_E + np.abs(e))
+        """Energy round-off allowance (nats): 1e-9 (σ_E + |E|) in float64 (100 eps in coarser types)."""
+        return self.e_rel * (self.sigma_E + np.abs(e))
 
     @property
     def z_floor(self) -> float:
-        """Distance floor (latent units): 1e-6 σ_z."""
-        return 1e-6 * self.length
+        """Distance floor (latent units): 1e-6 σ_z in float64 (10 sqrt(eps) σ_z in coarser types)."""
+        return self.z_rel * self.length
 
     @property
     def kink_radius(self) -> float:
@@ -799,7 +720,8 @@ def _make_tols(land: Landscape, gtol: float | None, flat_tol: float | None, max_
     if not (m_step > 0):
         raise ValueError(f"max_step must be positive, got {m_step}")
     return _Tols(gtol=g_tol, flat_tol=f_tol, length=sc.length, sigma_E=sc.sigma_E, max_step=m_step,
-                 max_step_max=8.0 * m_step if max_step_max is None else max(float(max_step_max), m_step))
+                 max_step_max=8.0 * m_step if max_step_max is None else max(float(max_step_max), m_step),
+                 e_rel=land.resolvable(1e-9, 1e2), z_rel=land.resolvable(1e-6, 10.0, root=True))
 
 
 def _n_unresolved(st: dict) -> int:
@@ -919,9 +841,11 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         seed: seed for the start points; round k uses a fresh stream derived from (seed, k). Same seed, same result.
         starts: (R, d) start points, used as given (first round).
         bounds: (lo, hi), scalars or (d,) arrays: the box that ``"box"`` starts are drawn from (default: the
-            reference mean, else the origin, ± 3 σ_z). The descent itself is unconstrained.
+            reference mean, else the origin, ± 3 σ_z, grown face by face until U rises towards every face; see
+            :func:`energyscope.starts.start_box`). The descent itself is unconstrained.
         sources: where generated starts come from, split evenly: ``"prior"`` (the base N(0, I); a box without a
-            base), ``"reference"`` (reference latents, when present), ``"box"``.
+            base), ``"reference"`` (reference latents, when present), ``"box"``, ``"sampler"`` (the model's own
+            short-run sampler, when ``land.sampler`` records its settings).
         gtol: gradient-norm tolerance (nats per latent unit); default :func:`default_gtol` (1e-6 σ_E/σ_z).
         max_iter: iteration cap per descent; rows still moving then are counted as unconverged.
         max_step: largest step per iteration (latent units) at first; default :func:`default_max_step`.
@@ -968,6 +892,10 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
     budget = max_restarts if max_restarts is not None else (max_rounds * n_restarts if until_complete else None)
 
     st = _new_stats()
+    if user_starts is None or until_complete:
+        box, box_info = start_box(land, bounds, seed=int(seed))
+        st.update(box_info)
+        bounds = box
     found = _Found.empty(d)
     coverage = Coverage.from_hits(np.zeros(0), 0, 0)
     for rnd in range(max_rounds if until_complete else 1):

@@ -279,7 +279,7 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
             ta = torch.full_like(fm, float(ftol))
         else:
             span = (Ea.max(dim=1).values - torch.minimum(Ea[:, 0], Ea[:, -1])).clamp_min(0)
-            span = torch.maximum(span, 1e-12 * (1 + Ea.abs().max(dim=1).values))
+            span = torch.maximum(span, 1e-12 * Ea.abs().max(dim=1).values + torch.finfo(Ea.dtype).tiny)
             if s0_a is None:
                 s0_a = span
                 span0[active] = span
@@ -673,7 +673,7 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
             if not split or s["depth"] >= max_splits or not np.isfinite(pe).all():
                 continue
             span = max(float(pe.max() - min(pe[0], pe[-1])), 0.0)
-            for idx in sorted(profile_dips(pe, 1e-6 * span + 1e-12 * (1 + abs(pe).max()))):
+            for idx in sorted(profile_dips(pe, 1e-6 * span + 1e-12 * abs(pe).max())):
                 cand_z.append(pz[idx])
                 cand_owner.append(b_i)
                 cand_pos.append(int(idx))
@@ -681,7 +681,7 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         if cand_z:
             cz = np.array(cand_z)
             owner_curv = [max(curv_all[ok_bands[o][1]["a"]], curv_all[ok_bands[o][1]["b"]]) for o in cand_owner]
-            res = quench(land, cz, gtol=quench_rel * float(np.min(owner_curv)) * length,
+            res = quench(land, cz, gtol=land.resolvable(quench_rel) * float(np.min(owner_curv)) * length,
                          max_step=0.05 * length)
             for o in set(cand_owner):
                 results[ok_bands[o][0]].n_evals += res.n_evals // len(cand_z) * cand_owner.count(o)

@@ -566,7 +566,7 @@ def _check_minima(land: Any, book: Any, flat_tol: float, match_tol: float, info:
     ev[finite] = np.linalg.eigvalsh(to_numpy(land.hessian(z[finite])))
     moved = np.zeros(K0)
     curv = np.abs(ev[fin_idx]).max(axis=1)
-    res = quench(land, z[fin_idx], gtol=1e-9 * float(np.min(curv)) * land.scales().length,
+    res = quench(land, z[fin_idx], gtol=land.resolvable(1e-9) * float(np.min(curv)) * land.scales().length,
                  max_step=0.05 * land.scales().length)
     moved[fin_idx] = np.linalg.norm(to_numpy(res.z) - z[fin_idx], axis=1)
     info["n_evals"] += int(res.n_evals)

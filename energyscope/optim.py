@@ -279,8 +279,10 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
 
 
 def _rise_tol(e: torch.Tensor) -> torch.Tensor:
-    """Rounding allowance for "no energy rise"."""
-    return 1e-10 * (1.0 + e.abs())
+    """Rounding allowance for "no energy rise": relative to |U| only, so that it means the same for an energy and
+    for the same energy times 1e-8 (an absolute floor let descents of small energies wander uphill)."""
+    fi = torch.finfo(e.dtype)
+    return max(1e-10, 16 * fi.eps) * e.abs() + fi.tiny
 
 
 def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtracks, max_step_max, max_stalls, bar):
@@ -304,8 +306,14 @@ def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtrack
         uphill = dg >= 0
         if bool(uphill.any()):
             mem.reset(uphill)
-            dirn[uphill] = -ga[uphill]
-            dg = torch.where(uphill, -ga_norm**2, dg)
+        # a row without curvature pairs (first step, after a reset, or where U is concave) steps along −g by the
+        # trust radius: −g itself has units of energy per length, so its length would depend on the energy's
+        # scale (an energy × 1e-8 crawled at |g| per step and never converged)
+        blind = (mem.count == 0) | uphill
+        if bool(blind.any()):
+            unit = ga / ga_norm.clamp_min(tiny)[:, None]
+            dirn = torch.where(blind[:, None], -radius[:, None] * unit, dirn)
+            dg = torch.where(blind, -radius * ga_norm, dg)
         norm = dirn.norm(dim=1).clamp_min(tiny)
         capped = norm > radius
         scale = torch.clamp(radius / norm, max=1.0)

@@ -219,7 +219,7 @@ def refine_saddles(land: Landscape, z0: Any, *, gtol: float | np.ndarray | None 
         gnorm[active] = gn
         if gt is None:
             gt = torch.zeros(C, dtype=z.dtype, device=z.device)
-            gt[active] = gtol_rel * b.abs().max(dim=1).values * length
+            gt[active] = land.resolvable(gtol_rel) * b.abs().max(dim=1).values * length
         done = ~ok | (gn <= gt[active])
         converged[active[done & ok]] = True
         if it == max_iter:
@@ -320,6 +320,7 @@ def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *
     length = land.scales().length
     ev = refined.eigenvalues
     finite = np.isfinite(refined.energy) & np.isfinite(ev).all(axis=1)
+    eig_rel = land.resolvable(eig_rel)
     tol = np.where(finite, eig_tolerance(np.where(np.isfinite(ev), ev, 0.0), book.base.flat_tol, eig_rel), 0.0)
     n_neg = np.where(finite, (ev < -tol[:, None]).sum(axis=1), -1)
     reasons = [""] * C
@@ -339,7 +340,7 @@ def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *
     if len(todo):
         pts, _, ne = _push_points(land, refined.z[todo], refined.mode[todo], refined.energy[todo], push_rel * length)
         n_evals_push[todo] += ne // max(len(todo), 1)
-        gtol = np.tile(quench_rel * np.abs(ev[todo]).max(axis=1) * length, 2)
+        gtol = np.tile(land.resolvable(quench_rel) * np.abs(ev[todo]).max(axis=1) * length, 2)
         res = quench(land, pts, gtol=float(np.min(gtol)), max_iter=quench_max_iter,
                      max_step=0.05 * length if quench_max_step is None else quench_max_step)
         n_evals_push[todo] += res.n_evals // max(len(todo), 1)

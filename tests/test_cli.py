@@ -235,13 +235,118 @@ def test_analyze_bad_data(ckpt, tmp_path, capsys, arrays, fragments):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("arrays, fragments", [
+    ({"x": np.array([["a", "b"], ["c", "d"]])}, ["--data x must hold numbers, got dtype <U1"]),
+    ({"x": np.array([[0.0, 1.0], [np.nan, 0.0], [0.0, np.inf]])}, ["NaN or inf in 2 of 3 rows (first: row 1)"]),
+])
+def test_analyze_data_with_strings_or_bad_numbers(ckpt, tmp_path, capsys, arrays, fragments):
+    """Strings used to reach torch (`can't convert np.ndarray of type numpy.str_`)."""
+    data = tmp_path / "data.npz"
+    np.savez(data, **arrays)
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out", "--data", data, "--quiet")
+    assert code == 2
+    assert_one_line_error(err, *fragments)
+
+
+def test_huge_data_values_give_a_result_or_one_clear_error(ckpt, tmp_path):
+    land = es.load_checkpoint(ckpt)
+    np.savez(tmp_path / "huge.npz", x=np.full((3, 6), 1e300))  # the tanh encoder saturates: finite latents
+    cli.attach_data(land, tmp_path / "huge.npz")
+    assert np.isfinite(land.reference).all() and land.reference.shape == (3, D)
+    f32 = es.Landscape(nets()[0], dim=D, dtype=torch.float32)
+    np.savez(tmp_path / "big.npz", x=np.full((3, D), 1e39))
+    with pytest.raises(cli.CLIError, match="values up to 1e\\+39, beyond the model's float32 range"):
+        cli.attach_data(f32, tmp_path / "big.npz")
+
+
+def test_data_in_the_energys_own_space(tmp_path):
+    """Input-space models (JEM, flows): --data x are points of the energy's own space, used as they are, even
+    when the checkpoint carries an encoder."""
+    E, G, I = nets()
+    es.save_checkpoint(tmp_path / "e.pt", E)
+    land = es.load_checkpoint(tmp_path / "e.pt")
+    x = np.random.default_rng(3).standard_normal((30, D))
+    np.savez(tmp_path / "data.npz", x=x, y=np.arange(30) % 2)
+    cli.attach_data(land, tmp_path / "data.npz")  # auto: no encoder, (N, d) → latents
+    np.testing.assert_array_equal(land.reference, x)
+    es.save_checkpoint(tmp_path / "vae.pt", E, G, I)
+    vae = es.load_checkpoint(tmp_path / "vae.pt")
+    cli.attach_data(vae, tmp_path / "data.npz", "latent")
+    np.testing.assert_array_equal(vae.reference, x)
+    assert vae.scales().source == "reference"
+    with pytest.raises(cli.CLIError, match="not points of the energy's 2-dimensional input space"):
+        np.savez(tmp_path / "wide.npz", x=np.zeros((4, 6)))
+        cli.attach_data(vae, tmp_path / "wide.npz", "latent")
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda p: p.write_text("x"), "it is a file"),
+    (lambda p: (p.parent / "file").write_text("x"), "lies under"),
+])
+def test_output_path_problems_are_found_before_the_analysis(ckpt, tmp_path, capsys, monkeypatch, make, fragment):
+    out = tmp_path / "out"
+    make(out)
+    target = out if fragment == "it is a file" else tmp_path / "file" / "sub"
+    ran = []
+    monkeypatch.setattr("energyscope.analysis.analyze", lambda *a, **k: ran.append(1))
+    code, _, err = run(capsys, "analyze", ckpt, "-o", target, "--quiet")
+    assert code == 2 and not ran
+    assert_one_line_error(err, f"cannot write results to {target}", fragment)
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root can write anywhere")
+def test_read_only_output_is_found_before_the_analysis(ckpt, tmp_path, capsys, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    ran = []
+    monkeypatch.setattr("energyscope.analysis.analyze", lambda *a, **k: ran.append(1))
+    code, _, err = run(capsys, "analyze", ckpt, "-o", ro / "out", "--quiet")
+    assert code == 2 and not ran
+    assert_one_line_error(err, "is not writable")
+
+
+def test_read_only_check_uses_access(ckpt, tmp_path, capsys, monkeypatch):
+    """The writability check itself (runs as root too): a folder os.access calls read-only is refused up front."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(cli.os, "access", lambda p, mode: False if str(p) == str(ro) else real(p, mode))
+    ran = []
+    monkeypatch.setattr("energyscope.analysis.analyze", lambda *a, **k: ran.append(1))
+    code, _, err = run(capsys, "analyze", ckpt, "-o", ro / "out", "--quiet")
+    assert code == 2 and not ran
+    assert_one_line_error(err, f"cannot write results to {ro / 'out'}: {ro} is not writable")
+
+
+def test_bounds_option_reaches_the_minima_search(ckpt, tmp_path, capsys, monkeypatch):
+    seen = {}
+    real = es.analysis.analyze
+
+    def spy(land, **kw):
+        seen.update(kw)
+        return real(land, **{**kw, "n_restarts": 8, "masses": False, "n_paths": 1, "grid_size": 16})
+    monkeypatch.setattr("energyscope.analysis.analyze", spy)
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out", "--bounds", "-2", "2.5", "--quiet")
+    assert seen["bounds"] == (-2.0, 2.5)
+    assert es.Analysis.load(tmp_path / "out").settings["bounds"] == [-2.0, 2.5]
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out2", "--bounds", "3", "1", "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "--bounds needs LO < HI, got 3 1")
+
+
 def test_analyze_data_without_encoder(tmp_path, capsys):
     E, _, _ = nets()
     es.save_checkpoint(tmp_path / "e.pt", E)
     np.savez(tmp_path / "data.npz", x=np.zeros((3, 6)))
     code, _, err = run(capsys, "analyze", tmp_path / "e.pt", "--data", tmp_path / "data.npz", "--quiet")
     assert code == 2
-    assert_one_line_error(err, "--data needs an encoder", "has none")
+    assert_one_line_error(err, "--data x of shape (3, 6) are not points of the energy's",
+                          "this checkpoint has no encoder")
+    code, _, err = run(capsys, "analyze", tmp_path / "e.pt", "--data", tmp_path / "data.npz", "--data-space",
+                       "data", "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "--data-space data needs an encoder", "has none")
 
 
 def test_analyze_exits_non_zero_when_the_result_is_not_usable(tmp_path, capsys):

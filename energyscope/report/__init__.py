@@ -105,6 +105,8 @@ def _model_rows(model: dict) -> list[tuple[str, str]]:
     sm = model.get("smoothness") or {}
     if sm:
         rows.append(("smoothness of U", str(sm.get("message") or sm.get("kind"))))
+    if model.get("convention_caution"):
+        rows.append(("caution", str(model["convention_caution"])))
     sampler = model.get("sampler") or {}
     if sampler:
         rows.append(("model's sampler", ", ".join(f"{k} = {v}" for k, v in sampler.items())))
@@ -134,18 +136,10 @@ def _coverage(result: Any) -> dict | None:
     found, est = d.get("found"), d.get("estimated_total")
     if found is None or est is None:
         return None
-    unresolved = int(d.get("n_unresolved") or 0)
-    if unresolved and found:
-        verdict, cls = (f"not known to be complete: {fmt(unresolved)} of {fmt(d.get('n_restarts'))} descents did "
-                        "not end at a validated minimum, so minima may be missing (Chao1 estimate "
-                        f"{fmt(est, 3)} for {fmt(found)} found)", "bad")
-    elif d.get("complete", est < found + 0.5):
-        verdict, cls = "the search looks complete: every minimum was reached by at least two restarts", "ok"
-    elif est <= 1.2 * found:
-        verdict, cls = (f"the search looks nearly complete: about {fmt(est - found, 2)} minima may be unseen", "warn")
-    else:
-        verdict, cls = (f"the search looks incomplete: about {fmt(est - found, 2)} more minima are estimated to "
-                        "exist; run more restarts", "bad")
+    from ..completeness import assess
+    c = assess(result)
+    verdict, cls = (c.verdict, c.level) if c is not None else ("not available", "warn")
+    d["against"] = [] if c is None else list(c.against)
     d["verdict"], d["class"] = verdict, cls
     return d
 
@@ -410,6 +404,8 @@ def text_summary(result: Any, max_basins: int = 12) -> str:
                   f"{cov.get('doubletons')}; Chao1 estimate {fmt(cov.get('estimated_total'), 3)} — "
                   f"{cov['verdict'].split(':')[0]})")
         lines.append(s)
+        for reason in (cov or {}).get("against") or []:
+            lines.append(f"  against completeness: {reason}")
     if result.network is not None:
         net = result.network
         n_failed = len((result.diagnostics or {}).get("failed_connections") or [])

@@ -1,0 +1,161 @@
+"""Is the set of minima complete? One verdict from every signal the pipeline produced.
+
+The restart statistics alone (Chao1 on hit counts) cannot say a search is complete when other evidence says it is
+not. :func:`assess` reads an :class:`~energyscope.analysis.Analysis` (live or loaded from disk) and collects each
+signal that speaks against completeness:
+
+- descents that did not end at a validated minimum (unconverged, uncertified, non-finite);
+- descents that ran away (‖z‖ grew and U fell without bound);
+- the start box: U does not rise towards its faces (minima may lie beyond it);
+- minima seen by one restart only (Chao1 estimates unseen ones);
+- minima found after the restarts: by the network stage (bands that dip into an unknown basin, push-offs from
+  saddles) or by the mass estimates (prior samples, sampler chains or data latents that quench to minima not in the
+  set, or that do not settle).
+
+The verdict is ``complete`` only when none of them speaks; otherwise it names each one, strongest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Completeness", "assess", "MASS_TOLERANCE"]
+
+#: mass (fraction) that may quench to unknown minima, or not settle, before it speaks against completeness
+MASS_TOLERANCE = 0.002
+
+
+@dataclass
+class Completeness:
+    """The completeness verdict of one analysis.
+
+    Attributes:
+        complete: True when no signal speaks against completeness.
+        level: ``"ok"`` (complete), ``"warn"`` (only Chao1 estimates a few unseen minima) or ``"bad"``.
+        verdict: one line for people, e.g. ``"not known to be complete: 17.5% of the prior mass quenched to minima
+            not in the set"``.
+        against: one sentence per signal that speaks against completeness, strongest first.
+        signals: the numbers behind them (counts and fractions), by name.
+    """
+
+    complete: bool
+    level: str
+    verdict: str
+    against: list[str] = field(default_factory=list)
+    signals: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"complete": self.complete, "level": self.level, "verdict": self.verdict,
+                "against": list(self.against), "signals": dict(self.signals)}
+
+
+def _num(x: Any, default: float = 0.0) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return default
+    return v if v == v else default
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%" if x >= 0.001 else f"{100 * x:.2g}%"
+
+
+def _coverage_dict(result: Any) -> dict | None:
+    cov = getattr(result.minima, "coverage", None) if getattr(result, "minima", None) is not None else None
+    if cov is None:
+        return None
+    return cov.to_dict() if hasattr(cov, "to_dict") else dict(cov)
+
+
+def _restart_signals(result: Any, cov: dict, against: list, signals: dict) -> None:
+    """Descents that did not arrive, ran away, or started in a box whose faces are not uphill."""
+    stats = (getattr(result, "diagnostics", None) or {}).get("minima_stats") or \
+        dict(getattr(result.minima, "stats", {}) or {})
+    n_restarts = int(_num(cov.get("n_restarts")))
+    runaway = int(_num(stats.get("n_runaway")))
+    unresolved = int(_num(cov.get("n_unresolved")))
+    if runaway:
+        signals["runaway_descents"] = runaway
+        against.append(f"{runaway} of {n_restarts} descents ran away (|z| and -U growing without bound): U may be "
+                       "unbounded below — set the base prior, or bound the search")
+    if unresolved:
+        signals["unresolved_descents"] = unresolved
+        against.append(f"{unresolved} of {n_restarts} descents did not end at a validated minimum, so where they "
+                       "were headed is unknown")
+    open_faces = int(_num(stats.get("box_open_faces")))
+    if open_faces:
+        signals["box_open_faces"] = open_faces
+        against.append(f"U does not rise towards {open_faces} of the {2 * int(_num(stats.get('box_dims'), 0)) or '?'} "
+                       "faces of the start box, even after growing it: minima may lie outside it (pass bounds)")
+
+
+def _later_minima_signals(result: Any, against: list, signals: dict) -> None:
+    """Minima that the restarts missed and later stages found, and mass that never settled."""
+    net = getattr(result, "network", None)
+    n_new = int(_num((getattr(net, "info", None) or {}).get("n_new_minima"))) if net is not None else 0
+    if n_new:
+        signals["network_new_minima"] = n_new
+        against.append(f"the network stage found {n_new} minim{'um' if n_new == 1 else 'a'} the restarts missed "
+                       "(bands that dipped into unknown basins, push-offs from saddles)")
+    bm = (getattr(result, "interpretation", None) or {}).get("masses")
+    if bm is None:
+        return
+    for name, what in (("equilibrium", "of the prior mass"), ("sampler", "of the sampler's chains"),
+                       ("data", "of the data latents")):
+        est = getattr(bm, name, None)
+        if est is None:
+            continue
+        other, unresolved = _num(est.other), _num(est.unresolved)
+        n_found = len((est.info or {}).get("new_minima") or [])
+        if other > MASS_TOLERANCE:
+            signals[f"{name}_other"] = other
+            against.append(f"{_pct(other)} {what} quenched to minima not in the set"
+                           + (f" ({n_found} distinct)" if n_found else ""))
+        if unresolved > MASS_TOLERANCE:
+            signals[f"{name}_unresolved"] = unresolved
+            against.append(f"{_pct(unresolved)} {what} did not settle at any minimum")
+
+
+def assess(result: Any) -> Completeness | None:
+    """The completeness verdict of an analysis (live or loaded), or None when there was no minima search.
+
+    Every signal listed in the module docstring is read; the verdict is ``complete`` only when none speaks against.
+    When only Chao1 speaks (singletons among the restarts), the level is ``"warn"`` if the estimate of unseen minima
+    is at most 20 % of those found, else ``"bad"``.
+    """
+    if getattr(result, "minima", None) is None:
+        return None
+    cov = _coverage_dict(result)
+    if cov is None or cov.get("found") is None:
+        return None
+    found = int(_num(cov.get("found")))
+    est = _num(cov.get("estimated_total"), float(found))
+    against: list[str] = []
+    signals: dict = {}
+    if found == 0:
+        return Completeness(False, "bad", "no minimum was found", ["the minima search found no minimum"],
+                            {"found": 0})
+    _restart_signals(result, cov, against, signals)
+    _later_minima_signals(result, against, signals)
+    singletons = int(_num(cov.get("singletons")))
+    chao = None
+    if singletons:
+        signals["singletons"] = singletons
+        signals["chao1_missing"] = max(0.0, est - found)
+        chao = (f"{singletons} of {found} minima were reached by one restart only; Chao1 estimates about "
+                f"{max(0.0, est - found):.2g} more unseen")
+    if not against and chao is None:
+        return Completeness(True, "ok", "the search looks complete: every minimum was reached by at least two "
+                                        "restarts and no later stage found another", [], signals)
+    if not against:
+        level = "warn" if est <= 1.2 * found else "bad"
+        word = "nearly complete" if level == "warn" else "incomplete"
+        return Completeness(False, level, f"the search looks {word}: {chao}; run more restarts", [chao], signals)
+    if chao is not None:
+        against.append(chao)
+    verdict = "not known to be complete: " + against[0] + (f" (and {len(against) - 1} more reason"
+                                                            f"{'s' if len(against) > 2 else ''}, below)"
+                                                            if len(against) > 1 else "")
+    return Completeness(False, "bad", verdict, against, signals)
