@@ -303,6 +303,7 @@ def analyze(
     n_paths: int = 6,
     n_frames: int = 9,
     grid_size: int = 160,
+    time_limit: float | None = None,
 ) -> Analysis:
     """Run the whole pipeline on ``land`` and return an :class:`Analysis`.
 
@@ -323,9 +324,14 @@ def analyze(
         n_paths: how many minimum-energy paths the gallery shows (the lowest transition states of the merge tree).
         n_frames: frames per decoded filmstrip.
         grid_size: points per axis of the energy grid drawn for d = 2.
+        time_limit: seconds for each stage after the minima search. The network stage starts no new batch of bands
+            once it is spent; the interpretation skips the parts not yet started. What was skipped is recorded in
+            ``diagnostics`` (and speaks against completeness). None: no limit.
     """
     from .landscape import as_landscape
     _check_arguments(n_restarts, n_paths, n_frames, grid_size, seed)
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds (or None), got {time_limit!r}")
     land = as_landscape(land)
     minima_kwargs = dict(minima_kwargs or {})
     connect_kwargs = dict(connect_kwargs or {})
@@ -337,7 +343,8 @@ def analyze(
     result.settings = {"energyscope_version": __version__, "seed": int(seed), "n_restarts": n_restarts,
                        "bounds": None if bounds is None else [np.asarray(b, dtype=float).tolist() for b in bounds],
                        "masses": bool(masses), "n_paths": int(n_paths), "n_frames": int(n_frames),
-                       "grid_size": int(grid_size), "minima_kwargs": _plain(minima_kwargs),
+                       "grid_size": int(grid_size), "time_limit": time_limit,
+                       "minima_kwargs": _plain(minima_kwargs),
                        "connect_kwargs": _plain(connect_kwargs), "tree_kwargs": _plain(tree_kwargs),
                        "interpret_kwargs": _plain(interpret_kwargs)}
     diag = result.diagnostics
@@ -359,7 +366,10 @@ def analyze(
     elif result.minima is not None:
         with _Stage("network", result):
             from .network import connect
-            result.network = _call(connect, land, result.minima, seed=seed, progress=progress, **connect_kwargs)
+            ckw = {"time_limit": time_limit, **connect_kwargs}
+            result.network = _call(connect, land, result.minima, seed=seed, progress=progress, **ckw)
+            if (getattr(result.network, "info", None) or {}).get("stopped"):
+                diag["warnings"].append(f"network: {result.network.info['stopped']}")
             if getattr(result.network, "minima", None) is not None:
                 result.minima = result.network.minima
             _record_network_stats(result)
@@ -376,8 +386,15 @@ def analyze(
 
     # 4. interpretation ----------------------------------------------------------------------------------------------
     with _Stage("interpret", result):
+        unbounded = bool(_plain_stats(getattr(result.minima, "stats", {}) or {}).get("n_runaway"))
+        if masses and unbounded and "which" not in interpret_kwargs:
+            # exp(-U) cannot be normalised when U falls without bound: there is no prior mass to measure (it used to
+            # take many minutes and report 0 % everywhere); the data mass is still defined
+            interpret_kwargs = {**interpret_kwargs, "which": ("data",)}
+            diag["warnings"].append("interpret: prior and sampler masses skipped: U appears unbounded below, so "
+                                    "exp(-U) has no normalisable mass (add the base prior)")
         _interpret_stage(result, land, seed=seed, masses=masses, n_paths=n_paths, n_frames=n_frames,
-                         grid_size=grid_size, progress=progress, **interpret_kwargs)
+                         grid_size=grid_size, progress=progress, time_limit=time_limit, **interpret_kwargs)
 
     result.timings["total"] = round(time.perf_counter() - t_start, 3)
     result.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -499,11 +516,19 @@ def _substep(result: Analysis, name: str, fn: Callable[[], Any]) -> Any:
 
 
 def _interpret_stage(result: Analysis, land: Any, *, seed: int, masses: bool, n_paths: int, n_frames: int,
-                     grid_size: int, progress: bool, **interpret_kwargs) -> None:
+                     grid_size: int, progress: bool, time_limit: float | None = None, **interpret_kwargs) -> None:
     from tqdm.auto import tqdm
     minima = result.minima
     steps = ["prototypes, masses, labels", "path gallery", "landscape views"]
     bar = tqdm(total=len(steps), desc="interpret", disable=not progress, leave=True)
+    t_start = time.perf_counter()
+
+    def out_of_time(step: str) -> bool:
+        if time_limit is None or time.perf_counter() - t_start < float(time_limit):
+            return False
+        result.diagnostics.setdefault("stage_errors", {})[f"interpret: {step}"] = \
+            f"skipped: the interpretation reached its time limit of {float(time_limit):g} s"
+        return True
     try:
         interp = None
         if minima is not None and len(minima):
@@ -528,12 +553,13 @@ def _interpret_stage(result: Analysis, land: Any, *, seed: int, masses: bool, n_
             result.basins = _basin_records(result, land, interp)
         bar.update(1)
         bar.set_postfix_str(steps[1])
-        if result.network is not None and minima is not None:
+        if result.network is not None and minima is not None and not out_of_time("path gallery"):
             result.paths = _substep(result, "path gallery", lambda: _gallery(
                 result, land, n_paths=n_paths, n_frames=n_frames)) or []
         bar.update(1)
         bar.set_postfix_str(steps[2])
-        views = _substep(result, "landscape views", lambda: _views(result, land, grid_size)) or {}
+        views = {} if out_of_time("landscape views") else \
+            _substep(result, "landscape views", lambda: _views(result, land, grid_size)) or {}
         result.views = views
         bar.update(1)
     finally:

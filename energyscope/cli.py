@@ -243,6 +243,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     analysis = _analysis_module()
     if args.restarts is not None and args.restarts < 1:
         raise CLIError(f"--restarts must be at least 1, got {args.restarts}")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise CLIError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
     if args.bounds is not None and not args.bounds[0] < args.bounds[1]:
         raise CLIError(f"--bounds needs LO < HI, got {args.bounds[0]:g} {args.bounds[1]:g}")
     out = Path(args.output) if args.output else Path(Path(args.checkpoint).stem + "_energyscope")
@@ -259,7 +261,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .store import lock_output
     with lock_output(out):  # a second writer is refused now, not after the analysis (hours, perhaps)
         result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet,
-                                  bounds=None if args.bounds is None else tuple(args.bounds))
+                                  bounds=None if args.bounds is None else tuple(args.bounds),
+                                  time_limit=args.time_limit)
         result.save(out)
         # once the new results are saved, a report from an earlier run must not sit beside them if we are
         # interrupted before it is rewritten (`energyscope report OUT` rebuilds it)
@@ -344,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bounds", nargs=2, type=float, metavar=("LO", "HI"),
                    help="box [LO, HI]^d for the restarts' start points (default: ±3 σ_z about the reference mean "
                         "or the origin, grown until U rises towards every face)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="time for each stage after the minima search: the network stage starts no new batch of "
+                        "bands and the interpretation no new part once it is spent (recorded; the verdict says so)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.set_defaults(func=cmd_analyze)
 

@@ -8,6 +8,7 @@ signal that speaks against completeness:
 - descents that ran away (‖z‖ grew and U fell without bound);
 - the start box: U does not rise towards its faces (minima may lie beyond it);
 - minima seen by one restart only (Chao1 estimates unseen ones);
+- a network stage stopped by its time limit (pairs left untried);
 - minima found after the restarts: by the network stage (bands that dip into an unknown basin, push-offs from
   saddles) or by the mass estimates (prior samples, sampler chains or data latents that quench to minima not in the
   set, or that do not settle).
@@ -94,6 +95,10 @@ def _restart_signals(result: Any, cov: dict, against: list, signals: dict) -> No
 def _later_minima_signals(result: Any, against: list, signals: dict) -> None:
     """Minima that the restarts missed and later stages found, and mass that never settled."""
     net = getattr(result, "network", None)
+    stopped = (getattr(net, "info", None) or {}).get("stopped") if net is not None else None
+    if stopped:
+        signals["network_stopped"] = True
+        against.append(f"the network stage stopped early ({stopped}): minima on untried paths are unknown")
     n_new = int(_num((getattr(net, "info", None) or {}).get("n_new_minima"))) if net is not None else 0
     if n_new:
         signals["network_new_minima"] = n_new

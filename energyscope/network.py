@@ -12,6 +12,8 @@ discretisation).
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,7 +349,7 @@ def _missing_connections(net: TransitionNetwork, book_z: np.ndarray, book_energy
 def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_pair: int = 2, max_rounds: int = 10,
             seed: int = 0, n_images: int | None = None, images_per_length: float = 3.0, ftol_rel: float = 1e-2,
             max_iter: int = 1000, dense: int = 8, split: bool = True, retry_bump: float = 0.15,
-            match_tol: float | None = None, progress: bool = True) -> TransitionNetwork:
+            match_tol: float | None = None, time_limit: float | None = None, progress: bool = True) -> TransitionNetwork:
     """Join minima by validated transition states (DESIGN §4.5).
 
     1. Every input minimum is checked (finite energy; a descent from it stays within ``match_tol``; no Hessian
@@ -376,6 +378,8 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         retry_bump: sideways bulge of retried bands, as a fraction of their length.
         match_tol: distance under which two points are the same minimum (default
             :func:`energyscope.saddles.default_match_tol`).
+        time_limit: seconds; no new batch of bands starts once it is spent (the batch running is finished), and
+            ``info["stopped"]`` says so. None: no limit.
         progress: progress bars.
 
     Returns:
@@ -417,7 +421,18 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
     tries: dict[tuple[int, int], int] = {}
     pairs = candidate_pairs(z, k_nearest)
     rng_seed = int(seed)
+    t_start = time.perf_counter()
+
+    def out_of_time() -> bool:
+        if time_limit is None or time.perf_counter() - t_start < float(time_limit):
+            return False
+        info["stopped"] = (f"time limit of {float(time_limit):g} s reached after {info['rounds']} round(s); pairs not "
+                           "yet tried were left out")
+        return True
+
     for rnd in range(int(max_rounds)):
+        if rnd and out_of_time():
+            break
         info["rounds"] = rnd + 1
         runnable = []
         for i, j in pairs:
@@ -441,6 +456,8 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         for i, j, t in runnable:
             by_try.setdefault(t, []).append((i, j))
         for t, plist in sorted(by_try.items()):
+            if "stopped" in info or (t > 1 and out_of_time()):
+                break
             n_before = len(book)
             retry = t > 1
             pps = find_paths(land, book, plist, n_images=None if n_images is None else

@@ -327,12 +327,16 @@ def test_bounds_option_reaches_the_minima_search(ckpt, tmp_path, capsys, monkeyp
         seen.update(kw)
         return real(land, **{**kw, "n_restarts": 8, "masses": False, "n_paths": 1, "grid_size": 16})
     monkeypatch.setattr("energyscope.analysis.analyze", spy)
-    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out", "--bounds", "-2", "2.5", "--quiet")
-    assert seen["bounds"] == (-2.0, 2.5)
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out", "--bounds", "-2", "2.5", "--time-limit",
+                       "30", "--quiet")
+    assert seen["bounds"] == (-2.0, 2.5) and seen["time_limit"] == 30.0
     assert es.Analysis.load(tmp_path / "out").settings["bounds"] == [-2.0, 2.5]
     code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out2", "--bounds", "3", "1", "--quiet")
     assert code == 2
     assert_one_line_error(err, "--bounds needs LO < HI, got 3 1")
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out2", "--time-limit", "0", "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "--time-limit must be a positive number of seconds, got 0")
 
 
 def test_analyze_data_without_encoder(tmp_path, capsys):

@@ -132,3 +132,50 @@ def test_the_models_sampler_is_a_start_source():
     assert len(m) == 4
     plain = es.Landscape(StyblinskiTang(), dim=2, base_prior="standard_normal")
     assert "sampler" not in es.find_minima(plain, n_restarts=60, progress=False).stats["starts_by_source"]
+
+
+def _failing_paths(land, book, plist, **kw):
+    from energyscope.neb import PairPaths
+    return [PairPaths(i, j, failure="band did not converge (stand-in)") for i, j in plist]
+
+
+def test_the_network_stage_stops_at_its_time_limit(monkeypatch):
+    """Bands that keep failing used to be retried round after round whatever the time; with time_limit the stage
+    stops before its next batch, says so, and the verdict names it."""
+    import sys
+    neb_mod = sys.modules["energyscope.neb"]  # (the package exports a function of the same name)
+    land = es.Landscape(StyblinskiTang(), dim=2)
+    m = es.find_minima(land, n_restarts=64, progress=False)
+    monkeypatch.setattr(neb_mod, "find_paths", _failing_paths)
+    free = es.connect(land, m, progress=False)
+    assert free.info["rounds"] >= 2 and "stopped" not in free.info
+    limited = es.connect(land, m, progress=False, time_limit=1e-9)
+    assert limited.info["rounds"] == 1 and "time limit of 1e-09 s reached after 1 round(s)" in limited.info["stopped"]
+    assert len(limited.attempts) < len(free.attempts)
+    assert all(a.try_number == 1 for a in limited.attempts)
+
+
+def test_the_interpretation_skips_what_it_has_no_time_for():
+    land = es.Landscape(StyblinskiTang(), dim=2)
+    res = es.analyze(land, n_restarts=64, progress=False, n_paths=2, grid_size=16, time_limit=1e-9)
+    errors = res.diagnostics["stage_errors"]
+    assert errors["interpret: path gallery"].startswith("skipped: the interpretation reached its time limit")
+    assert errors["interpret: landscape views"].startswith("skipped")
+    assert res.basins and res.paths == [] and res.settings["time_limit"] == 1e-9
+    assert len(res.minima) == 4 and res.network.is_connected()  # one batch of bands always runs
+
+
+def test_no_prior_mass_for_an_energy_unbounded_below():
+    """A classifier-like energy that falls away outside the data: prior mass is not defined (it used to take minutes
+    and report 0 % everywhere); the data mass still is."""
+    def falling(z):
+        r2 = (z * z).sum(1)
+        return -3 * torch.exp(-r2) - 0.02 * r2
+    land = es.Landscape(falling, dim=2, reference=np.random.default_rng(0).normal(0, 0.1, (20, 2)))
+    starts = np.array([[0.1, 0.0], [0.0, -0.2], [-0.1, 0.1], [3.0, 0.0], [0.0, 4.0]])
+    with pytest.warns(UserWarning, match="unbounded below"):
+        res = es.analyze(land, minima_kwargs={"starts": starts}, progress=False, n_paths=1, grid_size=16)
+    assert any("prior and sampler masses skipped: U appears unbounded below" in w for w in res.diagnostics["warnings"])
+    bm = res.interpretation["masses"]
+    assert bm.equilibrium is None and bm.data is not None
+    assert res.basins[0]["prior_mass"] is None and res.basins[0]["data_mass"] == pytest.approx(1.0)
