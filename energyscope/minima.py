@@ -95,8 +95,10 @@ def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 
                                  max_step_max=max_step if max_step_max is None else max_step_max,
                                  progress=progress, desc=desc, grow=grow)
         return _certify_rows(land, res) if certify else res
+    sc = land.scales()
     return minimize(land.energy_and_grad, z0, method=method, gtol=gtol, max_iter=max_iter, max_step=max_step,
-                    progress=progress, desc=desc, max_step_max=max_step_max)
+                    progress=progress, desc=desc, max_step_max=max_step_max,
+                    blind_scale=sc.length**2 / sc.sigma_E if sc.sigma_E > 0 else None)
 
 
 def _certify_rows(land: Landscape, res: MinimizeResult) -> MinimizeResult:

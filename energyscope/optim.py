@@ -208,7 +208,7 @@ def _finite_rows(e: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: float = 1e-6,
              max_iter: int = 2000, max_step: float = 0.5, memory: int = 10, max_backtracks: int = 10,
              fire_dt: float | None = None, progress: bool = False, desc: str = "minimize",
-             max_step_max: float | None = None, max_stalls: int = 3,
+             max_step_max: float | None = None, max_stalls: int = 3, blind_scale: float | None = None,
              max_rows: int | None = None) -> MinimizeResult:
     """Minimise R rows at once from starts ``z0`` (R, d).
 
@@ -228,6 +228,11 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
         max_step_max: L-BFGS only: per-row trust radius. A row's step cap starts at ``max_step``, doubles after
             each step that was capped and accepted at once, halves (not below ``max_step``) after a backtrack, and
             never exceeds ``max_step_max``. None (default) keeps the cap fixed at ``max_step``.
+        blind_scale: L-BFGS only: inverse curvature (latent units² per energy unit) for steps taken without
+            curvature pairs (the first step, after a memory reset, where U is concave): the step is
+            −blind_scale · g, capped at the trust radius. None: a step of the trust radius along −g. Either way the
+            step does not depend on the energy's units when blind_scale is given in them (e.g. σ_z²/σ_E); the old
+            −g (blind_scale = 1) made an energy × 1e-8 crawl.
         max_stalls: L-BFGS only: a row that finds no acceptable step in this many consecutive iterations (energy
             rounding at a too-tight ``gtol``) stops and is reported unconverged.
         max_rows: L-BFGS only: the most rows descended together; larger batches run in consecutive chunks so that
@@ -270,7 +275,7 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
         n_evals = n_calls = 0
         for a in range(0, len(active), rows):
             ne, nc = _lbfgs_loop(fun, state, active[a:a + rows], gtol, max_iter, max_step, memory, max_backtracks,
-                                 max_step_max, max_stalls, bar)
+                                 max_step_max, max_stalls, bar, blind_scale)
             n_evals, n_calls = n_evals + ne, n_calls + nc
     if bar is not None:
         bar.close()
@@ -285,7 +290,8 @@ def _rise_tol(e: torch.Tensor) -> torch.Tensor:
     return max(1e-10, 16 * fi.eps) * e.abs() + fi.tiny
 
 
-def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtracks, max_step_max, max_stalls, bar):
+def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtracks, max_step_max, max_stalls, bar,
+                blind_scale=None):
     """L-BFGS on the active rows ``idx``; their state is kept contiguous and compacted as rows leave."""
     z, energy, grad, converged, finite, n_iter = state
     d = z.shape[1]
@@ -311,9 +317,12 @@ def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtrack
         # scale (an energy × 1e-8 crawled at |g| per step and never converged)
         blind = (mem.count == 0) | uphill
         if bool(blind.any()):
-            unit = ga / ga_norm.clamp_min(tiny)[:, None]
-            dirn = torch.where(blind[:, None], -radius[:, None] * unit, dirn)
-            dg = torch.where(blind, -radius * ga_norm, dg)
+            if blind_scale is None:
+                blind_step = -radius[:, None] * (ga / ga_norm.clamp_min(tiny)[:, None])
+            else:
+                blind_step = -float(blind_scale) * ga
+            dirn = torch.where(blind[:, None], blind_step, dirn)
+            dg = torch.where(blind, torch.linalg.vecdot(blind_step, ga), dg)
         norm = dirn.norm(dim=1).clamp_min(tiny)
         capped = norm > radius
         scale = torch.clamp(radius / norm, max=1.0)

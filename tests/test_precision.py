@@ -68,3 +68,24 @@ def test_precision_of_a_landscape():
     # float64 tolerances are the documented ones; coarser types raise them to what they resolve
     assert es.Landscape(MullerBrown(), dim=2).resolvable(1e-6) == 1e-6
     assert inside.resolvable(1e-6) == pytest.approx(1e3 * np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("blind_scale", [None, "units"])
+def test_lbfgs_iterations_do_not_depend_on_the_energy_unit(blind_scale):
+    """The same descent, step for step, for U and 1e-8 U (the old first step −g crawled at |g| per step)."""
+    from energyscope.optim import minimize
+    a = torch.tensor([3.0, 0.5, 1.0], dtype=torch.float64)
+
+    def make(k):
+        def f(z):
+            return k * (a * (z - 1.0) ** 2).sum(1) + k * 0.1 * (z ** 4).sum(1), \
+                k * (2 * a * (z - 1.0) + 0.4 * z ** 3)
+        return f
+    z0 = torch.tensor([[-2.0, 3.0, 0.5], [4.0, -1.0, 2.0]], dtype=torch.float64)
+    runs = []
+    for k in (1.0, 1e-8):
+        bs = None if blind_scale is None else 1.0 / k
+        runs.append(minimize(make(k), z0, gtol=1e-9 * k, max_step=0.5, blind_scale=bs))
+    assert runs[0].converged.all() and runs[1].converged.all()
+    assert torch.equal(runs[0].n_iter, runs[1].n_iter)
+    np.testing.assert_allclose(runs[1].z.numpy(), runs[0].z.numpy(), atol=1e-10)
