@@ -330,7 +330,8 @@ def analyze(
     """
     from .landscape import as_landscape
     _check_arguments(n_restarts, n_paths, n_frames, grid_size, seed)
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+    if time_limit is not None and (isinstance(time_limit, (bool, np.bool_)) or not isinstance(
+            time_limit, (int, float, np.integer, np.floating)) or not float(time_limit) > 0):
         raise ValueError(f"time_limit must be a positive number of seconds (or None), got {time_limit!r}")
     land = as_landscape(land)
     minima_kwargs = dict(minima_kwargs or {})
@@ -343,7 +344,7 @@ def analyze(
     result.settings = {"energyscope_version": __version__, "seed": int(seed), "n_restarts": n_restarts,
                        "bounds": None if bounds is None else [np.asarray(b, dtype=float).tolist() for b in bounds],
                        "masses": bool(masses), "n_paths": int(n_paths), "n_frames": int(n_frames),
-                       "grid_size": int(grid_size), "time_limit": time_limit,
+                       "grid_size": int(grid_size), "time_limit": None if time_limit is None else float(time_limit),
                        "minima_kwargs": _plain(minima_kwargs),
                        "connect_kwargs": _plain(connect_kwargs), "tree_kwargs": _plain(tree_kwargs),
                        "interpret_kwargs": _plain(interpret_kwargs)}

@@ -245,6 +245,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise CLIError(f"--restarts must be at least 1, got {args.restarts}")
     if args.time_limit is not None and not args.time_limit > 0:
         raise CLIError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
+    if args.bounds is not None and not np.isfinite(args.bounds).all():
+        raise CLIError(f"--bounds must be finite numbers, got {args.bounds[0]:g} {args.bounds[1]:g}")
     if args.bounds is not None and not args.bounds[0] < args.bounds[1]:
         raise CLIError(f"--bounds needs LO < HI, got {args.bounds[0]:g} {args.bounds[1]:g}")
     out = Path(args.output) if args.output else Path(Path(args.checkpoint).stem + "_energyscope")

@@ -9,6 +9,7 @@ signal that speaks against completeness:
 - the start box: U does not rise towards its faces (minima may lie beyond it);
 - minima seen by one restart only (Chao1 estimates unseen ones);
 - a network stage stopped by its time limit (pairs left untried);
+- checks that never ran (no network stage, no mass estimates): then the verdict is at most "warn";
 - minima found after the restarts: by the network stage (bands that dip into an unknown basin, push-offs from
   saddles) or by the mass estimates (prior samples, sampler chains or data latents that quench to minima not in the
   set, or that do not settle).
@@ -19,6 +20,7 @@ The verdict is ``complete`` only when none of them speaks; otherwise it names ea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["Completeness", "assess", "MASS_TOLERANCE"]
@@ -70,10 +72,29 @@ def _coverage_dict(result: Any) -> dict | None:
     return cov.to_dict() if hasattr(cov, "to_dict") else dict(cov)
 
 
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """An attribute, or a key of a mapping (results reloaded without their classes are plain dicts)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _minima_stats(result: Any) -> dict:
+    """The minima search's counters: the larger value of each, from the live stats and the saved diagnostics."""
+    live = dict(_get(result.minima, "stats", None) or {})
+    saved = dict((_get(result, "diagnostics", None) or {}).get("minima_stats") or {})
+    out = dict(saved)
+    for k, v in live.items():
+        if isinstance(v, (int, float)) and isinstance(out.get(k), (int, float)):
+            out[k] = max(v, out[k])
+        else:
+            out.setdefault(k, v)
+    return out
+
+
 def _restart_signals(result: Any, cov: dict, against: list, signals: dict) -> None:
     """Descents that did not arrive, ran away, or started in a box whose faces are not uphill."""
-    stats = (getattr(result, "diagnostics", None) or {}).get("minima_stats") or \
-        dict(getattr(result.minima, "stats", {}) or {})
+    stats = _minima_stats(result)
     n_restarts = int(_num(cov.get("n_restarts")))
     runaway = int(_num(stats.get("n_runaway")))
     unresolved = int(_num(cov.get("n_unresolved")))
@@ -88,39 +109,57 @@ def _restart_signals(result: Any, cov: dict, against: list, signals: dict) -> No
     open_faces = int(_num(stats.get("box_open_faces")))
     if open_faces:
         signals["box_open_faces"] = open_faces
-        against.append(f"U does not rise towards {open_faces} of the {2 * int(_num(stats.get('box_dims'), 0)) or '?'} "
-                       "faces of the start box, even after growing it: minima may lie outside it (pass bounds)")
+        n_faces = 2 * int(_num(stats.get("box_dims"), 0)) or "?"
+        how = ("the bounds given" if stats.get("box_source") == "bounds" else "the start box, even after growing it")
+        against.append(f"U does not rise towards {open_faces} of the {n_faces} faces of {how}: minima may lie "
+                       "outside it (pass wider bounds)")
 
 
-def _later_minima_signals(result: Any, against: list, signals: dict) -> None:
-    """Minima that the restarts missed and later stages found, and mass that never settled."""
-    net = getattr(result, "network", None)
-    stopped = (getattr(net, "info", None) or {}).get("stopped") if net is not None else None
-    if stopped:
-        signals["network_stopped"] = True
-        against.append(f"the network stage stopped early ({stopped}): minima on untried paths are unknown")
-    n_new = int(_num((getattr(net, "info", None) or {}).get("n_new_minima"))) if net is not None else 0
-    if n_new:
-        signals["network_new_minima"] = n_new
-        against.append(f"the network stage found {n_new} minim{'um' if n_new == 1 else 'a'} the restarts missed "
-                       "(bands that dipped into unknown basins, push-offs from saddles)")
-    bm = (getattr(result, "interpretation", None) or {}).get("masses")
-    if bm is None:
-        return
+def _mass_signals(bm: Any, against: list, signals: dict, unchecked: list) -> None:
+    """Samples that quenched to minima not in the set, or did not settle; masses present but unreadable."""
+    read = 0
     for name, what in (("equilibrium", "of the prior mass"), ("sampler", "of the sampler's chains"),
                        ("data", "of the data latents")):
-        est = getattr(bm, name, None)
+        est = _get(bm, name)
         if est is None:
             continue
-        other, unresolved = _num(est.other), _num(est.unresolved)
-        n_found = len((est.info or {}).get("new_minima") or [])
-        if other > MASS_TOLERANCE:
+        other, unresolved = _get(est, "other"), _get(est, "unresolved")
+        if other is None or unresolved is None:
+            continue
+        read += 1
+        other, unresolved = _num(other, 1.0), _num(unresolved, 1.0)
+        n_found = len((_get(est, "info") or {}).get("new_minima") or [])
+        if other > MASS_TOLERANCE or n_found:
             signals[f"{name}_other"] = other
             against.append(f"{_pct(other)} {what} quenched to minima not in the set"
                            + (f" ({n_found} distinct)" if n_found else ""))
         if unresolved > MASS_TOLERANCE:
             signals[f"{name}_unresolved"] = unresolved
             against.append(f"{_pct(unresolved)} {what} did not settle at any minimum")
+    if not read:
+        unchecked.append("the mass estimates (present, but none could be read)")
+
+
+def _later_minima_signals(result: Any, against: list, signals: dict, unchecked: list) -> None:
+    """Minima that the restarts missed and later stages found, mass that never settled, and checks never run."""
+    net = _get(result, "network")
+    if net is None:
+        unchecked.append("the network stage")
+    info = (_get(net, "info") or {}) if net is not None else {}
+    stopped = info.get("stopped")
+    if stopped:
+        signals["network_stopped"] = True
+        against.append(f"the network stage stopped early ({stopped}): minima on untried paths are unknown")
+    n_new = int(_num(info.get("n_new_minima")))
+    if n_new:
+        signals["network_new_minima"] = n_new
+        against.append(f"the network stage found {n_new} minim{'um' if n_new == 1 else 'a'} the restarts missed "
+                       "(bands that dipped into unknown basins, push-offs from saddles)")
+    bm = (_get(result, "interpretation") or {}).get("masses")
+    if bm is None:
+        unchecked.append("the mass estimates")
+    else:
+        _mass_signals(bm, against, signals, unchecked)
 
 
 def assess(result: Any) -> Completeness | None:
@@ -142,8 +181,11 @@ def assess(result: Any) -> Completeness | None:
     if found == 0:
         return Completeness(False, "bad", "no minimum was found", ["the minima search found no minimum"],
                             {"found": 0})
+    unchecked: list[str] = []
     _restart_signals(result, cov, against, signals)
-    _later_minima_signals(result, against, signals)
+    _later_minima_signals(result, against, signals, unchecked)
+    if unchecked:
+        signals["unchecked"] = list(unchecked)
     singletons = int(_num(cov.get("singletons")))
     chao = None
     if singletons:
@@ -151,6 +193,10 @@ def assess(result: Any) -> Completeness | None:
         signals["chao1_missing"] = max(0.0, est - found)
         chao = (f"{singletons} of {found} minima were reached by one restart only; Chao1 estimates about "
                 f"{max(0.0, est - found):.2g} more unseen")
+    if not against and chao is None and unchecked:
+        why = " and ".join(unchecked)
+        return Completeness(False, "warn", f"the restarts look complete (every minimum reached at least twice), but "
+                                           f"{why} did not run to check it", [f"{why} did not run"], signals)
     if not against and chao is None:
         return Completeness(True, "ok", "the search looks complete: every minimum was reached by at least two "
                                         "restarts and no later stage found another", [], signals)

@@ -312,6 +312,11 @@ class Landscape:
                                      "floating-point values that depend differentiably on z")
             if isinstance(raw, torch.Tensor) and raw.is_floating_point():
                 self._output_eps = float(torch.finfo(raw.dtype).eps)
+                if self._output_eps > torch.finfo(torch.float32).eps:
+                    raise LandscapeError(
+                        f"the energy returns {str(raw.dtype).replace('torch.', '')} values (relative rounding "
+                        f"{self._output_eps:.1g}): too coarse to tell minima apart or validate them; evaluate it in "
+                        "float32 or float64 (no half-precision casts or autocast in its forward)")
             u = self.potential(zc)
             if not u.requires_grad and self.base_prior is None:
                 raise LandscapeError("the energy does not depend on z (its output has no gradient with respect to "

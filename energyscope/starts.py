@@ -140,7 +140,8 @@ def _rising_faces(land: Landscape, lo: np.ndarray, hi: np.ndarray, n: int, rng: 
     u_out, u_in = u[: 2 * d * n].reshape(2 * d, n), u[2 * d * n:].reshape(2 * d, n)
     with np.errstate(invalid="ignore"):
         diff = np.where(np.isposinf(u_out) & ~np.isposinf(u_in), np.inf, u_out - u_in)
-    diff = np.where(np.isnan(diff), -np.inf, diff)
+    # U = −inf half way (a fall with no bottom) is not "rising", whatever the face shows; NaN: nothing is known
+    diff = np.where(np.isnan(diff) | np.isneginf(u_in), -np.inf, diff)
     return np.median(diff, axis=1) > 0
 
 

@@ -121,7 +121,7 @@ def test_far_basins_are_reached_without_reference_latents():
     res = es.analyze(land, bounds=(-3.0, 3.0), n_restarts=64, progress=False, masses=False, n_paths=1,
                      grid_size=16)
     c = assess(res)
-    assert not c.complete and "faces of the start box" in c.verdict
+    assert not c.complete and "faces of the bounds given: minima may lie outside it (pass wider bounds)" in c.verdict
 
 
 def test_the_models_sampler_is_a_start_source():
@@ -179,3 +179,57 @@ def test_no_prior_mass_for_an_energy_unbounded_below():
     bm = res.interpretation["masses"]
     assert bm.equilibrium is None and bm.data is not None
     assert res.basins[0]["prior_mass"] is None and res.basins[0]["data_mass"] == pytest.approx(1.0)
+
+
+def test_review_cases_never_read_complete(two_of_four):
+    """Found by review: a new minimum below the mass tolerance, masses reloaded as plain mappings, checks that never
+    ran, and counters only in one of the two stats records."""
+    from types import SimpleNamespace as NS
+    import copy
+    base = copy.copy(two_of_four)
+    cov = base.minima.coverage
+    assert cov.complete
+
+    def with_(**kw):
+        r = copy.copy(base)
+        for k, v in kw.items():
+            setattr(r, k, v)
+        return assess(r)
+    clean = NS(other=0.0, unresolved=0.0, info={})
+    one_new = NS(equilibrium=None, sampler=None, data=NS(other=0.001, unresolved=0.0, info={"new_minima": [[5, 5]]}))
+    c = with_(interpretation={"masses": one_new})
+    assert not c.complete and "0.1% of the data latents quenched to minima not in the set (1 distinct)" in c.verdict
+    as_dicts = {"equilibrium": {"other": 0.3, "unresolved": 0.0, "info": {}}}
+    c = with_(interpretation={"masses": as_dicts})
+    assert not c.complete and "30.0% of the prior mass" in c.verdict
+    c = with_(interpretation={"masses": {"equilibrium": "garbled"}})
+    assert not c.complete and c.level == "warn" and "none could be read" in c.verdict
+    c = with_(interpretation={})
+    assert not c.complete and c.level == "warn" and "the mass estimates did not run" in c.verdict
+    ok = NS(equilibrium=clean, sampler=None, data=clean)
+    c = with_(interpretation={"masses": ok}, network=None)
+    assert not c.complete and c.level == "warn" and "the network stage did not run" in c.verdict
+    assert with_(interpretation={"masses": ok}).complete
+    diag = dict(base.diagnostics, minima_stats={"n_restarts": 6})
+    m = copy.copy(base.minima)
+    m.stats = dict(m.stats, n_runaway=2)
+    c = with_(interpretation={"masses": ok}, diagnostics=diag, minima=m)
+    assert not c.complete and "2 of 6 descents ran away" in c.verdict
+
+
+def test_half_precision_energies_are_refused():
+    """float16 energies got tolerances of ~1 σ_E/σ_z and a wrong minimum reported as complete."""
+    def f(z):
+        return (0.5 * ((z - 1) ** 2).sum(1) + torch.cos(3 * z).sum(1)).to(torch.float16)
+    with pytest.raises(es.LandscapeError, match="float16 values .* too coarse"):
+        es.Landscape(f, dim=2)
+
+
+def test_a_fall_with_no_bottom_is_not_an_uphill_face():
+    from energyscope.starts import _rising_faces
+
+    def f(z):  # −inf on the half-way points in x > 0, finite on the face
+        return torch.where(z[:, 0] > 0.5, torch.where(z[:, 0] > 2.9, 0.0, -float("inf")), (z * z).sum(1))
+    land = es.Landscape(f, dim=2, smoothness="smooth")
+    rising = _rising_faces(land, np.array([-3.0, -3.0]), np.array([3.0, 3.0]), 8, np.random.default_rng(0))
+    assert not rising[1] and rising[0]
