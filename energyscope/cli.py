@@ -265,7 +265,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet,
                                   bounds=None if args.bounds is None else tuple(args.bounds),
                                   time_limit=args.time_limit)
-        result.save(out)
+        _save_or_rescue(result, out)
         # once the new results are saved, a report from an earlier run must not sit beside them if we are
         # interrupted before it is rewritten (`energyscope report OUT` rebuilds it)
         (out / "report.html").unlink(missing_ok=True)
@@ -278,6 +278,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"energyscope: error: the result is not usable: {_one_line(Exception(why))}", file=sys.stderr)
         return EXIT_UNUSABLE
     return EXIT_OK
+
+
+def _save_or_rescue(result: Any, out: Path) -> None:
+    """Save to ``out``; if that fails (disk full, folder removed), save to a fresh temporary folder instead and stop
+    with one line naming both, so that an analysis that took hours is not lost."""
+    try:
+        result.save(out)
+    except OSError as exc:
+        import tempfile
+        rescue = Path(tempfile.mkdtemp(prefix="energyscope-rescued-"))
+        try:
+            result.save(rescue)
+        except OSError:
+            raise CLIError(f"could not write results to {out}: {exc.strerror or _one_line(exc)}; nor to {rescue}") \
+                from None
+        raise CLIError(f"could not write results to {out}: {exc.strerror or _one_line(exc)}; they were saved to "
+                       f"{rescue} instead (energyscope report {rescue} draws the report)") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -390,3 +390,22 @@ def test_analyze_bad_seed_or_device_is_one_clear_line(ckpt, tmp_path, capsys, ar
     assert code == 2
     assert_one_line_error(err)
     assert fragment in err
+
+
+def test_results_that_cannot_be_written_are_rescued(ckpt, tmp_path, capsys, monkeypatch):
+    """A disk that fills up after the analysis must not lose it: the results go to a temporary folder, and the one
+    error line says where."""
+    real_save = es.Analysis.save
+    target = tmp_path / "out"
+
+    def failing(self, directory):
+        if str(directory) == str(target):
+            raise OSError(28, "No space left on device")
+        return real_save(self, directory)
+    monkeypatch.setattr(es.Analysis, "save", failing)
+    code, _, err = run(capsys, "analyze", ckpt, "-o", target, "--restarts", "8", "--quiet")
+    assert code == 2
+    assert_one_line_error(err, f"could not write results to {target}: No space left on device; they were saved to")
+    rescue = err.split("they were saved to ")[1].split(" instead")[0]
+    back = es.Analysis.load(rescue)
+    assert back.minima is not None and len(back.minima) >= 1
