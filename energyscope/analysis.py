@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import _deadline
 from ._tensor import to_numpy
 from . import store as _store
 # The on-disk form of results (codec, atomic writes, save/load, the writer's lock) lives in .store; these names are
@@ -324,9 +325,10 @@ def analyze(
         n_paths: how many minimum-energy paths the gallery shows (the lowest transition states of the merge tree).
         n_frames: frames per decoded filmstrip.
         grid_size: points per axis of the energy grid drawn for d = 2.
-        time_limit: seconds for each stage after the minima search. The network stage starts no new batch of bands
-            once it is spent; the interpretation skips the parts not yet started. What was skipped is recorded in
-            ``diagnostics`` (and speaks against completeness). None: no limit.
+        time_limit: seconds for each stage after the minima search. Once spent, the iterative loops running in the
+            stage (bands, saddle refinement, descents, MALA chains) stop where they are, the network stage starts no
+            new batch and the interpretation no new part; unfinished work counts as unresolved, and what was cut is
+            recorded in ``diagnostics`` (and speaks against completeness). None: no limit.
     """
     from .landscape import as_landscape
     _check_arguments(n_restarts, n_paths, n_frames, grid_size, seed)
@@ -368,7 +370,11 @@ def analyze(
         with _Stage("network", result):
             from .network import connect
             ckw = {"time_limit": time_limit, **connect_kwargs}
-            result.network = _call(connect, land, result.minima, seed=seed, progress=progress, **ckw)
+            with _deadline.time_limit(time_limit) as budget:
+                result.network = _call(connect, land, result.minima, seed=seed, progress=progress, **ckw)
+            if budget.hit:
+                result.network.info.setdefault("stopped", f"time limit of {float(time_limit):g} s reached; bands "
+                                                          "and descents running then were stopped unfinished")
             if (getattr(result.network, "info", None) or {}).get("stopped"):
                 diag["warnings"].append(f"network: {result.network.info['stopped']}")
             if getattr(result.network, "minima", None) is not None:
@@ -394,8 +400,12 @@ def analyze(
             interpret_kwargs = {**interpret_kwargs, "which": ("data",)}
             diag["warnings"].append("interpret: prior and sampler masses skipped: U appears unbounded below, so "
                                     "exp(-U) has no normalisable mass (add the base prior)")
-        _interpret_stage(result, land, seed=seed, masses=masses, n_paths=n_paths, n_frames=n_frames,
-                         grid_size=grid_size, progress=progress, time_limit=time_limit, **interpret_kwargs)
+        with _deadline.time_limit(time_limit) as budget:
+            _interpret_stage(result, land, seed=seed, masses=masses, n_paths=n_paths, n_frames=n_frames,
+                             grid_size=grid_size, progress=progress, time_limit=time_limit, **interpret_kwargs)
+        if budget.hit:
+            diag["warnings"].append(f"interpret: the time limit of {float(time_limit):g} s stopped descents part-way; "
+                                    "their samples count as not settled")
 
     result.timings["total"] = round(time.perf_counter() - t_start, 3)
     result.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()

@@ -367,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="box [LO, HI]^d for the restarts' start points (default: ±3 σ_z about the reference mean "
                         "or the origin, grown until U rises towards every face)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
-                   help="time for each stage after the minima search: the network stage starts no new batch of "
-                        "bands and the interpretation no new part once it is spent (recorded; the verdict says so)")
+                   help="time for each stage after the minima search: once spent, bands, descents and chains stop "
+                        "where they are and no new part starts (recorded; the verdict says so)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.set_defaults(func=cmd_analyze)
 

@@ -129,6 +129,9 @@ def _mass_signals(bm: Any, against: list, signals: dict, unchecked: list) -> Non
         read += 1
         other, unresolved = _num(other, 1.0), _num(unresolved, 1.0)
         n_found = len((_get(est, "info") or {}).get("new_minima") or [])
+        if (_get(est, "info") or {}).get("time_limited"):
+            signals[f"{name}_time_limited"] = True
+            against.append(f"the estimate {what} was cut short by the time limit (its chains did not finish)")
         if other > MASS_TOLERANCE or n_found:
             signals[f"{name}_other"] = other
             against.append(f"{_pct(other)} {what} quenched to minima not in the set"

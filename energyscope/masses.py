@@ -35,6 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from ._deadline import expired
 from ._tensor import jsonable, to_numpy
 from .landscape import Landscape, LandscapeError
 from .minima import Minima, quench
@@ -337,7 +338,14 @@ def mala_samples(land: Landscape, minima: Minima, n_chains: int = 32, n_samples:
     n_prop = torch.zeros(n_chains, device=dev, dtype=dt)
     n_jump_acc = n_jump = 0
     total = burn_in + n_samples * thin
+    time_limited = False
     for t in _progress(range(total), progress, "MALA", total=total):
+        if expired():  # the stage's time limit: keep what the chains have (one state each, at least)
+            time_limited = True
+            if not out:
+                out.append(to_numpy(z).copy())
+                chain.append(np.arange(n_chains))
+            break
         jump = (rand(n_chains) < jump_prob) if k >= 2 else torch.zeros(n_chains, dtype=torch.bool, device=dev)
         # Langevin proposal (computed for all rows; used where not jumping)
         zp = z - 0.5 * h[:, None] ** 2 * g + h[:, None] * randn(n_chains, land.dim)
@@ -375,7 +383,7 @@ def mala_samples(land: Landscape, minima: Minima, n_chains: int = 32, n_samples:
     info = {"seed": seed, "n_chains": n_chains, "n_samples_per_chain": n_samples, "thin": thin, "burn_in": burn_in,
             "jump_prob": jump_prob, "step_size": to_numpy(h).tolist(),
             "acceptance": to_numpy(n_acc / n_prop.clamp_min(1)).tolist(),
-            "jump_acceptance": n_jump_acc / max(n_jump, 1)}
+            "jump_acceptance": n_jump_acc / max(n_jump, 1), "time_limited": time_limited}
     return np.concatenate(out), np.concatenate(chain), info
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._deadline import expired
 from ._tensor import to_numpy
 from .landscape import Landscape
 from .minima import Minima, quench
@@ -322,7 +323,7 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
                 fire.reset(rows)
                 done = done & ~start
                 f, _ = neb_forces(Xa, Ea, g, kk_a, clb_a)  # the climbing image's force now
-        finished = done | (it >= max_iter)
+        finished = done | (it >= max_iter) | expired()   # at the time limit, every band ends where it is
         if stopped_dip is not None:
             finished = finished | stopped_dip
         if bool(finished.any()):
@@ -426,7 +427,7 @@ def relax_strings(land: Landscape, starts: Any, ends: Any, n_images: int, *, ini
     it = 0
     for it in range(1, max_iter + 1):
         act = torch.nonzero(alive).flatten()
-        if not len(act):
+        if not len(act) or expired():
             break
         Xa = X[act]
         e, g = land.energy_and_grad(Xa[:, 1:-1].reshape(-1, d))

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ._deadline import expired
 from ._tensor import to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -403,7 +404,7 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
         reason[c] = "non-finite energy at the starting point"
     e_floor = 1e-12 * (sc.sigma_E + np.abs(e0))
     for it in range(max_iter):
-        if not len(active):
+        if not len(active) or expired():
             break
         # one batch of samples for every active point (rows with the same sample count together)
         pcs: dict[int, Pieces | None] = {}

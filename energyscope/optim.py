@@ -31,6 +31,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ._deadline import expired
+
 EnergyGradFn = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 
@@ -305,7 +307,7 @@ def _lbfgs_loop(fun, state, idx, gtol, max_iter, max_step, memory, max_backtrack
     stalls = torch.zeros(B, dtype=torch.long, device=dev)
     tiny = torch.finfo(dt_).tiny
     n_evals = n_calls = it = 0
-    while B and it < max_iter:
+    while B and it < max_iter and not expired():
         it += 1
         dirn = mem.direction(None, ga)
         dg = torch.linalg.vecdot(dirn, ga)
@@ -406,7 +408,7 @@ def _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar):
     dt0 = fire_dt if fire_dt is not None else (0.1 * max_step / max(gmax, 1e-300)) ** 0.5
     fire = FIRE(R, d, dt=dt0, dt_max=10 * dt0, max_step=max_step, device=z.device, dtype=z.dtype)
     n_evals = n_calls = it = 0
-    while len(active) and it < max_iter:
+    while len(active) and it < max_iter and not expired():
         it += 1
         za, ga = z[active], grad[active]
         zn = fire.step(za, -ga, active)
@@ -523,7 +525,7 @@ def _bfgs_wolfe_loop(fun, state, idx, gtol, xtol, max_iter, max_step, r_max, max
     fresh = torch.ones(B, dtype=torch.bool, device=dev)       # H not yet scaled by the first curvature pair
     nudged = torch.zeros(B, dtype=torch.bool, device=dev)      # moved (or nudged) at least once
     n_evals = n_calls = it = 0
-    while B and it < max_iter:
+    while B and it < max_iter and not expired():
         it += 1
         p = -(H @ g[:, :, None])[:, :, 0]
         gp = torch.linalg.vecdot(g, p)

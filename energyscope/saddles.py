@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._deadline import expired
 from ._tensor import to_numpy
 from .landscape import Landscape
 from .minima import Minima, quench
@@ -205,7 +206,7 @@ def refine_saddles(land: Landscape, z0: Any, *, gtol: float | np.ndarray | None 
     n_evals = n_hess = 0
     tiny = torch.finfo(z.dtype).tiny
     for it in range(max_iter + 1):
-        if not len(active):
+        if not len(active) or expired():
             break
         za = z[active]
         e, g = land.energy_and_grad(za)

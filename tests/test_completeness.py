@@ -162,7 +162,9 @@ def test_the_interpretation_skips_what_it_has_no_time_for():
     assert errors["interpret: path gallery"].startswith("skipped: the interpretation reached its time limit")
     assert errors["interpret: landscape views"].startswith("skipped")
     assert res.basins and res.paths == [] and res.settings["time_limit"] == 1e-9
-    assert len(res.minima) == 4 and res.network.is_connected()  # one batch of bands always runs
+    # the limit holds inside the network stage too: its bands stopped unfinished, and the verdict says so
+    assert len(res.minima) == 4 and "time limit" in res.network.info["stopped"]
+    assert "the network stage stopped early" in " ".join(assess(res).against)
 
 
 def test_no_prior_mass_for_an_energy_unbounded_below():
@@ -233,3 +235,34 @@ def test_a_fall_with_no_bottom_is_not_an_uphill_face():
     land = es.Landscape(f, dim=2, smoothness="smooth")
     rising = _rising_faces(land, np.array([-3.0, -3.0]), np.array([3.0, 3.0]), 8, np.random.default_rng(0))
     assert not rising[1] and rising[0]
+
+
+class _SlowMullerBrown(torch.nn.Module):
+    """Müller–Brown that takes 20 ms per call: a stand-in for an expensive energy network."""
+
+    def __init__(self):
+        super().__init__()
+        from energyscope.surfaces import MullerBrown
+        self.mb = MullerBrown()
+
+    def forward(self, z):
+        import time
+        time.sleep(0.02)
+        return self.mb(z)
+
+
+def test_the_time_limit_stops_descents_inside_the_later_stages():
+    """The limit holds inside a stage too: the mass quenches stop where they are (their samples count as not
+    settled, which the verdict names) instead of finishing thousands of evaluations first."""
+    import time
+    from energyscope.surfaces import MULLER_BROWN_MINIMA
+    land = es.Landscape(_SlowMullerBrown(), dim=2)
+    m = es.find_minima(land, starts=MULLER_BROWN_MINIMA.repeat(2, axis=0), progress=False)
+    res = es.analyze(land, minima_kwargs={"starts": MULLER_BROWN_MINIMA.repeat(2, axis=0)}, progress=False,
+                     n_paths=1, grid_size=16, time_limit=0.3)
+    assert len(res.minima) == len(m) == 3
+    assert res.timings["interpret"] < 3.0 and res.timings["network"] < 3.0, res.timings
+    assert any("stopped descents part-way" in w for w in res.diagnostics["warnings"])
+    c = assess(res)
+    assert not c.complete
+    assert any("did not settle" in a or "stopped early" in a for a in c.against), c.against
