@@ -237,6 +237,54 @@ def _rebuild_tree(result: Analysis, tree_data: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------------------
 # The pipeline
 # ---------------------------------------------------------------------------------------------------------------------
+#: keywords the pipeline itself passes to each stage (and may not be given again in the stage's settings)
+_PIPELINE_KEYWORDS = {"minima_kwargs": {"n_restarts", "seed", "bounds", "progress"},
+                      "connect_kwargs": {"seed", "progress"},
+                      "tree_kwargs": set(),
+                      "interpret_kwargs": {"seed", "masses", "progress"}}
+
+
+def _stage_parameters(name: str) -> tuple[set[str], str]:
+    """The keywords a stage's settings may hold, and the function(s) they go to (for messages)."""
+    from .disconnectivity import disconnectivity
+    from .interpret import interpret
+    from .masses import assign_basins, basin_masses
+    from .minima import find_minima
+    from .network import connect
+
+    def names(fn: Callable, skip: int) -> set[str]:
+        ps = list(inspect.signature(fn).parameters.values())[skip:]
+        return {p.name for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if name == "minima_kwargs":
+        return names(find_minima, 1), "find_minima"
+    if name == "connect_kwargs":
+        return names(connect, 2), "connect"
+    if name == "tree_kwargs":
+        return names(disconnectivity, 1), "disconnectivity"
+    # interpret passes what it does not take to basin_masses, and that to assign_basins
+    return (names(interpret, 2) | names(basin_masses, 2) | names(assign_basins, 3)) - {"z"}, \
+        "interpret / basin_masses / assign_basins"
+
+
+def _check_stage_settings(**settings: dict) -> None:
+    """A misspelt or misplaced key in a stage's settings is one clear error naming it and what is accepted (these
+    were filtered out silently, so a typo ran the default)."""
+    import difflib
+    for name, given in settings.items():
+        if not isinstance(given, dict):
+            raise ValueError(f"{name} must be a dict of settings, got {type(given).__name__}")
+        allowed, where = _stage_parameters(name)
+        own = _PIPELINE_KEYWORDS[name]
+        for key in given:
+            if key in own:
+                raise ValueError(f"{name}: {key!r} is set by analyze itself (pass it to analyze, not in {name})")
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                accepted = ", ".join(sorted(allowed - own)) or "nothing"
+                raise ValueError(f"{name}: unknown setting {key!r} for {where}{hint} (accepted: {accepted})")
+
+
 def _accepted_kwargs(fn: Callable, kwargs: dict) -> dict:
     """The subset of ``kwargs`` that ``fn`` accepts (all of them if it takes ``**kwargs``)."""
     try:
@@ -320,7 +368,11 @@ def analyze(
         n_restarts: multi-start restarts for the minima search (default: the minima stage's default).
         bounds: optional (lo, hi) box for start points, scalars or (d,) arrays.
         progress: show one progress bar per stage; False for scripts.
-        minima_kwargs, connect_kwargs, tree_kwargs, interpret_kwargs: extra keyword arguments for each stage.
+        minima_kwargs, connect_kwargs, tree_kwargs, interpret_kwargs: extra keyword arguments for each stage
+            (:func:`~energyscope.minima.find_minima`, :func:`~energyscope.network.connect`,
+            :func:`~energyscope.disconnectivity.disconnectivity`, :func:`~energyscope.interpret.interpret` with
+            :func:`~energyscope.masses.basin_masses`); an unknown key, or one analyze sets itself, raises
+            ``ValueError`` naming it before anything runs.
         masses: estimate prior / sampler / data mass per basin (the slowest part of interpretation).
         n_paths: how many minimum-energy paths the gallery shows (the lowest transition states of the merge tree).
         n_frames: frames per decoded filmstrip.
@@ -336,6 +388,8 @@ def analyze(
             time_limit, (int, float, np.integer, np.floating)) or not float(time_limit) > 0):
         raise ValueError(f"time_limit must be a positive number of seconds (or None), got {time_limit!r}")
     land = as_landscape(land)
+    _check_stage_settings(minima_kwargs=minima_kwargs or {}, connect_kwargs=connect_kwargs or {},
+                          tree_kwargs=tree_kwargs or {}, interpret_kwargs=interpret_kwargs or {})
     minima_kwargs = dict(minima_kwargs or {})
     connect_kwargs = dict(connect_kwargs or {})
     tree_kwargs = dict(tree_kwargs or {})

@@ -375,3 +375,28 @@ def test_saved_type_tags_never_import_code(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "dict"        # the data is kept, as a plain dict, and nothing else happens
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"minima_kwargs": {"max_iters": 10}}, "minima_kwargs: unknown setting 'max_iters' for find_minima; did you mean "
+                                           "'max_iter'?"),
+    ({"connect_kwargs": {"k_neighbours": 2}}, "connect_kwargs: unknown setting 'k_neighbours' for connect"),
+    ({"tree_kwargs": {"levels": 3}}, "tree_kwargs: unknown setting 'levels' for disconnectivity"),
+    ({"interpret_kwargs": {"n_priors": 64}}, "interpret_kwargs: unknown setting 'n_priors' for interpret / "
+                                             "basin_masses / assign_basins; did you mean 'n_prior'?"),
+    ({"minima_kwargs": {"seed": 3}}, "minima_kwargs: 'seed' is set by analyze itself"),
+    ({"interpret_kwargs": ["n_prior"]}, "interpret_kwargs must be a dict of settings, got list"),
+])
+def test_misspelt_stage_settings_are_one_clear_error(kwargs, message):
+    """Stage settings used to be filtered by signature, so a misspelt key silently ran the default."""
+    land = mb_landscape()
+    with pytest.raises(ValueError) as err:
+        es.analyze(land, n_restarts=4, progress=False, **kwargs)
+    assert message in str(err.value)
+
+
+def test_accepted_stage_settings_reach_their_stage():
+    land = mb_landscape()
+    res = es.analyze(land, n_restarts=8, progress=False, minima_kwargs={"max_iter": 3}, masses=False, n_paths=0,
+                     grid_size=8, interpret_kwargs={"hdbscan": False})
+    assert res.minima.stats["n_unconverged"] > 0  # max_iter = 3 reached find_minima
