@@ -8,6 +8,7 @@ submodules, and only an explicit ``from .neb import neb`` keeps the package attr
 """
 from __future__ import annotations
 
+from .errors import BadArgumentError, EnergyscopeError
 from .landscape import Landscape, LandscapeError, Scales, SignCheck
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .minima import Coverage, Minima, find_minima, quench
@@ -25,5 +26,6 @@ __all__ = [
     "neb", "connect", "TransitionNetwork", "Path",
     "disconnectivity", "DisconnectivityGraph",
     "analyze", "Analysis", "AnalysisFormatError",
+    "EnergyscopeError", "BadArgumentError",
     "__version__",
 ]

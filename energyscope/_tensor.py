@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import BadArgumentError
+
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """Turn a user's device argument into a ``torch.device``, with a clear error for CUDA without CUDA."""
@@ -14,9 +16,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {str(device)!r}; use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'") from None
+        raise BadArgumentError(f"unknown device {str(device)!r}; use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was requested but CUDA is not available on this machine")
+        raise BadArgumentError(f"device {str(device)!r} was requested but CUDA is not available on this machine")
     return dev
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import BadArgumentError
 from . import _deadline
 from ._tensor import to_numpy
 from . import store as _store
@@ -272,17 +273,17 @@ def _check_stage_settings(**settings: dict) -> None:
     import difflib
     for name, given in settings.items():
         if not isinstance(given, dict):
-            raise ValueError(f"{name} must be a dict of settings, got {type(given).__name__}")
+            raise BadArgumentError(f"{name} must be a dict of settings, got {type(given).__name__}")
         allowed, where = _stage_parameters(name)
         own = _PIPELINE_KEYWORDS[name]
         for key in given:
             if key in own:
-                raise ValueError(f"{name}: {key!r} is set by analyze itself (pass it to analyze, not in {name})")
+                raise BadArgumentError(f"{name}: {key!r} is set by analyze itself (pass it to analyze, not in {name})")
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 accepted = ", ".join(sorted(allowed - own)) or "nothing"
-                raise ValueError(f"{name}: unknown setting {key!r} for {where}{hint} (accepted: {accepted})")
+                raise BadArgumentError(f"{name}: unknown setting {key!r} for {where}{hint} (accepted: {accepted})")
 
 
 def _accepted_kwargs(fn: Callable, kwargs: dict) -> dict:
@@ -386,7 +387,7 @@ def analyze(
     _check_arguments(n_restarts, n_paths, n_frames, grid_size, seed)
     if time_limit is not None and (isinstance(time_limit, (bool, np.bool_)) or not isinstance(
             time_limit, (int, float, np.integer, np.floating)) or not float(time_limit) > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds (or None), got {time_limit!r}")
+        raise BadArgumentError(f"time_limit must be a positive number of seconds (or None), got {time_limit!r}")
     land = as_landscape(land)
     _check_stage_settings(minima_kwargs=minima_kwargs or {}, connect_kwargs=connect_kwargs or {},
                           tree_kwargs=tree_kwargs or {}, interpret_kwargs=interpret_kwargs or {})
@@ -471,15 +472,15 @@ def _check_arguments(n_restarts: Any, n_paths: Any, n_frames: Any, grid_size: An
     def is_int(x: Any) -> bool:
         return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
     if not is_int(seed) or not 0 <= int(seed) < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+        raise BadArgumentError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     if n_restarts is not None and (not is_int(n_restarts) or n_restarts < 1):
-        raise ValueError(f"n_restarts must be a positive integer (or None for the default), got {n_restarts!r}")
+        raise BadArgumentError(f"n_restarts must be a positive integer (or None for the default), got {n_restarts!r}")
     if not is_int(n_paths) or n_paths < 0:
-        raise ValueError(f"n_paths must be a non-negative integer, got {n_paths!r}")
+        raise BadArgumentError(f"n_paths must be a non-negative integer, got {n_paths!r}")
     if not is_int(n_frames) or n_frames < 2:
-        raise ValueError(f"n_frames must be an integer >= 2, got {n_frames!r}")
+        raise BadArgumentError(f"n_frames must be an integer >= 2, got {n_frames!r}")
     if not is_int(grid_size) or grid_size < 8:
-        raise ValueError(f"grid_size must be an integer >= 8, got {grid_size!r}")
+        raise BadArgumentError(f"grid_size must be an integer >= 8, got {grid_size!r}")
 
 
 def _plain(d: dict) -> dict:

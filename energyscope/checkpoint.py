@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import EnergyscopeError
 from ._tensor import resolve_device, to_numpy
 from .landscape import Landscape, LandscapeError
 from .spec import (WEIGHTED, ParallelHeads, SpecError, build_module, canonical_type, check_chain, complete_spec,
@@ -53,7 +54,7 @@ _WRAPPERS = ("module.", "_orig_mod.", "model.")  # prefixes stripped when every 
 _LANDSCAPE_KEYS = ("dim", "convention", "reduction", "temperature", "base_prior", "base_sigma")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(EnergyscopeError, ValueError):
     """A checkpoint that cannot be saved or loaded; the message names the problem (and the file)."""
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from .errors import EnergyscopeError
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-class CLIError(ValueError):
+class CLIError(EnergyscopeError, ValueError):
     """A user error found by the command line itself (bad --data file, missing analysis module)."""
 
 
@@ -391,9 +392,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     debug = os.environ.get("ENERGYSCOPE_DEBUG", "") not in ("", "0")
-    from .checkpoint import CheckpointError
-    from .landscape import LandscapeError
-    from .store import OutputLockedError
     with warnings.catch_warnings():
         if not debug:
             warnings.showwarning = _show_warning
@@ -402,16 +400,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("energyscope: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except (CheckpointError, LandscapeError, CLIError, ValueError, FileNotFoundError, OutputLockedError) as exc:
+        except EnergyscopeError as exc:  # a problem with the input: one line, exit 2
             if debug:
                 raise
             print(f"energyscope: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback
+        except Exception as exc:  # noqa: BLE001 - anything else is a bug (ours, or in the model's own code)
             if debug:
                 raise
-            print(f"energyscope: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-                  "(set ENERGYSCOPE_DEBUG=1 for the traceback)", file=sys.stderr)
+            print(f"energyscope: error: unexpected {type(exc).__name__}: {_one_line(exc)} (an internal error: "
+                  "please report it; ENERGYSCOPE_DEBUG=1 shows the traceback)", file=sys.stderr)
             return EXIT_UNEXPECTED
 
 

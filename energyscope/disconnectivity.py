@@ -16,6 +16,7 @@ from pathlib import Path as _FilePath
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+from .errors import BadArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .disconnectivity_plot import DisconnectivityPlot
@@ -52,17 +53,17 @@ def _as_edges(edges: Any, n_minima: int) -> np.ndarray:
     if arr.size == 0:
         return np.zeros((0, 3))
     if arr.ndim != 2 or arr.shape[1] != 3:
-        raise ValueError(f"transition states must be rows (i, j, energy) forming a (T, 3) array; got shape "
+        raise BadArgumentError(f"transition states must be rows (i, j, energy) forming a (T, 3) array; got shape "
                          f"{arr.shape}")
     ij = arr[:, :2]
     bad = ~np.isfinite(ij) | (ij != np.round(ij)) | (ij < 0) | (ij >= n_minima)
     if bad.any():
         k = int(np.nonzero(bad.any(axis=1))[0][0])
-        raise ValueError(f"transition state {k} joins minima ({arr[k, 0]!r}, {arr[k, 1]!r}); minima indices must "
+        raise BadArgumentError(f"transition state {k} joins minima ({arr[k, 0]!r}, {arr[k, 1]!r}); minima indices must "
                          f"be integers in [0, {n_minima})")
     if not np.isfinite(arr[:, 2]).all():
         k = int(np.nonzero(~np.isfinite(arr[:, 2]))[0][0])
-        raise ValueError(f"transition state {k} (minima {int(arr[k, 0])}, {int(arr[k, 1])}) has a non-finite "
+        raise BadArgumentError(f"transition state {k} (minima {int(arr[k, 0])}, {int(arr[k, 1])}) has a non-finite "
                          f"energy {arr[k, 2]!r}")
     return arr
 
@@ -103,19 +104,19 @@ class DisconnectivityGraph:
     def __init__(self, energy: Any, edges: Any = None, ids: Any = None):
         energy = np.asarray(energy, dtype=float)
         if energy.ndim != 1 or len(energy) == 0:
-            raise ValueError(f"minima energies must be a non-empty 1-D array; got shape {energy.shape}")
+            raise BadArgumentError(f"minima energies must be a non-empty 1-D array; got shape {energy.shape}")
         if not np.isfinite(energy).all():
             k = int(np.nonzero(~np.isfinite(energy))[0][0])
-            raise ValueError(f"minimum {k} has a non-finite energy {energy[k]!r}")
+            raise BadArgumentError(f"minimum {k} has a non-finite energy {energy[k]!r}")
         K = len(energy)
         if ids is None:
             ids = np.arange(K)
         ids = np.asarray(ids)
         if ids.shape != (K,) or not np.issubdtype(ids.dtype, np.integer) and not (ids == np.round(ids)).all():
-            raise ValueError(f"ids must be K={K} integers; got shape {ids.shape}")
+            raise BadArgumentError(f"ids must be K={K} integers; got shape {ids.shape}")
         ids = ids.astype(int)
         if len(np.unique(ids)) != K:
-            raise ValueError("ids must be distinct")
+            raise BadArgumentError("ids must be distinct")
         arr = _as_edges(edges, K)
         i, j = arr[:, 0].astype(int), arr[:, 1].astype(int)
         e_ts = arr[:, 2]
@@ -125,7 +126,7 @@ class DisconnectivityGraph:
         if below.any():
             k = int(np.nonzero(below)[0][0])
             low = i[k] if energy[i[k]] > energy[j[k]] else j[k]
-            raise ValueError(f"transition state {k} joining minima {ids[i[k]]} and {ids[j[k]]} has energy "
+            raise BadArgumentError(f"transition state {k} joining minima {ids[i[k]]} and {ids[j[k]]} has energy "
                              f"{e_ts[k]!r}, below minimum {ids[low]}'s energy {energy[low]!r}; a transition state "
                              f"must lie above both minima it joins")
         keep = np.nonzero(~loops)[0]
@@ -304,7 +305,7 @@ class DisconnectivityGraph:
         """
         level = float(energy)
         if np.isnan(level):
-            raise ValueError("basins_at: the energy level is NaN")
+            raise BadArgumentError("basins_at: the energy level is NaN")
         n = len(self.merge_edges)
         count = int(np.searchsorted(self.merge_edges[:, 2], level, side="left")) if n else 0
         return self._partition(self.merge_edges[:count, :2].astype(int))
@@ -326,7 +327,7 @@ class DisconnectivityGraph:
         """
         d = float(delta_E)
         if not d >= 0:
-            raise ValueError(f"basins_by_barrier: delta_E must be >= 0 (nats); got {delta_E!r}")
+            raise BadArgumentError(f"basins_by_barrier: delta_E must be >= 0 (nats); got {delta_E!r}")
         link = np.nonzero(self.persistence < d)[0]
         pairs = np.stack([link, self.absorbed_by[link]], axis=1) if len(link) else np.zeros((0, 2), dtype=int)
         return self._partition(pairs)
@@ -357,11 +358,11 @@ class DisconnectivityGraph:
         if min_barrier is not None:
             mb = float(min_barrier)
             if not mb >= 0:
-                raise ValueError(f"prune: min_barrier must be >= 0 (nats); got {min_barrier!r}")
+                raise BadArgumentError(f"prune: min_barrier must be >= 0 (nats); got {min_barrier!r}")
             keep &= self.persistence >= mb
         if n_lowest is not None:
             if int(n_lowest) != n_lowest or n_lowest < 1:
-                raise ValueError(f"prune: n_lowest must be a positive integer; got {n_lowest!r}")
+                raise BadArgumentError(f"prune: n_lowest must be a positive integer; got {n_lowest!r}")
             cand = np.nonzero(keep)[0]
             cand = cand[np.lexsort((cand, self.energy[cand]))][: int(n_lowest)]
             keep[:] = False
@@ -397,13 +398,13 @@ class DisconnectivityGraph:
     def from_dict(cls, data: dict) -> "DisconnectivityGraph":
         """Rebuild from :meth:`to_dict` output (the same tree, the same merge energies)."""
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            raise ValueError(f"not a disconnectivity graph: expected a dict with format {FORMAT_NAME!r}")
+            raise BadArgumentError(f"not a disconnectivity graph: expected a dict with format {FORMAT_NAME!r}")
         if int(data.get("version", -1)) > FORMAT_VERSION:
-            raise ValueError(f"disconnectivity graph format version {data.get('version')} is newer than this "
+            raise BadArgumentError(f"disconnectivity graph format version {data.get('version')} is newer than this "
                              f"energyscope understands ({FORMAT_VERSION})")
         for k in ("ids", "energy", "edges"):
             if k not in data:
-                raise ValueError(f"disconnectivity graph data is missing {k!r}")
+                raise BadArgumentError(f"disconnectivity graph data is missing {k!r}")
         g = cls(data["energy"], data["edges"], ids=data["ids"])
         if "info" in data:
             g.info = dict(data["info"])
@@ -419,7 +420,7 @@ class DisconnectivityGraph:
         try:
             data = json.loads(_FilePath(path).read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+            raise BadArgumentError(f"{path}: not valid JSON ({exc})") from None
         return cls.from_dict(data)
 
     def same_tree(self, other: "DisconnectivityGraph", rtol: float = 0.0) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
+from .errors import BadArgumentError
 from .disconnectivity import DisconnectivityGraph
 from .render import plain_text
 
@@ -86,17 +87,17 @@ class TreeLayout:
 
 def _levels(rel_merge: np.ndarray, n_levels: int | None, delta_E: float | None) -> np.ndarray | None:
     if n_levels is not None and delta_E is not None:
-        raise ValueError("give either n_levels or delta_E for the display levels, not both")
+        raise BadArgumentError("give either n_levels or delta_E for the display levels, not both")
     top = float(rel_merge.max()) if len(rel_merge) else 0.0
     if n_levels is not None:
         if int(n_levels) != n_levels or n_levels < 1:
-            raise ValueError(f"n_levels must be a positive integer; got {n_levels!r}")
+            raise BadArgumentError(f"n_levels must be a positive integer; got {n_levels!r}")
         span = top if top > 0 else 1.0
         return span * np.arange(1, int(n_levels) + 1) / int(n_levels)
     if delta_E is not None:
         d = float(delta_E)
         if not (np.isfinite(d) and d > 0):
-            raise ValueError(f"delta_E must be a positive number of nats; got {delta_E!r}")
+            raise BadArgumentError(f"delta_E must be a positive number of nats; got {delta_E!r}")
         n = max(1, int(np.ceil(top / d - 1e-12)))
         return d * np.arange(1, n + 1)
     return None
@@ -307,14 +308,14 @@ def _per_minimum(spec: Any, ids: list[int], name: str) -> dict[int, Any]:
     if isinstance(spec, Mapping):
         missing = [m for m in ids if m not in spec]
         if missing:
-            raise ValueError(f"{name}: no value for minima {missing[:5]}")
+            raise BadArgumentError(f"{name}: no value for minima {missing[:5]}")
         return {m: spec[m] for m in ids}
     if callable(spec):
         return {m: spec(m) for m in ids}
     seq = list(spec) if not isinstance(spec, np.ndarray) else spec
     need = max(ids) + 1
     if len(seq) < need:
-        raise ValueError(f"{name}: has {len(seq)} entries but minimum ids go up to {need - 1}; give one value per "
+        raise BadArgumentError(f"{name}: has {len(seq)} entries but minimum ids go up to {need - 1}; give one value per "
                          f"minimum (indexed by minimum id), a mapping id -> value, or a callable")
     return {m: seq[m] for m in ids}
 
@@ -327,11 +328,11 @@ def _as_image(a: Any, m: int) -> np.ndarray:
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if not (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] in (3, 4))) or min(img.shape[:2]) < 1:
-        raise ValueError(f"thumbnail({m}) returned an array of shape {np.shape(a)}; expected (H, W), (H, W, 3|4) or "
+        raise BadArgumentError(f"thumbnail({m}) returned an array of shape {np.shape(a)}; expected (H, W), (H, W, 3|4) or "
                          f"(1|3|4, H, W)")
     img = img.astype(float)
     if not np.isfinite(img).all():
-        raise ValueError(f"thumbnail({m}) contains non-finite values")
+        raise BadArgumentError(f"thumbnail({m}) contains non-finite values")
     return img
 
 

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .errors import BadArgumentError
 from ._tensor import to_numpy
 from .landscape import Landscape, LandscapeError
 from .masses import BasinMasses, MassEstimate, basin_masses
@@ -64,9 +65,9 @@ def off_data(points: Any, reference: Any, threshold: float = 1.0) -> OffData:
     p = np.atleast_2d(np.asarray(to_numpy(points), dtype=np.float64))
     ref = np.asarray(to_numpy(reference), dtype=np.float64)
     if ref.ndim != 2 or len(ref) < 2:
-        raise ValueError(f"reference latents must be (M, d) with M >= 2, got shape {ref.shape}")
+        raise BadArgumentError(f"reference latents must be (M, d) with M >= 2, got shape {ref.shape}")
     if p.shape[1] != ref.shape[1]:
-        raise ValueError(f"points have {p.shape[1]} columns but reference latents have {ref.shape[1]}")
+        raise BadArgumentError(f"points have {p.shape[1]} columns but reference latents have {ref.shape[1]}")
     tree = cKDTree(ref)
     dist = tree.query(p)[0]
     nn = tree.query(ref, k=2)[0][:, 1]
@@ -102,7 +103,7 @@ def basin_samples(land: Landscape, estimate: MassEstimate, per_basin: int = 8, b
     follows the equilibrium prior, not the base.
     """
     if estimate.z is None:
-        raise ValueError("this mass estimate did not keep its samples; compute it with keep_z=True")
+        raise BadArgumentError("this mass estimate did not keep its samples; compute it with keep_z=True")
     rng = np.random.default_rng(seed)
     k = len(estimate.mass)
     basins = list(range(k)) if basins is None else [int(b) for b in basins]
@@ -163,7 +164,7 @@ def traversal(land: Landscape, minima: Minima, index: int, n_modes: int = 3, t: 
             (default ``minima.flat_tol``, at least 1e-12 × the largest) always use the scales.
     """
     if unit not in ("curvature", "scales"):
-        raise ValueError(f"unknown unit {unit!r}; use 'curvature' or 'scales'")
+        raise BadArgumentError(f"unknown unit {unit!r}; use 'curvature' or 'scales'")
     if not 0 <= index < len(minima):
         raise IndexError(f"minimum {index} out of range (there are {len(minima)})")
     t = np.asarray(t, dtype=float).ravel()
@@ -241,7 +242,7 @@ def path_strip(land: Landscape, path: Path, n_frames: int = 8, n_profile: int = 
     """Filmstrip and energy profile along ``path.z`` and along the straight line between its end points."""
     pz = np.asarray(path.z, dtype=float)
     if pz.ndim != 2 or len(pz) < 2 or pz.shape[1] != land.dim:
-        raise ValueError(f"path images must be (M >= 2, {land.dim}), got shape {pz.shape}")
+        raise BadArgumentError(f"path images must be (M >= 2, {land.dim}), got shape {pz.shape}")
     frac = np.linspace(0.0, 1.0, n_frames)
     pf = np.linspace(0.0, 1.0, n_profile)
     line = lambda f: pz[0][None, :] * (1 - f[:, None]) + pz[-1][None, :] * f[:, None]  # noqa: E731

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics
 
+from .errors import BadArgumentError
 from ._tensor import to_numpy
 
 
@@ -34,9 +35,9 @@ def contingency(pred: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
 def _check(pred: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     pred, labels = np.asarray(to_numpy(pred)).ravel(), np.asarray(to_numpy(labels)).ravel()
     if len(pred) != len(labels):
-        raise ValueError(f"cluster assignment has {len(pred)} entries but labels have {len(labels)}")
+        raise BadArgumentError(f"cluster assignment has {len(pred)} entries but labels have {len(labels)}")
     if len(pred) == 0:
-        raise ValueError("no points to compare (empty assignment)")
+        raise BadArgumentError("no points to compare (empty assignment)")
     return pred, labels
 
 
@@ -99,9 +100,9 @@ def hdbscan_clusters(latents: Any, min_cluster_size: int | None = None, min_samp
 
     z = np.asarray(to_numpy(latents), dtype=np.float64)
     if z.ndim != 2:
-        raise ValueError(f"latents must be (N, d), got shape {z.shape}")
+        raise BadArgumentError(f"latents must be (N, d), got shape {z.shape}")
     if len(z) < 2:
-        raise ValueError("HDBSCAN needs at least 2 latents")
+        raise BadArgumentError("HDBSCAN needs at least 2 latents")
     mcs = max(5, len(z) // 100) if min_cluster_size is None else int(min_cluster_size)
     mcs = min(max(mcs, 2), len(z))
     return hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples).fit_predict(z).astype(int)
@@ -167,7 +168,7 @@ def label_agreement(basin: Any, labels: Any, latents: Any = None, hdbscan: bool 
     if hdbscan and latents is not None:
         z = np.asarray(to_numpy(latents))
         if len(z) != len(labels):
-            raise ValueError(f"latents have {len(z)} rows but labels have {len(labels)}")
+            raise BadArgumentError(f"latents have {len(z)} rows but labels have {len(labels)}")
         hl = hdbscan_clusters(z, min_cluster_size, min_samples)
         params = {"min_cluster_size": max(5, len(z) // 100) if min_cluster_size is None else min_cluster_size,
                   "min_samples": min_samples}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import EnergyscopeError
 from ._tensor import as_tensor, resolve_device, to_numpy
 from .smoothness import Smoothness
 
@@ -27,7 +28,7 @@ REDUCTIONS = (None, "none", "sum", "logsumexp")
 BASE_PRIORS = (None, "standard_normal")
 
 
-class LandscapeError(ValueError):
+class LandscapeError(EnergyscopeError, ValueError):
     """A model or input that a Landscape cannot work with; the message names the problem."""
 
 

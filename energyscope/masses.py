@@ -35,6 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .errors import BadArgumentError
 from ._deadline import expired
 from ._tensor import jsonable, to_numpy
 from .landscape import Landscape, LandscapeError
@@ -167,7 +168,7 @@ def _estimate(basin: np.ndarray, k: int, log_weight: np.ndarray | None, chain: n
     if log_weight is not None:
         lw = np.where(np.isfinite(log_weight), log_weight, -np.inf)
         if not np.isfinite(lw).any():
-            raise ValueError("every importance weight is zero or non-finite")
+            raise BadArgumentError("every importance weight is zero or non-finite")
         w = np.exp(lw - lw.max())
         sw = w.sum()
         mass = w @ onehot / sw
@@ -322,7 +323,7 @@ def mala_samples(land: Landscape, minima: Minima, n_chains: int = 32, n_samples:
         (samples (n_chains · n_samples, d), chain index per sample, info with step sizes and acceptance rates).
     """
     if n_chains < 2:
-        raise ValueError(f"MALA needs at least 2 chains for a standard error, got n_chains={n_chains}")
+        raise BadArgumentError(f"MALA needs at least 2 chains for a standard error, got n_chains={n_chains}")
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     dev, dt = land.device, land.dtype
     mins = land.as_tensor(minima.z)
@@ -418,7 +419,7 @@ def sampler_settings(land: Landscape, sampler: dict | None = None) -> tuple[dict
     noise = out["noise"]
     out["noise"] = float(noise) if not isinstance(noise, bool) else (1.0 if noise else 0.0)
     if out["steps"] < 0 or not out["step_size"] > 0:
-        raise ValueError(f"sampler needs steps >= 0 and step_size > 0, got {out}")
+        raise BadArgumentError(f"sampler needs steps >= 0 and step_size > 0, got {out}")
     return out, defaulted
 
 
@@ -481,9 +482,9 @@ def partition_map(partition: Sequence[Sequence[int]], k: int) -> tuple[np.ndarra
     for gi, g in enumerate(groups):
         for i in g:
             if not 0 <= i < k:
-                raise ValueError(f"partition mentions minimum {i}, but there are only {k} minima")
+                raise BadArgumentError(f"partition mentions minimum {i}, but there are only {k} minima")
             if leaf[i] >= 0:
-                raise ValueError(f"partition lists minimum {i} in more than one group")
+                raise BadArgumentError(f"partition lists minimum {i} in more than one group")
             leaf[i] = gi
     for i in np.flatnonzero(leaf < 0):
         leaf[i] = len(groups)
@@ -557,7 +558,7 @@ class BasinMasses:
     def aggregate(self, partition: Sequence[Sequence[int]]) -> "BasinMasses":
         """The same samples summed over a partition of the minima (e.g. ``tree.basins_at(E)``); only from leaves."""
         if any(len(g) != 1 for g in self.groups):
-            raise ValueError("aggregate works from the leaf-level masses; call it on the leaf result")
+            raise BadArgumentError("aggregate works from the leaf-level masses; call it on the leaf result")
         leaf, groups = partition_map(partition, self.n_leaves)
         regroup = lambda m: None if m is None else m.regroup(leaf, len(groups))  # noqa: E731
         le = self.energy if self.leaf_energy is None else self.leaf_energy
@@ -640,11 +641,11 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
         which = ("equilibrium", "sampler", "data") if sampler_known else ("equilibrium", "data")
     unknown = set(which) - {"equilibrium", "sampler", "data"}
     if unknown:
-        raise ValueError(f"unknown mass kinds {sorted(unknown)}; use 'equilibrium', 'sampler', 'data'")
+        raise BadArgumentError(f"unknown mass kinds {sorted(unknown)}; use 'equilibrium', 'sampler', 'data'")
     if method not in ("auto", "importance", "mala"):
-        raise ValueError(f"unknown method {method!r}; use 'auto', 'importance' or 'mala'")
+        raise BadArgumentError(f"unknown method {method!r}; use 'auto', 'importance' or 'mala'")
     if len(minima) == 0:
-        raise ValueError("no minima: basin masses need at least one minimum")
+        raise BadArgumentError("no minima: basin masses need at least one minimum")
     auto = method == "auto"
     if auto:
         method = "importance" if land.base_prior == "standard_normal" else "mala"

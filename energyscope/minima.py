@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import BadArgumentError
 from ._tensor import jsonable, to_numpy
 from .landscape import Landscape
 from .optim import MinimizeResult, minimize, minimize_nonsmooth
@@ -63,7 +64,7 @@ METHODS = ("auto", "lbfgs", "fire", "nonsmooth")
 def descent_method(land: Landscape, method: str = "auto") -> str:
     """The descent a landscape gets: ``"auto"`` is L-BFGS where U is known to be smooth, non-smooth BFGS otherwise."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        raise BadArgumentError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if method == "auto":
         return "lbfgs" if land.is_smooth else "nonsmooth"
     return method
@@ -717,10 +718,10 @@ def _make_tols(land: Landscape, gtol: float | None, flat_tol: float | None, max_
     g_tol = default_gtol(land) if gtol is None else float(gtol)
     f_tol = default_flat_tol(land) if flat_tol is None else float(flat_tol)
     if not (g_tol > 0) or not (f_tol >= 0):
-        raise ValueError(f"gtol must be positive and flat_tol non-negative, got {g_tol}, {f_tol}")
+        raise BadArgumentError(f"gtol must be positive and flat_tol non-negative, got {g_tol}, {f_tol}")
     m_step = default_max_step(land) if max_step is None else float(max_step)
     if not (m_step > 0):
-        raise ValueError(f"max_step must be positive, got {m_step}")
+        raise BadArgumentError(f"max_step must be positive, got {m_step}")
     return _Tols(gtol=g_tol, flat_tol=f_tol, length=sc.length, sigma_E=sc.sigma_E, max_step=m_step,
                  max_step_max=8.0 * m_step if max_step_max is None else max(float(max_step_max), m_step),
                  e_rel=land.resolvable(1e-9, 1e2), z_rel=land.resolvable(1e-6, 10.0, root=True))
@@ -878,18 +879,18 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
     method = descent_method(land, method)
     settle = _settle if land.is_smooth else _settle_nonsmooth
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+        raise BadArgumentError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     if starts is None and (not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1):
-        raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
+        raise BadArgumentError(f"n_restarts must be a positive integer, got {n_restarts!r}")
     if max_rounds < 1:
-        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
+        raise BadArgumentError(f"max_rounds must be at least 1, got {max_rounds}")
     d = land.dim
     user_starts = _check_starts(starts, d) if starts is not None else None
     if bounds is not None:
         _check_bounds(bounds, d)
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
-        raise ValueError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
+        raise BadArgumentError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
     tols = _make_tols(land, gtol, flat_tol, max_step, max_step_max)
     budget = max_restarts if max_restarts is not None else (max_rounds * n_restarts if until_complete else None)
 

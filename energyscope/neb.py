@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import EnergyscopeError
 from ._deadline import expired
 from ._tensor import to_numpy
 from .landscape import Landscape
@@ -35,7 +36,7 @@ from .optim import FIRE
 from .saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
 
 
-class NEBError(ValueError):
+class NEBError(EnergyscopeError, ValueError):
     """Bad input to :func:`neb` (wrong shapes, identical or non-finite endpoints); the message names the problem."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from .errors import BadArgumentError
 from .minima import Minima
 
 
@@ -192,7 +193,7 @@ class TransitionNetwork:
         """A simple graph keeping, for each pair of minima, the lowest transition state energy (``kind="saddle"``) or
         the lowest path maximum (``kind="path_max"``, falling back to the saddle energy where unknown)."""
         if kind not in ("saddle", "path_max"):
-            raise ValueError(f"unknown barrier kind {kind!r}; use 'saddle' or 'path_max'")
+            raise BadArgumentError(f"unknown barrier kind {kind!r}; use 'saddle' or 'path_max'")
         g = nx.Graph()
         g.add_nodes_from(self.graph.nodes)
         for u, v, data in self.graph.edges(data=True):
@@ -394,12 +395,12 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
     if not isinstance(minima, Minima):
         raise TypeError(f"minima must be a Minima (from find_minima), got {type(minima).__name__}")
     if int(k_nearest) < 0:
-        raise ValueError(f"k_nearest must be >= 0, got {k_nearest}")
+        raise BadArgumentError(f"k_nearest must be >= 0, got {k_nearest}")
     if int(max_attempts_per_pair) < 1:
-        raise ValueError(f"max_attempts_per_pair must be >= 1, got {max_attempts_per_pair}")
+        raise BadArgumentError(f"max_attempts_per_pair must be >= 1, got {max_attempts_per_pair}")
     K0 = len(minima)
     if K0 and minima.z.shape[1] != land.dim:
-        raise ValueError(f"minima have dimension {minima.z.shape[1]} but the landscape has dim {land.dim}")
+        raise BadArgumentError(f"minima have dimension {minima.z.shape[1]} but the landscape has dim {land.dim}")
     match_tol = default_match_tol(land, minima) if match_tol is None else float(match_tol)
     book = MinimaBook(minima, match_tol)
     info = {"k_nearest": int(k_nearest), "max_attempts_per_pair": int(max_attempts_per_pair), "seed": int(seed),

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .errors import BadArgumentError
 from ._deadline import expired
 from ._tensor import to_numpy
 
@@ -62,7 +63,7 @@ def min_norm_point(P: np.ndarray, tol: float = 1e-12, max_iter: int = 500) -> tu
     P = np.asarray(P, dtype=np.float64)
     n = len(P)
     if n == 0:
-        raise ValueError("min_norm_point needs at least one point")
+        raise BadArgumentError("min_norm_point needs at least one point")
     scale = max(float(np.max(np.sum(P * P, axis=1))), np.finfo(float).tiny)
     j = int(np.argmin(np.sum(P * P, axis=1)))
     S = [j]
@@ -374,7 +375,7 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
         :class:`KinkPoints`.
     """
     if mode not in ("minimum", "saddle"):
-        raise ValueError(f"unknown mode {mode!r}; use 'minimum' or 'saddle'")
+        raise BadArgumentError(f"unknown mode {mode!r}; use 'minimum' or 'saddle'")
     z = np.array(to_numpy(z0), dtype=np.float64).reshape(-1, land.dim)
     C, d = z.shape
     sc = land.scales()

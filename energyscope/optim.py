@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .errors import BadArgumentError
 from ._deadline import expired
 
 EnergyGradFn = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
@@ -244,7 +245,7 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
         A :class:`MinimizeResult`.
     """
     if method not in ("lbfgs", "fire"):
-        raise ValueError(f"unknown method {method!r}; use 'lbfgs' or 'fire'")
+        raise BadArgumentError(f"unknown method {method!r}; use 'lbfgs' or 'fire'")
     z = z0.detach().clone()
     R, d = z.shape
     dev, dt_ = z.device, z.dtype
@@ -273,7 +274,7 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
     else:
         rows = max_rows if max_rows is not None else max(1024, (1 << 25) // (max(memory, 1) * d))
         if rows < 1:
-            raise ValueError(f"max_rows must be positive, got {max_rows}")
+            raise BadArgumentError(f"max_rows must be positive, got {max_rows}")
         n_evals = n_calls = 0
         for a in range(0, len(active), rows):
             ne, nc = _lbfgs_loop(fun, state, active[a:a + rows], gtol, max_iter, max_step, memory, max_backtracks,
@@ -486,7 +487,7 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
     if R == 0:
         return MinimizeResult(z, energy, grad, energy.clone(), converged, finite, n_iter, 0, 0, stalled)
     if not (0 < c1 < c2 < 1):
-        raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
+        raise BadArgumentError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
     call = fun if indexed else (lambda x, rows: fun(x))
     e0, g0 = call(z, torch.arange(R, device=dev))
     energy[:], grad[:] = e0, g0

@@ -29,6 +29,7 @@ from pathlib import Path as _FilePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from .errors import BadArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .disconnectivity import DisconnectivityGraph
@@ -150,12 +151,12 @@ def write_pathsample(source: "TransitionNetwork | DisconnectivityGraph", directo
                         f"{type(source).__name__}")
     if not np.isfinite(energy).all():
         k = int(np.nonzero(~np.isfinite(energy))[0][0])
-        raise ValueError(f"minimum {k} has a non-finite energy {energy[k]!r}; min.data cannot hold it")
+        raise BadArgumentError(f"minimum {k} has a non-finite energy {energy[k]!r}; min.data cannot hold it")
     for u, v, e, _ in ts:
         if not (0 <= u < K and 0 <= v < K):
-            raise ValueError(f"transition state joins minima ({u}, {v}) but there are only {K} minima")
+            raise BadArgumentError(f"transition state joins minima ({u}, {v}) but there are only {K} minima")
         if not np.isfinite(e):
-            raise ValueError(f"transition state ({u}, {v}) has a non-finite energy {e!r}; ts.data cannot hold it")
+            raise BadArgumentError(f"transition state ({u}, {v}) has a non-finite energy {e!r}; ts.data cannot hold it")
     out = _FilePath(directory)
     out.mkdir(parents=True, exist_ok=True)
     min_path, ts_path = out / min_name, out / ts_name
@@ -177,15 +178,15 @@ def _read_table(path: _FilePath, n_cols: int, what: str) -> np.ndarray:
         if not parts:
             continue
         if len(parts) < n_cols:
-            raise ValueError(f"{path}:{lineno}: expected at least {n_cols} columns in {what}, got {len(parts)}: "
+            raise BadArgumentError(f"{path}:{lineno}: expected at least {n_cols} columns in {what}, got {len(parts)}: "
                              f"{line.strip()!r}")
         try:
             # Fortran writes double-precision exponents with D.
             vals = [float(p.replace("D", "E").replace("d", "e")) for p in parts[:n_cols]]
         except ValueError:
-            raise ValueError(f"{path}:{lineno}: not a number in {what}: {line.strip()!r}") from None
+            raise BadArgumentError(f"{path}:{lineno}: not a number in {what}: {line.strip()!r}") from None
         if not np.isfinite(vals[0]):
-            raise ValueError(f"{path}:{lineno}: non-finite energy in {what}: {line.strip()!r}")
+            raise BadArgumentError(f"{path}:{lineno}: non-finite energy in {what}: {line.strip()!r}")
         rows.append(vals)
     return np.array(rows, dtype=float).reshape(-1, n_cols)
 
@@ -205,20 +206,20 @@ def read_pathsample(directory: str | _FilePath | None = None, min_path: str | _F
     """
     if min_path is None or ts_path is None:
         if directory is None:
-            raise ValueError("read_pathsample: give the directory or both min_path and ts_path")
+            raise BadArgumentError("read_pathsample: give the directory or both min_path and ts_path")
         min_path = min_path or _FilePath(directory) / MIN_FILE
         ts_path = ts_path or _FilePath(directory) / TS_FILE
     min_path, ts_path = _FilePath(min_path), _FilePath(ts_path)
     mins = _read_table(min_path, 6, "min.data")
     if len(mins) == 0:
-        raise ValueError(f"{min_path}: no minima")
+        raise BadArgumentError(f"{min_path}: no minima")
     ts = _read_table(ts_path, 8, "ts.data")
     K = len(mins)
     ij = ts[:, 3:5]
     bad = (ij != np.round(ij)) | (ij < 1) | (ij > K)
     if bad.any():
         k = int(np.nonzero(bad.any(axis=1))[0][0])
-        raise ValueError(f"{ts_path}: transition state on line {k + 1} joins minima {ij[k, 0]:g} and {ij[k, 1]:g}, "
+        raise BadArgumentError(f"{ts_path}: transition state on line {k + 1} joins minima {ij[k, 0]:g} and {ij[k, 1]:g}, "
                          f"but min.data has minima 1..{K}")
     return PathsampleData(energy=mins[:, 0], log_vib=mins[:, 1], order=mins[:, 2].astype(int), inertia=mins[:, 3:6],
                           ts_energy=ts[:, 0], ts_log_vib=ts[:, 1], ts_order=ts[:, 2].astype(int),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from .errors import BadArgumentError
 
 KINDS = ("image", "line", "table")
 
@@ -32,7 +33,7 @@ def output_kind(item_shape: Sequence[int], kind: str | None = None) -> str:
     """The rendering kind for one item of shape ``item_shape`` (no batch axis); ``kind`` overrides the choice."""
     if kind is not None:
         if kind not in KINDS:
-            raise ValueError(f"unknown render kind {kind!r}; use one of {', '.join(KINDS)}")
+            raise BadArgumentError(f"unknown render kind {kind!r}; use one of {', '.join(KINDS)}")
         return kind
     shape = tuple(int(s) for s in item_shape)
     if len(shape) == 2 and min(shape) >= 2:
@@ -49,7 +50,7 @@ def _reshape(x: np.ndarray, image_shape: Sequence[int] | None) -> np.ndarray:
     if image_shape is not None:
         image_shape = tuple(int(s) for s in image_shape)
         if int(np.prod(image_shape)) != int(np.prod(x.shape[1:])):
-            raise ValueError(f"cannot view items of shape {x.shape[1:]} as images of shape {image_shape}")
+            raise BadArgumentError(f"cannot view items of shape {x.shape[1:]} as images of shape {image_shape}")
         x = x.reshape((len(x),) + image_shape)
     return x
 
@@ -67,9 +68,9 @@ def to_images(x: Any, image_shape: Sequence[int] | None = None) -> np.ndarray:
         elif x.shape[1] == 3:
             x = np.transpose(x, (0, 2, 3, 1))
         else:
-            raise ValueError(f"images must have 1 or 3 channels first, got shape {x.shape[1:]}")
+            raise BadArgumentError(f"images must have 1 or 3 channels first, got shape {x.shape[1:]}")
     elif x.ndim != 3:
-        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got shape {x.shape}")
+        raise BadArgumentError(f"images must be (N, H, W) or (N, C, H, W), got shape {x.shape}")
     finite = x[np.isfinite(x)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if lo < 0.0 or hi > 1.0:
@@ -103,7 +104,7 @@ def draw_item(ax, item: np.ndarray, kind: str, cmap: str = "gray", ylim: tuple[f
 def _prepare(x: Any, kind: str | None, image_shape: Sequence[int] | None) -> tuple[np.ndarray, str]:
     x = np.asarray(x, dtype=float)
     if x.ndim < 1 or len(x) == 0:
-        raise ValueError(f"nothing to draw: items have shape {x.shape}")
+        raise BadArgumentError(f"nothing to draw: items have shape {x.shape}")
     if image_shape is not None:
         kind = "image" if kind is None else kind
     kind = output_kind(x.shape[1:] if image_shape is None else tuple(image_shape), kind)
@@ -154,7 +155,7 @@ def rows_figure(rows: Sequence[Any], row_labels: Sequence[str] | None = None, ki
 
     prepared = [_prepare(r, kind, image_shape) for r in rows if len(r)]
     if not prepared:
-        raise ValueError("nothing to draw: every row is empty")
+        raise BadArgumentError("nothing to draw: every row is empty")
     kind = prepared[0][1]
     labels = list(row_labels) if row_labels is not None else None
     if labels is not None:
@@ -290,7 +291,7 @@ def plot_prototypes(protos: Any, energy: Sequence[float] | None = None, kind: st
 def plot_basin_samples(samples, kind: str | None = None, image_shape: Sequence[int] | None = None):
     """Decoded samples per basin (a :class:`~energyscope.interpret.BasinSamples`), one row per basin."""
     if samples.decoded is None:
-        raise ValueError("these basin samples were not decoded (no decoder)")
+        raise BadArgumentError("these basin samples were not decoded (no decoder)")
     labels = [f"basin {b}" for b in samples.basins]
     return rows_figure(samples.decoded, labels, kind, image_shape=image_shape,
                        suptitle=f"samples quenching into each basin ({samples.source})")
@@ -299,7 +300,7 @@ def plot_basin_samples(samples, kind: str | None = None, image_shape: Sequence[i
 def plot_traversal(trav, kind: str | None = None, image_shape: Sequence[int] | None = None):
     """Decoded soft-mode walks of one minimum (a :class:`~energyscope.interpret.Traversal`), one row per mode."""
     if trav.decoded is None:
-        raise ValueError("this traversal was not decoded (no decoder)")
+        raise BadArgumentError("this traversal was not decoded (no decoder)")
     labels = [f"λ={v:.3g}" for v in trav.eigenvalues]
     cols = [f"t={t:+.3g}" for t in trav.t]
     unit = "1/√λ" if trav.unit == "curvature" else "the data's spread (σ_z along v)"

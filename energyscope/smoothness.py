@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .errors import BadArgumentError
 from ._tensor import to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -293,7 +294,7 @@ def detect(land: "Landscape", seed: int = 0) -> Smoothness:
 def given(kind: str) -> Smoothness:
     """The verdict the user gave (``Landscape(..., smoothness=kind)``)."""
     if kind not in ("smooth", "piecewise"):
-        raise ValueError(f"unknown smoothness {kind!r}; use 'auto', 'smooth' or 'piecewise'")
+        raise BadArgumentError(f"unknown smoothness {kind!r}; use 'auto', 'smooth' or 'piecewise'")
     return Smoothness(kind=kind, source="given", message=f"{kind} (given by the user)")
 
 

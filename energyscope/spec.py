@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from .errors import EnergyscopeError
 
 
-class SpecError(ValueError):
+class SpecError(EnergyscopeError, ValueError):
     """A module that cannot be described declaratively, or a spec that does not fit its weights."""
 
 

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import BadArgumentError
 from ._tensor import to_numpy
 from .landscape import Landscape
 
@@ -27,21 +28,21 @@ SOURCES = ("prior", "reference", "box", "sampler")
 
 def check_bounds(bounds: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise ValueError(f"bounds must be a pair (lo, hi) of scalars or ({d},) arrays, got {bounds!r}")
+        raise BadArgumentError(f"bounds must be a pair (lo, hi) of scalars or ({d},) arrays, got {bounds!r}")
     out = []
     for name, b in zip(("lo", "hi"), bounds):
         a = np.asarray(to_numpy(b), dtype=np.float64)
         if a.ndim == 0:
             a = np.full(d, float(a))
         if a.shape != (d,):
-            raise ValueError(f"bounds {name} must be a scalar or have shape ({d},), got shape {a.shape}")
+            raise BadArgumentError(f"bounds {name} must be a scalar or have shape ({d},), got shape {a.shape}")
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"bounds {name} must be finite, got {a}")
+            raise BadArgumentError(f"bounds {name} must be finite, got {a}")
         out.append(a)
     lo, hi = out
     if not np.all(hi > lo):
         bad = np.flatnonzero(~(hi > lo))
-        raise ValueError(f"bounds need lo < hi in every dimension; not so in dimension(s) {bad.tolist()[:10]}")
+        raise BadArgumentError(f"bounds need lo < hi in every dimension; not so in dimension(s) {bad.tolist()[:10]}")
     return lo, hi
 
 
@@ -50,9 +51,9 @@ def check_starts(starts: Any, d: int) -> np.ndarray:
     if a.ndim == 1 and d == 1:
         a = a[:, None]
     if a.ndim != 2 or a.shape[1] != d:
-        raise ValueError(f"starts must have shape (R, {d}), got {a.shape}")
+        raise BadArgumentError(f"starts must have shape (R, {d}), got {a.shape}")
     if len(a) == 0:
-        raise ValueError("starts is empty: give at least one start point")
+        raise BadArgumentError("starts is empty: give at least one start point")
     return a
 
 
@@ -75,14 +76,14 @@ def make_starts(land: Landscape, n: int, rng: np.random.Generator, sources: Sequ
     """
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
-        raise ValueError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
+        raise BadArgumentError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
     d = land.dim
     box = check_bounds(bounds, d) if bounds is not None else scale_box(land)
     has_reference = land.reference is not None and len(land.reference) > 0
     usable = [s for s in dict.fromkeys(sources)
               if (s != "reference" or has_reference) and (s != "sampler" or bool(land.sampler))]
     if not usable:
-        raise ValueError(f"no usable start source among {tuple(sources)} (no reference latents or sampler settings "
+        raise BadArgumentError(f"no usable start source among {tuple(sources)} (no reference latents or sampler settings "
                          "on this landscape); add 'prior' or 'box', or pass starts=")
     share = {s: n // len(usable) for s in usable}
     for s in usable[: n - sum(share.values())]:

@@ -56,6 +56,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
+from .errors import BadArgumentError, EnergyscopeError
 from ._tensor import to_numpy
 
 try:  # POSIX only; without it (Windows) lock_output takes no lock
@@ -88,11 +89,11 @@ _SHA_RE = re.compile(r"[0-9a-f]{64}")
 T = TypeVar("T")
 
 
-class AnalysisFormatError(ValueError):
+class AnalysisFormatError(EnergyscopeError, ValueError):
     """Saved results that cannot be read back; the message names the problem."""
 
 
-class OutputLockedError(RuntimeError):
+class OutputLockedError(EnergyscopeError, RuntimeError):
     """Another writer holds the results folder (see :func:`lock_output`); the message names it."""
 
 
@@ -693,7 +694,7 @@ def _checked_members(zf: zipfile.ZipFile, where: str, limit: int) -> dict[str, z
 def _read_exact(fh: BinaryIO, n: int, what: str) -> bytes:
     data = fh.read(n)
     if len(data) != n:
-        raise ValueError(f"the member ends inside its {what}")
+        raise BadArgumentError(f"the member ends inside its {what}")
     return data
 
 
@@ -702,25 +703,25 @@ def _npy_header(fh: BinaryIO) -> tuple[np.dtype, tuple[int, ...], bool, int]:
     dtypes (they would need pickle) and anything that is not a plain header."""
     magic = _read_exact(fh, 8, "header")
     if magic[:6] != b"\x93NUMPY" or magic[6] not in (1, 2, 3):
-        raise ValueError("it is not an .npy array (bad magic or version)")
+        raise BadArgumentError("it is not an .npy array (bad magic or version)")
     size_format = "<H" if magic[6] == 1 else "<I"
     length_field = _read_exact(fh, struct.calcsize(size_format), "header")
     (hlen,) = struct.unpack(size_format, length_field)
     if hlen > MAX_NPY_HEADER:
-        raise ValueError(f"its header is {hlen} bytes (more than {MAX_NPY_HEADER})")
+        raise BadArgumentError(f"its header is {hlen} bytes (more than {MAX_NPY_HEADER})")
     text = _read_exact(fh, hlen, "header").decode("utf-8" if magic[6] == 3 else "latin1")
     d = ast.literal_eval(text)
     if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
-        raise ValueError("its header is not a dict of descr, fortran_order and shape")
+        raise BadArgumentError("its header is not a dict of descr, fortran_order and shape")
     shape, fortran = d["shape"], d["fortran_order"]
     if not isinstance(shape, tuple) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
                                                for n in shape):
-        raise ValueError(f"its shape {shape!r} is not a tuple of non-negative integers")
+        raise BadArgumentError(f"its shape {shape!r} is not a tuple of non-negative integers")
     if not isinstance(fortran, bool):
-        raise ValueError(f"its fortran_order {fortran!r} is not a bool")
+        raise BadArgumentError(f"its fortran_order {fortran!r} is not a bool")
     dtype = np.lib.format.descr_to_dtype(d["descr"])
     if dtype.hasobject:
-        raise ValueError("it holds Python objects (object dtype), which energyscope never saves and will not unpickle")
+        raise BadArgumentError("it holds Python objects (object dtype), which energyscope never saves and will not unpickle")
     return dtype, shape, fortran, 8 + len(length_field) + hlen
 
 
@@ -730,18 +731,18 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
         dtype, shape, fortran, offset = _npy_header(fh)
         nbytes = math.prod(shape) * dtype.itemsize
         if offset + nbytes != info.file_size:
-            raise ValueError(f"its header declares shape {shape} of {dtype} ({nbytes} bytes) but the member holds "
+            raise BadArgumentError(f"its header declares shape {shape} of {dtype} ({nbytes} bytes) but the member holds "
                              f"{info.file_size - offset} bytes of data")
         flat = np.empty(nbytes, dtype=np.uint8)
         view, done = memoryview(flat), 0
         while done < nbytes:
             chunk = fh.read(min(_CHUNK, nbytes - done))
             if not chunk:
-                raise ValueError("the member ends before its data does")
+                raise BadArgumentError("the member ends before its data does")
             view[done:done + len(chunk)] = chunk
             done += len(chunk)
         if fh.read(1):  # ZipExtFile stops at the declared size and checks the CRC there
-            raise ValueError("the member holds more data than it declares")
+            raise BadArgumentError("the member holds more data than it declares")
     if dtype.itemsize == 0 or nbytes == 0:
         return np.zeros(shape, dtype=dtype, order="F" if fortran else "C")
     return flat.view(dtype).reshape(shape, order="F" if fortran else "C")

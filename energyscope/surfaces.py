@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import BadArgumentError
 from ._tensor import to_numpy
 
 # Müller & Brown, Theor. Chim. Acta 53, 75 (1979), Table 1.
@@ -79,7 +80,7 @@ class RandomMLPPrior(nn.Module):
                  activation: str = "tanh"):
         super().__init__()
         if activation not in ("tanh", "leaky_relu"):
-            raise ValueError(f"unknown activation {activation!r}; use 'tanh' or 'leaky_relu'")
+            raise BadArgumentError(f"unknown activation {activation!r}; use 'tanh' or 'leaky_relu'")
         g = torch.Generator().manual_seed(seed)
         layers: list[nn.Module] = []
         width = dim
@@ -143,7 +144,7 @@ class KinkProduct(nn.Module):
     def __init__(self, dim: int, n_smooth: int = 0, rotation_seed: int | None = 0):
         super().__init__()
         if not 0 <= n_smooth <= dim:
-            raise ValueError(f"n_smooth must be between 0 and dim={dim}, got {n_smooth}")
+            raise BadArgumentError(f"n_smooth must be between 0 and dim={dim}, got {n_smooth}")
         self.dim, self.n_smooth = int(dim), int(n_smooth)
         q = np.eye(dim) if rotation_seed is None else random_rotation(dim, rotation_seed)
         self.register_buffer("Q", torch.as_tensor(q, dtype=torch.float64, device="cpu"))

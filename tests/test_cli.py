@@ -165,6 +165,32 @@ def test_unexpected_errors_exit_1_and_debug_shows_traceback(ckpt, capsys, monkey
         cli.main(["inspect", str(ckpt)])
 
 
+def test_internal_value_errors_are_not_reported_as_bad_input(ckpt, capsys, monkeypatch):
+    """Every ValueError used to read as bad input (exit 2), so an internal bug looked like the user's fault."""
+    def bug(*a, **k):
+        raise ValueError("cannot reshape array of size 0 into shape (0,newaxis)")
+    monkeypatch.setattr("energyscope.checkpoint.describe_checkpoint", bug)
+    code, _, err = run(capsys, "inspect", ckpt)
+    assert code == 1
+    assert_one_line_error(err, "unexpected ValueError: cannot reshape", "an internal error: please report it")
+
+
+def test_every_input_error_is_an_energyscope_error():
+    from energyscope.checkpoint import CheckpointError
+    from energyscope.errors import BadArgumentError, EnergyscopeError
+    from energyscope.landscape import LandscapeError
+    from energyscope.neb import NEBError
+    from energyscope.spec import SpecError
+    from energyscope.store import AnalysisFormatError, OutputLockedError
+    for cls in (CheckpointError, cli.CLIError, LandscapeError, NEBError, SpecError, AnalysisFormatError,
+                OutputLockedError, BadArgumentError):
+        assert issubclass(cls, EnergyscopeError), cls
+    with pytest.raises(BadArgumentError, match="seed must be an integer"):
+        es.find_minima(es.Landscape(lambda z: (z * z).sum(1), dim=2), n_restarts=4, seed=-1, progress=False)
+    with pytest.raises(ValueError):  # still a ValueError for code that catches those
+        es.Landscape(lambda z: (z * z).sum(1), dim=2, device="banana")
+
+
 # ---------------------------------------------------------------------------------------------- analyze, report
 @pytest.mark.slow
 def test_analyze_writes_results_and_report_rebuilds(ckpt, tmp_path, capsys):
