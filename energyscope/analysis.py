@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import BadArgumentError
 from . import _deadline
+from ._geometry import arc_length
 from ._tensor import to_numpy
 from . import store as _store
 # The on-disk form of results (codec, atomic writes, save/load, the writer's lock) lives in .store; these names are
@@ -800,8 +801,7 @@ def _gallery(result: Analysis, land: Any, n_paths: int, n_frames: int) -> list[d
             result.diagnostics.setdefault("stage_errors", {})["interpret: path filmstrips"] = _error_text(exc)
             decode = False
             strip = path_strip(land, path, n_frames=n_frames, i=i, j=j, decode=False)
-        seg = np.linalg.norm(np.diff(pz, axis=0), axis=1)
-        arc = np.concatenate([[0.0], np.cumsum(seg)])
+        arc = arc_length(pz)
         rec = {"i": int(i), "j": int(j), "saddle_energy": float(d.get("energy", path.saddle_energy)),
                "validated": bool(getattr(path, "saddle_validated", True)),
                "negative_eigenvalue": float(d.get("negative_eigenvalue", np.nan)),

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .errors import BadArgumentError
+from ._geometry import arc_length
 from ._tensor import to_numpy
 from .landscape import Landscape, LandscapeError
 from .masses import BasinMasses, MassEstimate, basin_masses
@@ -229,8 +230,7 @@ class PathStrip:
 
 def _along(z: np.ndarray, frac: np.ndarray) -> np.ndarray:
     """Points at arc-length fractions ``frac`` along the polyline z (M, d) (linear between images)."""
-    seg = np.linalg.norm(np.diff(z, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
+    s = arc_length(z)
     if s[-1] <= 0:
         return np.repeat(z[:1], len(frac), axis=0)
     s /= s[-1]

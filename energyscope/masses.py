@@ -31,12 +31,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .errors import BadArgumentError
 from ._deadline import expired
+from ._geometry import cluster_points
 from ._tensor import jsonable, to_numpy
 from .landscape import Landscape, LandscapeError
 from .minima import Minima, quench
@@ -89,13 +88,7 @@ class Assignment:
         return int((self.basin == UNRESOLVED).sum())
 
 
-def _cluster(z: np.ndarray, tol: float) -> np.ndarray:
-    """Connected components of points closer than ``tol`` (KD-tree pairs + union-find) -> (N,) labels."""
-    if len(z) == 0:
-        return np.zeros(0, dtype=int)
-    pairs = cKDTree(z).query_pairs(tol, output_type="ndarray")
-    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(z), len(z)))
-    return connected_components(g, directed=False)[1]
+_cluster = cluster_points  # labels (N,) of the points closer than tol
 
 
 def assign_basins(land: Landscape, minima: Minima, z: Any, tol: float | None = None, batch_size: int = 4096,

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import BadArgumentError
+from ._geometry import components
 from ._tensor import jsonable, to_numpy
 from .landscape import Landscape
 from .optim import MinimizeResult, minimize, minimize_nonsmooth
@@ -332,14 +333,7 @@ class Minima:
 
 
 # ---------------------------------------------------------------------------------------------------------- grouping
-def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Union-find labels (n,) of the graph with edges (i, j) (scipy's connected components, in C)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    g = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
-    return connected_components(g, directed=False)[1].astype(np.int64)
+_components = components  # union-find labels (n,) of the graph with edges (i, j)
 
 
 def group_points(z: np.ndarray, energy: np.ndarray, radius: np.ndarray, e_tol: np.ndarray,

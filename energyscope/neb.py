@@ -28,6 +28,7 @@ import torch
 
 from .errors import EnergyscopeError
 from ._deadline import expired
+from ._geometry import arc_length
 from ._tensor import to_numpy
 from .landscape import Landscape
 from .minima import Minima, quench
@@ -589,8 +590,8 @@ def _initial_band(za: np.ndarray, zb: np.ndarray, M: int, bump: float, rng: np.r
 
 def _resample(poly: np.ndarray, M: int) -> np.ndarray:
     """M points at equal arc length along the polyline ``poly`` (n, d), ends kept."""
-    seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
+    s = arc_length(poly)
+    seg = np.diff(s)
     if s[-1] <= 0:
         return np.repeat(poly[:1], M, axis=0)
     t = np.linspace(0.0, s[-1], M)

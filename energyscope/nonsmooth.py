@@ -46,6 +46,7 @@ import torch
 
 from .errors import BadArgumentError
 from ._deadline import expired
+from ._geometry import components
 from ._tensor import to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,11 +128,7 @@ class Pieces:
         return len(self.value)
 
 
-def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    g = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
-    return connected_components(g, directed=False)[1]
+_components = components
 
 
 def group_pieces(y: np.ndarray, u: np.ndarray, g: np.ndarray, H: np.ndarray, z: np.ndarray,

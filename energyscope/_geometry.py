@@ -1,0 +1,31 @@
+"""Small shared helpers on point sets and polylines (one home for each, used by several stages)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+
+def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected-component labels (n,) int64 of the graph on n nodes with edges (i, j) (union-find, in C)."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    g = coo_matrix((np.ones(len(i), dtype=np.int8), (np.asarray(i), np.asarray(j))), shape=(n, n))
+    return connected_components(g, directed=False)[1].astype(np.int64)
+
+
+def cluster_points(z: np.ndarray, tol: float) -> np.ndarray:
+    """Labels (N,) of the connected components of points (N, d) closer than ``tol`` (KD-tree pairs)."""
+    if len(z) == 0:
+        return np.zeros(0, dtype=np.int64)
+    pairs = cKDTree(z).query_pairs(tol, output_type="ndarray")
+    return components(len(z), pairs[:, 0], pairs[:, 1])
+
+
+def arc_length(poly: np.ndarray) -> np.ndarray:
+    """Cumulative arc length (M,) along the polyline ``poly`` (M, d), starting at 0, in its own units."""
+    poly = np.asarray(poly, dtype=float)
+    seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(seg)])
