@@ -22,6 +22,7 @@ import numpy as np
 from .errors import BadArgumentError
 from ._tensor import to_numpy
 from .landscape import Landscape
+from .sampling import short_run_samples
 
 SOURCES = ("prior", "reference", "box", "sampler")
 
@@ -71,7 +72,7 @@ def make_starts(land: Landscape, n: int, rng: np.random.Generator, sources: Sequ
     ``"prior"``: samples of the base N(0, σ_base² I) (without a base prior: uniform in the default box, see
     :func:`scale_box`); ``"reference"``: reference latents drawn without replacement (skipped when there are none);
     ``"box"``: uniform in ``bounds`` = (lo, hi), else in the default box; ``"sampler"``: the model's short-run
-    sampler (:func:`energyscope.masses.short_run_samples`), skipped unless ``land.sampler`` records its settings.
+    sampler (:func:`energyscope.sampling.short_run_samples`), skipped unless ``land.sampler`` records its settings.
     (:func:`~energyscope.minima.find_minima` passes the grown :func:`start_box` as ``bounds``.)
     """
     unknown = [s for s in sources if s not in SOURCES]
@@ -105,7 +106,6 @@ def make_starts(land: Landscape, n: int, rng: np.random.Generator, sources: Sequ
         elif s == "reference":
             parts.append(land.reference[rng.choice(len(land.reference), size=k, replace=False)])
         elif s == "sampler":
-            from .masses import short_run_samples  # masses builds on minima, which builds on this module
             z, _ = short_run_samples(land, k, seed=int(rng.integers(2**62)), progress=False)
             parts.append(z)
         else:  # "box", or "prior" without a base distribution

@@ -1,0 +1,21 @@
+"""The package's import contracts (pyproject.toml, [tool.importlinter]) hold: arrows only point down.
+
+Run through pytest so that CI checks them with the README's test command; `lint-imports` prints the same report.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold(monkeypatch, capsys):
+    cli = pytest.importorskip("importlinter.cli", reason="import-linter is a test dependency (pip install -e .[test])")
+    monkeypatch.chdir(ROOT)
+    code = cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "0 broken" in out and "3 kept" in out
+
