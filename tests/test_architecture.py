@@ -19,3 +19,14 @@ def test_import_contracts_hold(monkeypatch, capsys):
     assert code == 0, out
     assert "0 broken" in out and "3 kept" in out
 
+
+
+def test_lint_rules_hold():
+    """pyflakes' checks (unused imports and variables, undefined names) over the package, tests, benchmarks and
+    examples, with the rule set of pyproject.toml ([tool.ruff])."""
+    pytest.importorskip("ruff", reason="ruff is a test dependency (pip install -e .[test])")
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "energyscope", "tests",
+                          "benchmarks", "examples"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

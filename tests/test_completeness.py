@@ -254,7 +254,6 @@ class _SlowMullerBrown(torch.nn.Module):
 def test_the_time_limit_stops_descents_inside_the_later_stages():
     """The limit holds inside a stage too: the mass quenches stop where they are (their samples count as not
     settled, which the verdict names) instead of finishing thousands of evaluations first."""
-    import time
     from energyscope.surfaces import MULLER_BROWN_MINIMA
     land = es.Landscape(_SlowMullerBrown(), dim=2)
     m = es.find_minima(land, starts=MULLER_BROWN_MINIMA.repeat(2, axis=0), progress=False)

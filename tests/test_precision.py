@@ -33,7 +33,6 @@ def search(land):
 
 
 def saddles_of(net):
-    ts = net.transition_states() if hasattr(net, "transition_states") else None
     z = np.array([d["z"] for _, _, d in net.graph.edges(data=True)])
     e = np.array([d["energy"] for _, _, d in net.graph.edges(data=True)])
     order = np.argsort(e)
