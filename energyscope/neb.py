@@ -32,7 +32,7 @@ from ._geometry import arc_length
 from ._tensor import to_numpy
 from .landscape import Landscape
 from .minima import Minima, quench
-from .network import Path
+from .paths import Path
 from .optim import FIRE
 from .saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
 

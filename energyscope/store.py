@@ -157,7 +157,7 @@ class _Encoder:
 #: The modules whose classes saved results may name. Saved type tags are looked up in a registry built from these
 #: fixed modules only: no name read from a file is ever imported (a tampered tag such as ``energyscope.__main__``
 #: would otherwise run code during ``energyscope report``).
-_SAVED_TYPE_MODULES = ("minima", "network", "disconnectivity", "masses", "interpret", "labels", "smoothness",
+_SAVED_TYPE_MODULES = ("minima", "network", "paths", "disconnectivity", "masses", "interpret", "labels", "smoothness",
                        "nonsmooth", "neb", "saddles", "landscape", "pathsample")
 _REGISTRY: dict[str, type] = {}
 
@@ -178,7 +178,12 @@ def _registry() -> dict[str, type]:
 
 def _package_class(name: str) -> type | None:
     """The registered class a saved type tag ``module:qualname`` names, else None (then the plain data is kept)."""
-    return _registry().get(str(name))
+    name = _RENAMED.get(str(name), str(name))
+    return _registry().get(name)
+
+
+#: classes that moved: their old type tags (in results saved before the move) name the new home
+_RENAMED = {"energyscope.network:Path": "energyscope.paths:Path"}
 
 
 def _nesting_depth(obj: Any, limit: int) -> int:

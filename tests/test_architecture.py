@@ -30,3 +30,16 @@ def test_lint_rules_hold():
     run = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "energyscope", "tests",
                           "benchmarks", "examples"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_no_cycle_between_the_path_finders_and_the_network():
+    """``Path`` lived in network.py, so neb imported the orchestrator that imports it; it has its own module now,
+    and results saved with the old type tag still load as Paths."""
+    grimp = pytest.importorskip("grimp")
+    from energyscope.paths import Path as PathClass
+    from energyscope.store import _package_class
+    graph = grimp.build_graph("energyscope")
+    assert "energyscope.network" not in graph.find_modules_directly_imported_by("energyscope.neb")
+    assert not graph.chain_exists(importer="energyscope.neb", imported="energyscope.network")
+    assert _package_class("energyscope.network:Path") is PathClass
+    assert _package_class("energyscope.paths:Path") is PathClass
