@@ -224,7 +224,7 @@ ALLOWED = {
     ("masses.py", "torch.randn(*s, generator=gen"): "MALA noise, moved with .to(dev)",
     ("masses.py", "torch.rand(*s, generator=gen"): "MALA uniforms, moved with .to(dev)",
     ("masses.py", "torch.randint(0, k, (n_chains,), generator=gen)"): "MALA jump targets, moved with .to(dev)",
-    ("masses.py", "torch.randn(z.shape, generator=gen"): "short-run sampler noise, moved with .to(land.device)",
+    ("sampling.py", "torch.randn(z.shape, generator=gen"): "short-run sampler noise, moved with .to(land.device)",
     # saving: what goes into the file lives on the CPU
     ("checkpoint.py", "torch.from_numpy(np.ascontiguousarray(x))"): "arrays written to a checkpoint",
     ("checkpoint.py", "torch.from_numpy(land.reference.copy())"): "reference latents written to a checkpoint",
