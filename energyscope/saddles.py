@@ -515,7 +515,7 @@ def _zoomed_ridge_points(land: Landscape, bands: list, tops: np.ndarray, length:
                          n_images: int = 9) -> np.ndarray:
     """Zoom each band (M, d) in around its point nearest ``tops`` (C, d): relax a string between the images on either
     side, ``levels`` times, then take the lowest point of the ridge the zoomed band crosses (C, d)."""
-    from .neb import dense_profiles, relax_strings
+    from .bands import dense_profiles, relax_strings
     from .nonsmooth import ridge_minimum
     A, B = [], []
     for band, top in zip(bands, tops):

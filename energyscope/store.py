@@ -158,7 +158,7 @@ class _Encoder:
 #: fixed modules only: no name read from a file is ever imported (a tampered tag such as ``energyscope.__main__``
 #: would otherwise run code during ``energyscope report``).
 _SAVED_TYPE_MODULES = ("minima", "network", "paths", "disconnectivity", "masses", "interpret", "labels", "smoothness",
-                       "nonsmooth", "neb", "saddles", "landscape", "pathsample")
+                       "nonsmooth", "bands", "neb", "saddles", "landscape", "pathsample")
 _REGISTRY: dict[str, type] = {}
 
 
@@ -183,7 +183,8 @@ def _package_class(name: str) -> type | None:
 
 
 #: classes that moved: their old type tags (in results saved before the move) name the new home
-_RENAMED = {"energyscope.network:Path": "energyscope.paths:Path"}
+_RENAMED = {"energyscope.network:Path": "energyscope.paths:Path",
+            "energyscope.neb:BandResult": "energyscope.bands:BandResult"}
 
 
 def _nesting_depth(obj: Any, limit: int) -> int:

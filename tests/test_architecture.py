@@ -43,3 +43,11 @@ def test_no_cycle_between_the_path_finders_and_the_network():
     assert not graph.chain_exists(importer="energyscope.neb", imported="energyscope.network")
     assert _package_class("energyscope.network:Path") is PathClass
     assert _package_class("energyscope.paths:Path") is PathClass
+
+
+def test_no_cycle_between_saddles_and_the_path_finders():
+    """saddles zooms bands with the string relaxer; that core now lives in bands.py, below both."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("energyscope")
+    assert not graph.chain_exists(importer="energyscope.saddles", imported="energyscope.neb")
+    assert not graph.chain_exists(importer="energyscope.bands", imported="energyscope.saddles")
