@@ -588,10 +588,9 @@ def _interpret_stage(result: Analysis, land: Any, *, seed: int, masses: bool, n_
     minima = result.minima
     steps = ["prototypes, masses, labels", "path gallery", "landscape views"]
     bar = tqdm(total=len(steps), desc="interpret", disable=not progress, leave=True)
-    t_start = time.perf_counter()
 
-    def out_of_time(step: str) -> bool:
-        if time_limit is None or time.perf_counter() - t_start < float(time_limit):
+    def out_of_time(step: str) -> bool:  # analyze runs this stage under its time limit (energyscope._deadline)
+        if not _deadline.expired():
             return False
         result.diagnostics.setdefault("stage_errors", {})[f"interpret: {step}"] = \
             f"skipped: the interpretation reached its time limit of {float(time_limit):g} s"
