@@ -1,6 +1,6 @@
 """Benchmark: energyscope's batched find_minima against a per-restart scipy L-BFGS-B loop, from the same starts.
 
-For each landscape both methods start from the same R points (drawn by ``energyscope.minima.make_starts``):
+For each landscape both methods start from the same R points (drawn by ``energyscope.search.minima.make_starts``):
 
 * energyscope: ``find_minima(land, starts=Z0)`` — one batched descent, grouping, Hessian validation, polishing.
 * scipy: ``scipy.optimize.minimize(f, z0, jac=True, method="L-BFGS-B")`` for each start, with value and gradient
@@ -27,7 +27,7 @@ import torch
 from scipy.optimize import minimize as sp_minimize
 
 import energyscope as es
-from energyscope.minima import default_gtol, find_minima, make_starts, minima_from_points
+from energyscope.search.minima import default_gtol, find_minima, make_starts, minima_from_points
 from energyscope.surfaces import MullerBrown, RandomMLPPrior, StyblinskiTang
 
 

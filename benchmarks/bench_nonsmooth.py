@@ -4,7 +4,7 @@ The landscapes are random priors in the Pang et al. form with the ``lrelu`` acti
 U(z) = −s·MLP(z) + ½‖z‖² with two LeakyReLU(0.2) layers (``energyscope.surfaces.RandomMLPPrior(activation=
 "leaky_relu")``), in d = 16 and d = 64. Their minima sit on kinks, where the gradient never vanishes.
 
-From the same R starts (``energyscope.minima.make_starts``):
+From the same R starts (``energyscope.search.minima.make_starts``):
 
 * **energyscope**: ``find_minima(land, starts=Z0)`` — batched non-smooth BFGS (weak-Wolfe line search), kink
   refinement and certification. The whole call is timed.
@@ -31,7 +31,7 @@ from scipy.optimize import minimize as sp_minimize
 from scipy.spatial import cKDTree
 
 import energyscope as es
-from energyscope.minima import default_gtol, find_minima, make_starts, minima_from_points
+from energyscope.search.minima import default_gtol, find_minima, make_starts, minima_from_points
 from energyscope.surfaces import RandomMLPPrior
 
 

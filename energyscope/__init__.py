@@ -8,16 +8,19 @@ submodules, and only an explicit ``from .neb import neb`` keeps the package attr
 """
 from __future__ import annotations
 
-from .errors import BadArgumentError, EnergyscopeError
-from .landscape import Landscape, LandscapeError, Scales, SignCheck
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .minima import Coverage, Minima, find_minima, quench
-from .network import Path, TransitionNetwork, connect
-from .neb import neb
-from .disconnectivity import DisconnectivityGraph, disconnectivity
-from .analysis import Analysis, AnalysisFormatError, analyze
+from energyscope._version import __version__
+from energyscope.errors import BadArgumentError, EnergyscopeError
+from energyscope.landscape import Landscape, LandscapeError, Scales, SignCheck
+from energyscope.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from energyscope.search.minima import Coverage, Minima, find_minima, quench
+from energyscope.search.network import Path, TransitionNetwork, connect
+from energyscope.search.neb import neb
+from energyscope.tree.graph import DisconnectivityGraph, disconnectivity
+from energyscope.analysis import Analysis, AnalysisFormatError
+from energyscope.pipeline import analyze
+from energyscope.settings import (AnalysisSettings, ConnectSettings, InterpretSettings, MassSettings,
+                                  MinimaSettings, TreeSettings)
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Landscape", "LandscapeError", "Scales", "SignCheck",
@@ -26,6 +29,7 @@ __all__ = [
     "neb", "connect", "TransitionNetwork", "Path",
     "disconnectivity", "DisconnectivityGraph",
     "analyze", "Analysis", "AnalysisFormatError",
+    "AnalysisSettings", "MinimaSettings", "ConnectSettings", "TreeSettings", "InterpretSettings", "MassSettings",
     "EnergyscopeError", "BadArgumentError",
     "__version__",
 ]

@@ -1,4 +1,4 @@
 """``python -m energyscope`` runs the command line."""
-from .cli import main
+from energyscope.cli import main
 
 raise SystemExit(main())

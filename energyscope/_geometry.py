@@ -8,6 +8,41 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 
+class UnionFind:
+    """Disjoint sets over 0..n-1 with path halving, for merges done one at a time (Kruskal-style walks); for the
+    components of a whole edge list use :func:`components`."""
+
+    def __init__(self, n: int):
+        self.parent = np.arange(n)
+        self._size = np.ones(n, dtype=np.int64)
+
+    def find(self, a: int) -> int:
+        p = self.parent
+        while p[a] != a:
+            p[a] = p[p[a]]
+            a = p[a]
+        return int(a)
+
+    def link(self, root_a: int, root_b: int) -> int:
+        """Put the set of root ``root_b`` under root ``root_a``; returns ``root_a`` (callers that keep a value per set,
+        indexed by its root, choose which root survives)."""
+        self.parent[root_b] = root_a
+        self._size[root_a] += self._size[root_b]
+        return root_a
+
+    def union(self, a: int, b: int) -> bool:
+        """Join the sets holding ``a`` and ``b`` (``a``'s root survives); False when they were one set already."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        self.link(ra, rb)
+        return True
+
+    def size(self, a: int) -> int:
+        """Members of the set holding ``a``."""
+        return int(self._size[self.find(a)])
+
+
 def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Connected-component labels (n,) int64 of the graph on n nodes with edges (i, j) (union-find, in C)."""
     if n == 0:

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import BadArgumentError
+from energyscope.errors import BadArgumentError
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from .errors import EnergyscopeError
+from energyscope.errors import EnergyscopeError
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -48,7 +48,7 @@ def _fmt_stats(s: dict) -> str:
 
 
 def _setup(args: argparse.Namespace) -> None:
-    from ._tensor import set_threads
+    from energyscope._tensor import set_threads
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             raise CLIError(f"--threads must be at least 1, got {args.threads}")
@@ -125,7 +125,7 @@ def format_description(info: dict) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .checkpoint import describe_checkpoint
+    from energyscope.io.checkpoint import describe_checkpoint
     _setup(args)
     info = describe_checkpoint(args.checkpoint, n_samples=args.samples, seed=args.seed, **_load_args(args))
     if args.json:
@@ -181,7 +181,7 @@ def attach_data(land: Any, path: str | os.PathLike, space: str = "auto") -> None
     in the energy's own input space, as they are (input-space models: JEM, flows, the UvA-tutorial EBM);
     ``"auto"`` encodes when there is an encoder, else takes ``x`` as latents when its shape is (N, d).
     """
-    from .landscape import LandscapeError
+    from energyscope.landscape import LandscapeError
     x, y = _read_data_file(Path(path))
     if space == "auto":
         space = "data" if land.has_encoder else "latent"
@@ -230,18 +230,19 @@ def check_output_dir(out: Path) -> None:
         return
 
 
-def _analysis_module() -> Any:
+def _pipeline_module() -> Any:
+    """:mod:`energyscope.pipeline` (which holds ``analyze`` and, through it, ``Analysis``), or one clear error."""
     try:
-        from . import analysis
+        from energyscope import pipeline
     except ImportError as exc:
         raise CLIError(f"the analysis pipeline is not available in this installation ({_one_line(exc)})") from None
-    return analysis
+    return pipeline
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
+    from energyscope.io.checkpoint import load_checkpoint
     _setup(args)
-    analysis = _analysis_module()
+    pipeline = _pipeline_module()
     if args.restarts is not None and args.restarts < 1:
         raise CLIError(f"--restarts must be at least 1, got {args.restarts}")
     if args.time_limit is not None and not args.time_limit > 0:
@@ -257,13 +258,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         attach_data(land, args.data, args.data_space)
     elif args.data_space != "auto":
         raise CLIError("--data-space needs --data")
-    from .checkpoint import convention_caution
+    from energyscope.io.checkpoint import convention_caution
     caution = convention_caution(land)
     if caution:
         warnings.warn(caution, stacklevel=1)
-    from .store import lock_output
+    from energyscope.io.results import lock_output
     with lock_output(out):  # a second writer is refused now, not after the analysis (hours, perhaps)
-        result = analysis.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet,
+        result = pipeline.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet,
                                   bounds=None if args.bounds is None else tuple(args.bounds),
                                   time_limit=args.time_limit)
         _save_or_rescue(result, out)
@@ -299,12 +300,12 @@ def _save_or_rescue(result: Any, out: Path) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    analysis = _analysis_module()
+    pipeline = _pipeline_module()
     out = Path(args.out)
     if not out.is_dir():
         raise CLIError(f"results folder not found: {out} (run 'energyscope analyze' first)")
-    from .store import lock_output
-    result = analysis.Analysis.load(out)
+    from energyscope.io.results import lock_output
+    result = pipeline.Analysis.load(out)
     with lock_output(out):
         report = result.write_report(out / "report.html")
     print(f"report: {report}")
@@ -313,7 +314,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from energyscope._version import __version__
     parser = argparse.ArgumentParser(
         prog="energyscope",
         description="Make a learned energy landscape readable: minima, saddles, disconnectivity graph, decoded "

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import EnergyscopeError
-from ._tensor import as_tensor, resolve_device, to_numpy
-from .smoothness import Smoothness
+from energyscope.errors import EnergyscopeError
+from energyscope._tensor import as_tensor, resolve_device, to_numpy
+from energyscope.smoothness import Smoothness
 
 CONVENTIONS = ("energy", "log_density", "logits")
 REDUCTIONS = (None, "none", "sum", "logsumexp")
@@ -587,7 +587,7 @@ class Landscape:
         """Whether U is smooth, piecewise-smooth or unknown (:class:`~energyscope.smoothness.Smoothness`; detected
         once, on first use, unless given to the constructor)."""
         if self._smoothness is None:
-            from . import smoothness as _sm
+            from energyscope import smoothness as _sm
             self._smoothness = _sm.given(self.smoothness_setting) if self.smoothness_setting != "auto" \
                 else _sm.detect(self)
         return self._smoothness

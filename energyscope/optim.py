@@ -13,7 +13,7 @@ Every optimiser works on R independent rows at once (restarts, or whole bands), 
   Lewis & Overton showed to work on non-smooth functions (Math. Program. 141, 135-163, 2013): on piecewise-smooth U
   (ReLU-family energy networks) it approaches minima that sit on kinks, where the gradient never vanishes, and it stops
   when the line search can no longer make progress. Its end points are then certified (or not) by
-  :mod:`energyscope.nonsmooth`.
+  :mod:`energyscope.search.nonsmooth`.
 
 The L-BFGS step needs no line search (as in GMIN/pele): the quasi-Newton step is capped at a per-row trust radius
 and accepted unless the energy rises by more than a rounding allowance; then it is shortened (quadratic
@@ -31,8 +31,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import BadArgumentError
-from ._deadline import expired
+from energyscope.errors import BadArgumentError
+from energyscope._deadline import expired
 
 EnergyGradFn = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 

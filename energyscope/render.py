@@ -5,14 +5,14 @@
 * ``"table"``: anything else → a table of values (flattened).
 
 Everything here takes numpy arrays (N, ...) of decoded items and draws onto matplotlib axes or returns figures; the
-computation of what to draw lives in :mod:`energyscope.interpret`.
+computation of what to draw lives in :mod:`energyscope.interpret.stage`.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
-from .errors import BadArgumentError
+from energyscope.errors import BadArgumentError
 
 KINDS = ("image", "line", "table")
 
@@ -289,7 +289,7 @@ def plot_prototypes(protos: Any, energy: Sequence[float] | None = None, kind: st
 
 
 def plot_basin_samples(samples, kind: str | None = None, image_shape: Sequence[int] | None = None):
-    """Decoded samples per basin (a :class:`~energyscope.interpret.BasinSamples`), one row per basin."""
+    """Decoded samples per basin (a :class:`~energyscope.interpret.stage.BasinSamples`), one row per basin."""
     if samples.decoded is None:
         raise BadArgumentError("these basin samples were not decoded (no decoder)")
     labels = [f"basin {b}" for b in samples.basins]
@@ -298,7 +298,7 @@ def plot_basin_samples(samples, kind: str | None = None, image_shape: Sequence[i
 
 
 def plot_traversal(trav, kind: str | None = None, image_shape: Sequence[int] | None = None):
-    """Decoded soft-mode walks of one minimum (a :class:`~energyscope.interpret.Traversal`), one row per mode."""
+    """Decoded soft-mode walks of one minimum (a :class:`~energyscope.interpret.stage.Traversal`), one row per mode."""
     if trav.decoded is None:
         raise BadArgumentError("this traversal was not decoded (no decoder)")
     labels = [f"λ={v:.3g}" for v in trav.eigenvalues]
@@ -340,7 +340,7 @@ def plot_path_strip(strip, kind: str | None = None, image_shape: Sequence[int] |
 
 
 def plot_masses(masses, names: Sequence[str] | None = None):
-    """Equilibrium, sampler and data mass per basin side by side (a :class:`~energyscope.masses.BasinMasses`)."""
+    """Equilibrium, sampler and data mass per basin side by side (a :class:`~energyscope.interpret.masses.BasinMasses`)."""
     names = names or [",".join(map(str, g)) if len(g) <= 3 else f"{g[0]}+{len(g) - 1}" for g in masses.groups]
     ests = [(lab, e) for lab, e in (("prior (equilibrium)", masses.equilibrium), ("sampler", masses.sampler),
                                     ("data", masses.data)) if e is not None]
@@ -356,7 +356,7 @@ def plot_masses(masses, names: Sequence[str] | None = None):
 
 
 def plot_confusion(agreement):
-    """The basin × label counts of a :class:`~energyscope.labels.LabelAgreement`."""
+    """The basin × label counts of a :class:`~energyscope.interpret.labels.LabelAgreement`."""
     names = {-1: "other", -2: "unresolved"}
     rows = [names.get(int(r), str(r)) for r in agreement.rows]
     s = agreement.basins

@@ -1,7 +1,7 @@
 """The model's own short-run sampler (Pang et al. 2020): z ← z − (s²/2) ∇U(z) + noise · s · ε from the base.
 
-Used for the sampler mass (:mod:`energyscope.masses`) and as a start source of the minima search
-(:mod:`energyscope.starts`); it depends on the landscape only.
+Used for the sampler mass (:mod:`energyscope.interpret.masses`) and as a start source of the minima search
+(:mod:`energyscope.search.starts`); it depends on the landscape only.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import BadArgumentError
-from ._tensor import to_numpy
-from .landscape import Landscape
+from energyscope.errors import BadArgumentError
+from energyscope._tensor import to_numpy
+from energyscope.landscape import Landscape
 
 SAMPLER_DEFAULTS = {"steps": 60, "step_size": 0.4, "noise": True}
 _SAMPLER_ALIASES = {"steps": ("steps", "n_steps", "langevin_steps", "K"),

@@ -1,7 +1,7 @@
 """Is U smooth? Detection of piecewise-smooth energies (ReLU, LeakyReLU, hardtanh, max-pool, |x|, ...).
 
 Minima and saddles of a piecewise-smooth U usually sit on *kinks*, where the gradient jumps and never vanishes, so
-gradient-norm convergence and Hessian validation are the wrong tools there (:mod:`energyscope.nonsmooth` has the right
+gradient-norm convergence and Hessian validation are the wrong tools there (:mod:`energyscope.search.nonsmooth` has the right
 ones). Two independent pieces of evidence decide which tools a landscape gets:
 
 1. **Operation scan.** One forward pass of U runs under a ``TorchDispatchMode`` that records every ATen operation
@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import BadArgumentError
-from ._tensor import to_numpy
+from energyscope.errors import BadArgumentError
+from energyscope._tensor import to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .landscape import Landscape
+    from energyscope.landscape import Landscape
 
 KINDS = ("smooth", "piecewise", "unknown")
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import BadArgumentError
-from ._tensor import to_numpy
+from energyscope.errors import BadArgumentError
+from energyscope._tensor import to_numpy
 
 # Müller & Brown, Theor. Chim. Acta 53, 75 (1979), Table 1.
 _MB_A = (-200.0, -100.0, -170.0, 15.0)

@@ -6,9 +6,9 @@ import functools
 import numpy as np
 
 import energyscope as es
-import energyscope.network as network_mod
+import energyscope.search.network as network_mod
 from energyscope.analysis import Analysis
-from energyscope.network import Path, TransitionNetwork
+from energyscope.search.network import Path, TransitionNetwork
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_MINIMA_ENERGY, MULLER_BROWN_SADDLES,
                                   MULLER_BROWN_SADDLES_ENERGY, MullerBrown)
 

@@ -7,7 +7,7 @@ from torch import nn
 
 import energyscope as es
 from energyscope._tensor import to_numpy
-from energyscope.minima import Minima, quench
+from energyscope.search.minima import Minima, quench
 
 # Three well-separated components on a circle of radius 1.5: neighbouring means are 2.6 apart, i.e. 4.33 s from the
 # bisector each side, so the mass a component puts outside its own basin is below 2 * Phi(-4.2) < 3e-5 (the basin

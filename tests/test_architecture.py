@@ -36,11 +36,11 @@ def test_no_cycle_between_the_path_finders_and_the_network():
     """``Path`` lived in network.py, so neb imported the orchestrator that imports it; it has its own module now,
     and results saved with the old type tag still load as Paths."""
     grimp = pytest.importorskip("grimp")
-    from energyscope.paths import Path as PathClass
-    from energyscope.store import _package_class
+    from energyscope.search.paths import Path as PathClass
+    from energyscope.io.codec import saved_class as _package_class
     graph = grimp.build_graph("energyscope")
-    assert "energyscope.network" not in graph.find_modules_directly_imported_by("energyscope.neb")
-    assert not graph.chain_exists(importer="energyscope.neb", imported="energyscope.network")
+    assert "energyscope.search.network" not in graph.find_modules_directly_imported_by("energyscope.search.neb")
+    assert not graph.chain_exists(importer="energyscope.search.neb", imported="energyscope.search.network")
     assert _package_class("energyscope.network:Path") is PathClass
     assert _package_class("energyscope.paths:Path") is PathClass
 
@@ -49,5 +49,5 @@ def test_no_cycle_between_saddles_and_the_path_finders():
     """saddles zooms bands with the string relaxer; that core now lives in bands.py, below both."""
     grimp = pytest.importorskip("grimp")
     graph = grimp.build_graph("energyscope")
-    assert not graph.chain_exists(importer="energyscope.saddles", imported="energyscope.neb")
-    assert not graph.chain_exists(importer="energyscope.bands", imported="energyscope.saddles")
+    assert not graph.chain_exists(importer="energyscope.search.saddles", imported="energyscope.search.neb")
+    assert not graph.chain_exists(importer="energyscope.search.bands", imported="energyscope.search.saddles")

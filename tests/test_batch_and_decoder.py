@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import energyscope as es
-import energyscope.network as network_mod
+import energyscope.search.network as network_mod
 from energyscope import Landscape, LandscapeError
 from energyscope.surfaces import MullerBrown
 from mb_helpers import SMALL_MASSES, exact_connect, mb_reference

@@ -13,8 +13,8 @@ from torch import nn
 
 import energyscope as es
 from energyscope import CheckpointError, Landscape
-from energyscope.checkpoint import convention_caution, describe_checkpoint
-from energyscope.spec import SpecError, build_module, module_spec
+from energyscope.io.checkpoint import convention_caution, describe_checkpoint
+from energyscope.io.spec import SpecError, build_module, module_spec
 
 pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:`torch.jit.save` is deprecated:DeprecationWarning")]

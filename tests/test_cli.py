@@ -14,7 +14,7 @@ from torch import nn
 
 import energyscope as es
 from energyscope import cli
-from energyscope.checkpoint import describe_checkpoint
+from energyscope.io.checkpoint import describe_checkpoint
 
 D = 2
 
@@ -156,7 +156,7 @@ def test_bad_input_exit_2_with_one_line(tmp_path, capsys, setup, argv, fragments
 def test_unexpected_errors_exit_1_and_debug_shows_traceback(ckpt, capsys, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("something\nbroke")
-    monkeypatch.setattr("energyscope.checkpoint.describe_checkpoint", boom)
+    monkeypatch.setattr("energyscope.io.checkpoint.describe_checkpoint", boom)
     code, _, err = run(capsys, "inspect", ckpt)
     assert code == 1
     assert_one_line_error(err, "unexpected RuntimeError: something broke", "ENERGYSCOPE_DEBUG=1")
@@ -169,19 +169,19 @@ def test_internal_value_errors_are_not_reported_as_bad_input(ckpt, capsys, monke
     """Every ValueError used to read as bad input (exit 2), so an internal bug looked like the user's fault."""
     def bug(*a, **k):
         raise ValueError("cannot reshape array of size 0 into shape (0,newaxis)")
-    monkeypatch.setattr("energyscope.checkpoint.describe_checkpoint", bug)
+    monkeypatch.setattr("energyscope.io.checkpoint.describe_checkpoint", bug)
     code, _, err = run(capsys, "inspect", ckpt)
     assert code == 1
     assert_one_line_error(err, "unexpected ValueError: cannot reshape", "an internal error: please report it")
 
 
 def test_every_input_error_is_an_energyscope_error():
-    from energyscope.checkpoint import CheckpointError
+    from energyscope.io.checkpoint import CheckpointError
     from energyscope.errors import BadArgumentError, EnergyscopeError
     from energyscope.landscape import LandscapeError
-    from energyscope.neb import NEBError
-    from energyscope.spec import SpecError
-    from energyscope.store import AnalysisFormatError, OutputLockedError
+    from energyscope.search.neb import NEBError
+    from energyscope.io.spec import SpecError
+    from energyscope.io.results import AnalysisFormatError, OutputLockedError
     for cls in (CheckpointError, cli.CLIError, LandscapeError, NEBError, SpecError, AnalysisFormatError,
                 OutputLockedError, BadArgumentError):
         assert issubclass(cls, EnergyscopeError), cls
@@ -216,8 +216,8 @@ def test_report_errors(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "report", tmp_path / "out")
     assert code == 2
     assert_one_line_error(err, "analysis.json", "energyscope analyze")
-    monkeypatch.setitem(sys.modules, "energyscope.analysis", None)  # as if analysis.py did not exist
-    monkeypatch.delattr(es, "analysis", raising=False)
+    monkeypatch.setitem(sys.modules, "energyscope.pipeline", None)  # as if pipeline.py did not exist
+    monkeypatch.delattr(es, "pipeline", raising=False)
     code, _, err = run(capsys, "report", tmp_path / "out")
     assert code == 2
     assert_one_line_error(err, "the analysis pipeline is not available")
@@ -314,7 +314,7 @@ def test_output_path_problems_are_found_before_the_analysis(ckpt, tmp_path, caps
     make(out)
     target = out if fragment == "it is a file" else tmp_path / "file" / "sub"
     ran = []
-    monkeypatch.setattr("energyscope.analysis.analyze", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr("energyscope.pipeline.analyze", lambda *a, **k: ran.append(1))
     code, _, err = run(capsys, "analyze", ckpt, "-o", target, "--quiet")
     assert code == 2 and not ran
     assert_one_line_error(err, f"cannot write results to {target}", fragment)
@@ -326,7 +326,7 @@ def test_read_only_output_is_found_before_the_analysis(ckpt, tmp_path, capsys, m
     ro.mkdir()
     ro.chmod(0o500)
     ran = []
-    monkeypatch.setattr("energyscope.analysis.analyze", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr("energyscope.pipeline.analyze", lambda *a, **k: ran.append(1))
     code, _, err = run(capsys, "analyze", ckpt, "-o", ro / "out", "--quiet")
     assert code == 2 and not ran
     assert_one_line_error(err, "is not writable")
@@ -339,7 +339,7 @@ def test_read_only_check_uses_access(ckpt, tmp_path, capsys, monkeypatch):
     real = os.access
     monkeypatch.setattr(cli.os, "access", lambda p, mode: False if str(p) == str(ro) else real(p, mode))
     ran = []
-    monkeypatch.setattr("energyscope.analysis.analyze", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr("energyscope.pipeline.analyze", lambda *a, **k: ran.append(1))
     code, _, err = run(capsys, "analyze", ckpt, "-o", ro / "out", "--quiet")
     assert code == 2 and not ran
     assert_one_line_error(err, f"cannot write results to {ro / 'out'}: {ro} is not writable")
@@ -347,12 +347,12 @@ def test_read_only_check_uses_access(ckpt, tmp_path, capsys, monkeypatch):
 
 def test_bounds_option_reaches_the_minima_search(ckpt, tmp_path, capsys, monkeypatch):
     seen = {}
-    real = es.analysis.analyze
+    real = es.pipeline.analyze
 
     def spy(land, **kw):
         seen.update(kw)
         return real(land, **{**kw, "n_restarts": 8, "masses": False, "n_paths": 1, "grid_size": 16})
-    monkeypatch.setattr("energyscope.analysis.analyze", spy)
+    monkeypatch.setattr("energyscope.pipeline.analyze", spy)
     code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out", "--bounds", "-2", "2.5", "--time-limit",
                        "30", "--quiet")
     assert seen["bounds"] == (-2.0, 2.5) and seen["time_limit"] == 30.0

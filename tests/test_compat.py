@@ -3,7 +3,6 @@ import json
 import pathlib
 
 import numpy as np
-import pytest
 
 import energyscope as es
 

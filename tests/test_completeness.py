@@ -135,7 +135,7 @@ def test_the_models_sampler_is_a_start_source():
 
 
 def _failing_paths(land, book, plist, **kw):
-    from energyscope.neb import PairPaths
+    from energyscope.search.neb import PairPaths
     return [PairPaths(i, j, failure="band did not converge (stand-in)") for i, j in plist]
 
 
@@ -143,7 +143,7 @@ def test_the_network_stage_stops_at_its_time_limit(monkeypatch):
     """Bands that keep failing used to be retried round after round whatever the time; with time_limit the stage
     stops before its next batch, says so, and the verdict names it."""
     import sys
-    neb_mod = sys.modules["energyscope.neb"]  # (the package exports a function of the same name)
+    neb_mod = sys.modules["energyscope.search.neb"]  # (the package exports a function of the same name)
     land = es.Landscape(StyblinskiTang(), dim=2)
     m = es.find_minima(land, n_restarts=64, progress=False)
     monkeypatch.setattr(neb_mod, "find_paths", _failing_paths)
@@ -228,7 +228,7 @@ def test_half_precision_energies_are_refused():
 
 
 def test_a_fall_with_no_bottom_is_not_an_uphill_face():
-    from energyscope.starts import _rising_faces
+    from energyscope.search.starts import _rising_faces
 
     def f(z):  # −inf on the half-way points in x > 0, finite on the face
         return torch.where(z[:, 0] > 0.5, torch.where(z[:, 0] > 2.9, 0.0, -float("inf")), (z * z).sum(1))

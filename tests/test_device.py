@@ -20,8 +20,8 @@ from torch import nn
 
 import energyscope as es
 from energyscope._tensor import to_numpy
-from energyscope.checkpoint import describe_checkpoint
-from energyscope.masses import basin_masses
+from energyscope.io.checkpoint import describe_checkpoint
+from energyscope.interpret.masses import basin_masses
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_MINIMA_ENERGY, MULLER_BROWN_SADDLES_ENERGY,
                                   MullerBrown)
 
@@ -245,7 +245,7 @@ def _factory_calls(path: Path):
 
 
 def test_tensor_factories_name_their_device():
-    modules = sorted(p for p in PKG.glob("*.py") if p.name != "_tensor.py")
+    modules = sorted(p for p in PKG.rglob("*.py") if p.name != "_tensor.py")
     assert len(modules) >= 15
     missing, used = [], set()
     for path in modules:
@@ -264,7 +264,7 @@ def test_tensor_factories_name_their_device():
 
 def test_loads_map_to_cpu_and_no_bare_numpy():
     """torch.load / torch.jit.load read onto the CPU (a GPU-saved file loads anywhere); .numpy() only after .cpu()."""
-    for path in sorted(PKG.glob("*.py")):
+    for path in sorted(PKG.rglob("*.py")):
         src = path.read_text()
         for node in ast.walk(ast.parse(src)):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)

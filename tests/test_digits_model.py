@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from sklearn.datasets import load_digits
 
 from energyscope import load_checkpoint
-from energyscope.minima import quench
+from energyscope.search.minima import quench
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"

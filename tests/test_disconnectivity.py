@@ -13,10 +13,10 @@ import pytest
 from matplotlib.offsetbox import AnnotationBbox
 
 import energyscope as es
-from energyscope.disconnectivity import DisconnectivityGraph, basin_index, disconnectivity
-from energyscope.disconnectivity_plot import NOT_CONNECTED, plot_disconnectivity, tree_layout
-from energyscope.minima import Minima
-from energyscope.network import TransitionNetwork
+from energyscope.tree.graph import DisconnectivityGraph, basin_index, disconnectivity
+from energyscope.tree.plot import NOT_CONNECTED, plot_disconnectivity, tree_layout
+from energyscope.search.minima import Minima
+from energyscope.search.network import TransitionNetwork
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_MINIMA_ENERGY, MULLER_BROWN_SADDLES,
                                   MULLER_BROWN_SADDLES_ENERGY, ST_G_MINUS, ST_G_PLUS, ST_G_ZERO,
                                   ST_T_ZERO, styblinski_tang_minima)

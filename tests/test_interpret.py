@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 import energyscope as es
-from energyscope.interpret import (Interpretation, basin_samples, interpret, off_data, path_strip, path_strips,
+from energyscope.interpret.stage import (Interpretation, basin_samples, interpret, off_data, path_strip, path_strips,
                                    prototype_thumbnails, prototypes, traversal)
-from energyscope.masses import importance_mass
-from energyscope.network import Path, TransitionNetwork
+from energyscope.interpret.masses import importance_mass
+from energyscope.search.network import Path, TransitionNetwork
 from energyscope.render import (plot_basin_samples, plot_confusion, plot_masses, plot_path_strip, plot_prototypes,
                                 plot_traversal)
 from energyscope.surfaces import MULLER_BROWN_MINIMA, MULLER_BROWN_SADDLES, MullerBrown

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from energyscope.labels import LabelAgreement, cluster_scores, contingency, label_agreement
+from energyscope.interpret.labels import LabelAgreement, cluster_scores, contingency, label_agreement
 
 LABELS = np.array([0, 0, 1, 1, 2, 2])
 

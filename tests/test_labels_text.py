@@ -10,7 +10,7 @@ import pytest
 from matplotlib.text import Text
 
 import energyscope as es
-import energyscope.network as network_mod
+import energyscope.search.network as network_mod
 import energyscope.report.figures as report_figures
 from energyscope import render
 from energyscope.report import context

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from energyscope.landscape import LandscapeError
-from energyscope.masses import (OTHER, BasinMasses, assign_basins, basin_masses, data_mass, importance_mass,
+from energyscope.interpret.masses import (OTHER, BasinMasses, assign_basins, basin_masses, data_mass, importance_mass,
                                 mala_mass, sampler_mass, sampler_settings)
 from mixture_helpers import MEANS, TAIL, minima_from, mixture_landscape
 
@@ -153,7 +153,7 @@ def test_auto_falls_back_to_mala_when_importance_ess_is_too_small():
 def test_short_run_update_is_the_pang_form():
     # U = ½ λ ||z||² (a standard-normal base with E = ½ (λ - 1) ||z||²): noise-free steps contract by (1 - s²λ/2)
     import energyscope as es
-    from energyscope.masses import short_run_samples
+    from energyscope.interpret.masses import short_run_samples
 
     lam, s, k = 3.0, 0.3, 7
     land = es.Landscape(lambda z: 0.5 * (lam - 1) * (z * z).sum(1), dim=4, base_prior="standard_normal",
@@ -181,7 +181,7 @@ def test_data_the_prior_misses_is_flagged():
 
 
 def test_importance_ess_from_weights_alone_matches_the_full_estimate():
-    from energyscope.masses import importance_ess, importance_mass
+    from energyscope.interpret.masses import importance_ess, importance_mass
     land, minima, _ = mixture_landscape(base=True)
     full = importance_mass(land, minima, 1024, seed=3, progress=False)
     assert importance_ess(land, 1024, seed=3) == pytest.approx(full.ess, rel=1e-9)

@@ -10,7 +10,7 @@ from scipy.spatial import cKDTree
 
 import energyscope as es
 from energyscope.landscape import LandscapeError
-from energyscope.minima import (Coverage, Minima, chao1, find_minima, group_points, make_starts, minima_from_points,
+from energyscope.search.minima import (Coverage, Minima, chao1, find_minima, group_points, make_starts, minima_from_points,
                                 quench)
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_MINIMA_ENERGY, MULLER_BROWN_SADDLES, ST_G_MINUS,
                                   ST_G_PLUS, ST_T_MINUS, ST_T_PLUS, MullerBrown, StyblinskiTang,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import energyscope as es
-from energyscope.neb import NEBError, neb, profile_dips, relax_bands, tangents
+from energyscope.search.neb import NEBError, neb, profile_dips, relax_bands, tangents
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_SADDLES, MULLER_BROWN_SADDLES_ENERGY, ST_G_MINUS,
                                   ST_G_PLUS, ST_G_ZERO, ST_T_MINUS, ST_T_PLUS, ST_T_ZERO, MullerBrown, StyblinskiTang)
 
@@ -160,7 +160,7 @@ def test_band_meeting_nan_is_reported_not_crashed():
 
 
 def test_es_neb_is_callable_after_submodule_import(mb):
-    import energyscope.neb  # noqa: F401 - binds the package attribute to the module
+    import energyscope.search.neb  # noqa: F401 - binds the package attribute to the module
     p = es.neb(mb, MULLER_BROWN_MINIMA[2], MULLER_BROWN_MINIMA[1])
     assert isinstance(p, es.Path) and p.saddle_validated
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import energyscope as es
-from energyscope.minima import Minima
-from energyscope.network import Attempt, TransitionNetwork, candidate_pairs
+from energyscope.search.minima import Minima
+from energyscope.search.network import Attempt, TransitionNetwork, candidate_pairs
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_MINIMA_ENERGY, MULLER_BROWN_SADDLES,
                                   MULLER_BROWN_SADDLES_ENERGY, ST_G_MINUS, ST_G_PLUS, ST_G_ZERO,
                                   MullerBrown, StyblinskiTang, styblinski_tang_minima)

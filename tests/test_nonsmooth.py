@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 from torch import nn
 
 import energyscope as es
-from energyscope.nonsmooth import local_structure, min_norm_point, refine, ridge_points
+from energyscope.search.nonsmooth import local_structure, min_norm_point, refine, ridge_points
 from energyscope.optim import minimize_nonsmooth
 from energyscope.smoothness import probe, scan_operations
 from energyscope.surfaces import (KINK_G, KINK_TOP, SMOOTH_G, KinkProduct, MullerBrown, StyblinskiTang,

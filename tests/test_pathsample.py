@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import energyscope as es
-from energyscope.disconnectivity import DisconnectivityGraph
-from energyscope.pathsample import log_vib, read_pathsample, write_pathsample
+from energyscope.tree.graph import DisconnectivityGraph
+from energyscope.io.pathsample import log_vib, read_pathsample, write_pathsample
 from energyscope.surfaces import ST_T_MINUS, ST_T_PLUS, ST_T_ZERO
 
 from test_disconnectivity import mb_network, random_network, st_network

@@ -69,7 +69,7 @@ def test_figures_draw_the_right_artists():
 
 
 def test_mass_bars_show_other_and_unresolved_mass():
-    from energyscope.masses import OTHER, UNRESOLVED, BasinMasses, MassEstimate, MassFlags
+    from energyscope.interpret.masses import OTHER, UNRESOLVED, BasinMasses, MassEstimate, MassFlags
     from energyscope.render import plot_masses
 
     est = MassEstimate.from_samples("data", np.array([0, 0, 1, OTHER, UNRESOLVED]), 2)

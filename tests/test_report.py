@@ -157,7 +157,7 @@ def decoder_analysis() -> Analysis:
     torch.manual_seed(0)
     dec = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 4, 4)))
     from mb_helpers import exact_connect, mb_reference
-    import energyscope.network as network_mod
+    import energyscope.search.network as network_mod
     ref, labels = mb_reference()
     land = es.Landscape(es.surfaces.MullerBrown(), decoder=dec, dim=2, reference=ref, labels=labels,
                         metadata={"name": "Müller–Brown with a toy decoder"})

@@ -1,4 +1,4 @@
-"""The on-disk form of results (energyscope.store): hostile files on load, the atomic pair, the writer's lock.
+"""The on-disk form of results (energyscope.io.results): hostile files on load, the atomic pair, the writer's lock.
 
 Every hostile case plays the attacker who can rewrite both files: wherever the arrays change, the JSON's
 ``arrays_sha256`` is recomputed to match, so the checksum alone cannot be what stops them. Tests that need the new
@@ -150,9 +150,9 @@ def test_deep_but_parseable_json_is_refused_before_decoding(tmp_path):
     _forge(out, doc)
     with pytest.raises(AnalysisFormatError, match="nested more than 100 levels deep"):
         Analysis.load(out)
-    from energyscope import store
+    from energyscope.io import codec
     with pytest.raises(AnalysisFormatError, match="nested more than 100 levels deep"):
-        store._Decoder({}).decode(deep)
+        codec.Decoder({}).decode(deep)
 
 
 @pytest.mark.parametrize("text, kind", [("[]", "list"), ("[1, 2]", "list"), ('"x"', "str"), ("3", "int"),
@@ -384,7 +384,7 @@ def test_a_reader_racing_a_writer_always_gets_one_whole_save(tmp_path):
 # ------------------------------------------------------------------------------------------------ the writer's lock
 _HOLDER = textwrap.dedent("""
     import sys
-    from energyscope import store
+    from energyscope.io import results as store
     with store.lock_output(sys.argv[1]):
         print("locked", flush=True)
         sys.stdin.read()
@@ -392,7 +392,7 @@ _HOLDER = textwrap.dedent("""
 
 
 def test_a_second_writer_is_refused_and_a_dead_writer_leaves_no_stale_lock(tmp_path):
-    from energyscope.store import OutputLockedError
+    from energyscope.io.results import OutputLockedError
     out = _saved(tmp_path, seed=1)
     before = {p: (out / p).read_bytes() for p in ("analysis.json", "arrays.npz")}
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], stdin=subprocess.PIPE,
@@ -412,7 +412,7 @@ def test_a_second_writer_is_refused_and_a_dead_writer_leaves_no_stale_lock(tmp_p
 
 
 def test_the_lock_is_reentrant_in_a_thread_and_refuses_other_threads(tmp_path):
-    from energyscope import store
+    from energyscope.io import results as store
     out = tmp_path / "out"
     errors: list[BaseException] = []
 
@@ -436,7 +436,7 @@ def test_the_lock_is_reentrant_in_a_thread_and_refuses_other_threads(tmp_path):
 
 _CONTENDER = textwrap.dedent("""
     import os, sys, time
-    from energyscope import store
+    from energyscope.io import results as store
     out, go = sys.argv[1], sys.argv[2]
     print("ready", flush=True)
     while not os.path.exists(go):

@@ -10,11 +10,17 @@ diagnostics.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import figures
+from energyscope.interpret.masses import BasinMasses
+from energyscope.interpret.records import LabelSummary
+from energyscope.report import figures
+from energyscope.report.notes import mass_notes
+
+if TYPE_CHECKING:  # the report reads an Analysis; the Analysis draws itself with the report
+    from energyscope.analysis import Analysis
 
 STAGE_NAMES = {"minima": "minima search", "network": "transition network (NEB + saddles)",
                "tree": "disconnectivity tree", "interpret": "interpretation (prototypes, masses, labels, paths)",
@@ -136,7 +142,7 @@ def _coverage(result: Any) -> dict | None:
     found, est = d.get("found"), d.get("estimated_total")
     if found is None or est is None:
         return None
-    from ..completeness import assess
+    from energyscope.completeness import assess
     c = assess(result)
     verdict, cls = (c.verdict, c.level) if c is not None else ("not available", "warn")
     d["against"] = [] if c is None else list(c.against)
@@ -160,34 +166,32 @@ def _energies(result: Any) -> np.ndarray:
     return np.asarray(result.minima.energy, dtype=float) if result.minima is not None else np.zeros(0)
 
 
-def _basin_rows(result: Any, thumbs: list[str] | None) -> list[dict]:
+def _basin_rows(result: Analysis, thumbs: list[str] | None) -> list[dict]:
     e = _energies(result)
     e0 = float(e.min()) if len(e) else 0.0
     rows = []
     for b in result.basins:
-        k = int(b["index"])
-        counts = b.get("label_counts") or {}
-        purity = b.get("purity")
-        dom = b.get("dominant_label")
+        k = b.index
+        dom, purity = b.dominant_label, b.purity
         rows.append({
             "index": k,
             "thumb": thumbs[k] if thumbs is not None and k < len(thumbs) else None,
-            "energy": fmt(b.get("energy")),
-            "delta": fmt(float(b["energy"]) - e0, 3),
-            "barrier": fmt(b.get("barrier"), 3),
-            "prior": pct(b.get("prior_mass"), b.get("prior_mass_se")),
-            "prior_w": _bar(b.get("prior_mass")),
-            "sampler": pct(b.get("sampler_mass"), b.get("sampler_mass_se")),
-            "sampler_w": _bar(b.get("sampler_mass")),
-            "data": pct(b.get("data_mass")),
-            "data_w": _bar(b.get("data_mass")),
-            "hits": fmt(b.get("hits")),
-            "n_flat": fmt(b.get("n_flat")),
-            "n_sharp": fmt(b.get("n_sharp", 0)),
+            "energy": fmt(b.energy),
+            "delta": fmt(float(b.energy) - e0, 3),
+            "barrier": fmt(b.barrier, 3),
+            "prior": pct(b.prior_mass, b.prior_mass_se),
+            "prior_w": _bar(b.prior_mass),
+            "sampler": pct(b.sampler_mass, b.sampler_mass_se),
+            "sampler_w": _bar(b.sampler_mass),
+            "data": pct(b.data_mass),
+            "data_w": _bar(b.data_mass),
+            "hits": fmt(b.hits),
+            "n_flat": fmt(b.n_flat),
+            "n_sharp": fmt(b.n_sharp),
             "label": "—" if dom is None else str(dom),
             "label_detail": "" if dom is None else (f"{100 * float(purity):.0f}% of " if purity is not None else "of ")
-            + f"{sum(int(c) for c in counts.values())}",
-            "flags": list(b.get("flags") or []),
+            + f"{sum(int(c) for c in b.label_counts.values())}",
+            "flags": list(b.flags),
         })
     return rows
 
@@ -231,47 +235,44 @@ def _map_figure(result: Any) -> tuple[str | None, str]:
     return figures.pca_uri(result.minima.z, saddles, paths, ref, ref_lab), "pca"
 
 
-def _path_cards(result: Any, figs: _Figures) -> list[dict]:
+def _path_cards(result: Analysis, figs: _Figures) -> list[dict]:
     e = _energies(result)
     e0 = float(e.min()) if len(e) else 0.0
     cards = []
-    for n, rec in enumerate(result.paths or []):
-        img = figs.draw(f"path {rec.get('i')}–{rec.get('j')}", lambda rec=rec: figures.path_uri(rec, e0))
-        i, j = int(rec["i"]), int(rec["j"])
+    for rec in result.paths:
+        img = figs.draw(f"path {rec.i}–{rec.j}", lambda rec=rec: figures.path_uri(rec, e0))
+        i, j = rec.i, rec.j
         cards.append({
             "title": f"minimum {i} ↔ minimum {j}",
             "img": img,
-            "saddle": fmt(rec.get("saddle_energy")),
-            "barrier_ij": fmt(rec.get("saddle_energy", np.nan) - e[i], 3) if i < len(e) else "—",
-            "barrier_ji": fmt(rec.get("saddle_energy", np.nan) - e[j], 3) if j < len(e) else "—",
-            "line_max": fmt(np.nanmax(rec["line_energy"]) - e0, 3) if len(rec.get("line_energy", [])) else "—",
-            "validated": bool(rec.get("validated", False)),
+            "saddle": fmt(rec.saddle_energy),
+            "barrier_ij": fmt(rec.saddle_energy - e[i], 3) if i < len(e) else "—",
+            "barrier_ji": fmt(rec.saddle_energy - e[j], 3) if j < len(e) else "—",
+            "line_max": fmt(np.nanmax(rec.line_energy) - e0, 3) if len(rec.line_energy) else "—",
+            "validated": bool(rec.validated),
             "i": i, "j": j,
         })
     return cards
 
 
-def _label_rows(la: dict | None) -> list[dict]:
-    if not la:
+def _label_rows(la: LabelSummary | None) -> list[dict]:
+    if la is None:
         return []
     names = [("purity", "purity"), ("nmi", "NMI"), ("ari", "ARI"), ("v_measure", "V-measure"),
              ("homogeneity", "homogeneity"), ("completeness", "completeness"),
              ("hungarian_accuracy", "Hungarian accuracy"), ("n_clusters", "clusters")]
-    hd = la.get("hdbscan") or {}
-    rows = []
-    for key, name in names:
-        if key in la or key in hd:
-            rows.append({"name": name, "basins": fmt(la.get(key), 3), "hdbscan": fmt(hd.get(key), 3)})
-    return rows
+    hd = la.hdbscan
+    return [{"name": name, "basins": fmt(getattr(la, key), 3), "hdbscan": fmt(None if hd is None else hd[key], 3)}
+            for key, name in names]
 
 
-def _confusion(la: dict | None) -> tuple[np.ndarray, list[str], list[str]] | None:
-    if not la or la.get("confusion") is None:
+def _confusion(la: LabelSummary | None) -> tuple[np.ndarray, list[str], list[str]] | None:
+    if la is None or la.confusion is None:
         return None
-    counts = np.asarray(la["confusion"])
+    counts = np.asarray(la.confusion)
     rows = [("other" if int(r) == -1 else "unresolved" if int(r) == -2 else str(int(r)))
-            for r in la.get("confusion_rows", range(len(counts)))]
-    cols = [str(c) for c in la.get("confusion_cols", range(counts.shape[1]))]
+            for r in (la.confusion_rows or range(len(counts)))]
+    cols = [str(c) for c in (la.confusion_cols or range(counts.shape[1]))]
     return counts, rows, cols
 
 
@@ -280,11 +281,11 @@ def _masses_figure(result: Any) -> str | None:
         return None
 
     def col(key: str) -> np.ndarray | None:
-        vals = [b.get(key) for b in result.basins]
+        vals = [getattr(b, key) for b in result.basins]
         if all(v is None for v in vals):
             return None
         return np.array([np.nan if v is None else float(v) for v in vals])
-    idx = np.array([int(b["index"]) for b in result.basins])
+    idx = np.array([b.index for b in result.basins])
     return figures.masses_uri(idx, col("prior_mass"), col("prior_mass_se"), col("sampler_mass"),
                               col("sampler_mass_se"), col("data_mass"), col("data_mass_se"))
 
@@ -326,9 +327,8 @@ def context(result: Any) -> dict:
     thumbs = figs.draw("basin thumbnails",
                        lambda: figures.thumbnail_uris(prototypes)) if prototypes is not None else None
     dominant = None
-    if result.basins and any(b.get("dominant_label") is not None for b in result.basins):
-        dominant = {int(b["index"]): ("none" if b.get("dominant_label") is None else b["dominant_label"])
-                    for b in result.basins}
+    if any(b.dominant_label is not None for b in result.basins):
+        dominant = {b.index: ("none" if b.dominant_label is None else b.dominant_label) for b in result.basins}
     tree_img = figs.draw("disconnectivity graph",
                          lambda: figures.disconnectivity_uri(result.tree, prototypes, dominant)
                          ) if result.tree is not None else None
@@ -347,8 +347,8 @@ def context(result: Any) -> dict:
              ("connected components", fmt(comps)),
              ("total time", secs((result.timings or {}).get("total")))]
     la = result.label_agreement
-    if la and la.get("nmi") is not None:
-        cards.append(("NMI basins vs labels", fmt(la.get("nmi"), 3)))
+    if la is not None:
+        cards.append(("NMI basins vs labels", fmt(la.nmi, 3)))
     return {
         "title": _title(result),
         "created": result.created or "",
@@ -364,18 +364,25 @@ def context(result: Any) -> dict:
         "n_minima": len(e),
         "basins": _basin_rows(result, thumbs),
         "paths": paths,
-        "has_frames": any(r.get("mep_frames") is not None for r in (result.paths or [])),
+        "has_frames": any(r.mep_frames is not None for r in result.paths),
         "masses_img": masses_img,
-        "mass_notes": list(interp.get("mass_notes") or []),
+        "mass_notes": _mass_notes(interp),
         "confusion_img": confusion_img,
         "label_rows": _label_rows(la),
-        "label_notes": list(interp.get("label_notes") or []),
-        "has_labels": bool(la),
+        "has_labels": la is not None,
         "map_img": map_img,
         "map_kind": map_kind,
         "dim": model.get("dim"),
         "diagnostics": _diagnostics(result, figs.errors),
     }
+
+
+def _mass_notes(interp: dict) -> list[str]:
+    """How the masses were measured: written from the saved estimates (results saved by 0.1.0 stored the text)."""
+    bm = interp.get("masses")
+    if isinstance(bm, BasinMasses):
+        return mass_notes(bm)
+    return [str(n) for n in interp.get("mass_notes") or []]
 
 
 def render_report(result: Any) -> str:
@@ -419,20 +426,20 @@ def text_summary(result: Any, max_basins: int = 12) -> str:
         for b in result.basins[:max_basins]:
             def p(x):
                 return "—" if x is None else f"{100 * float(x):.1f}%"
-            lab = b.get("dominant_label")
-            lines.append(f"{int(b['index']):>5} {fmt(b['energy'], 6):>10} {fmt(float(b['energy']) - e0, 3):>8} "
-                         f"{fmt(b.get('barrier'), 3):>8} {p(b.get('prior_mass')):>7} {p(b.get('sampler_mass')):>7} "
-                         f"{p(b.get('data_mass')):>7} {fmt(b.get('hits')):>5}  "
-                         f"{'' if lab is None else lab}{' [' + ', '.join(b['flags']) + ']' if b.get('flags') else ''}")
+            lab = b.dominant_label
+            lines.append(f"{b.index:>5} {fmt(b.energy, 6):>10} {fmt(float(b.energy) - e0, 3):>8} "
+                         f"{fmt(b.barrier, 3):>8} {p(b.prior_mass):>7} {p(b.sampler_mass):>7} "
+                         f"{p(b.data_mass):>7} {fmt(b.hits):>5}  "
+                         f"{'' if lab is None else lab}{' [' + ', '.join(b.flags) + ']' if b.flags else ''}")
         if len(result.basins) > max_basins:
             lines.append(f"  … {len(result.basins) - max_basins} more in the report")
     la = result.label_agreement
-    if la:
-        s = (f"labels: purity {fmt(la.get('purity'), 3)}, NMI {fmt(la.get('nmi'), 3)}, ARI {fmt(la.get('ari'), 3)}, "
-             f"V-measure {fmt(la.get('v_measure'), 3)}")
-        hd = la.get("hdbscan")
-        if hd:
-            s += f"; HDBSCAN baseline NMI {fmt(hd.get('nmi'), 3)}, ARI {fmt(hd.get('ari'), 3)}"
+    if la is not None:
+        s = (f"labels: purity {fmt(la.purity, 3)}, NMI {fmt(la.nmi, 3)}, ARI {fmt(la.ari, 3)}, "
+             f"V-measure {fmt(la.v_measure, 3)}")
+        hd = la.hdbscan
+        if hd is not None:
+            s += f"; HDBSCAN baseline NMI {fmt(hd.nmi, 3)}, ARI {fmt(hd.ari, 3)}"
         lines.append("")
         lines.append(s)
     t = result.timings or {}

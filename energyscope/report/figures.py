@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..render import plain_text, plain_texts
+from energyscope.interpret.records import GalleryPath
+from energyscope.render import plain_text, plain_texts
 
 DPI = 100
 #: colours of the three masses, everywhere in the report
@@ -54,13 +55,13 @@ def figure_uri(fig: Figure, dpi: int = DPI) -> str:
 def display_items(x: np.ndarray) -> tuple[np.ndarray, str]:
     """Decoded outputs (N, ...) prepared for drawing by :mod:`energyscope.render` (kind chosen from the shape):
     images as (N, H, W[, 3]) in [0, 1] on one common scale, lines and tables as (N, D)."""
-    from ..render import _prepare
+    from energyscope.render import _prepare
     return _prepare(np.asarray(x, dtype=float), None, None)
 
 
 def draw_items_row(fig: Figure, gs_row: Any, items: np.ndarray, kind: str, ylim: tuple[float, float] | None) -> list:
     """Draw prepared items into consecutive grid cells; returns the axes."""
-    from ..render import draw_item
+    from energyscope.render import draw_item
     axes = []
     for c, cell in enumerate(gs_row):
         a = fig.add_subplot(cell)
@@ -76,7 +77,7 @@ def draw_items_row(fig: Figure, gs_row: Any, items: np.ndarray, kind: str, ylim:
 
 def thumbnail_uris(x: np.ndarray, size_in: float = 0.6) -> list[str]:
     """One small PNG per decoded output (N, ...) for the basin table, all on one common scale."""
-    from ..render import thumbnails
+    from energyscope.render import thumbnails
     rgb = thumbnails(np.asarray(x, dtype=float))
     out = []
     for img in rgb:
@@ -95,7 +96,7 @@ def disconnectivity_uri(tree: Any, prototypes: np.ndarray | None, dominant: dict
     """The disconnectivity graph, drawn by ``tree.plot``, with a decoded prototype under every leaf.
 
     Args:
-        tree: a :class:`~energyscope.disconnectivity.DisconnectivityGraph` whose ids index ``prototypes``.
+        tree: a :class:`~energyscope.tree.graph.DisconnectivityGraph` whose ids index ``prototypes``.
         prototypes: (K, ...) decoded minima or None; drawn through the plot's ``thumbnail`` callback (images as they
             are, lines and tables rasterised by :func:`energyscope.render.thumbnails`).
         dominant: minimum id -> dominant label, to colour leaves by group (None: no colouring).
@@ -108,7 +109,7 @@ def disconnectivity_uri(tree: Any, prototypes: np.ndarray | None, dominant: dict
     ax = fig.add_subplot(1, 1, 1)
     kwargs: dict[str, Any] = {"ax": ax, "leaf_labels": True}
     if with_thumbs:
-        from ..render import thumbnails
+        from energyscope.render import thumbnails
         rgb = thumbnails(np.asarray(prototypes, dtype=float))
         kwargs["thumbnail"] = lambda m, _rgb=rgb: _rgb[int(m)]
     if dominant:
@@ -138,20 +139,14 @@ def tidy_tree_axes(drawn: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------ paths
-def _arc(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=float)
-    if len(z) < 2:
-        return np.zeros(len(z))
-    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(z, axis=0), axis=1))])
-
-
-def path_uri(rec: dict, e_ref: float) -> str:
+def path_uri(rec: GalleryPath, e_ref: float) -> str:
     """One gallery card: the energy profile along the MEP and the straight line; with frames, both filmstrips.
 
-    ``rec`` holds ``mep_s``/``mep_energy`` and ``line_s``/``line_energy`` (arc lengths in latent units, U in nats)
-    and optionally ``mep_frames``/``line_frames`` (F, ...). Energies are drawn relative to ``e_ref``.
+    ``rec``'s ``mep_s``/``mep_energy`` and ``line_s``/``line_energy`` are the profiles (fraction of the way, U in
+    nats), ``mep_frames``/``line_frames`` (F, ...) the filmstrips when decoded. Energies are drawn relative to
+    ``e_ref``.
     """
-    mep_frames, line_frames = rec.get("mep_frames"), rec.get("line_frames")
+    mep_frames, line_frames = rec.mep_frames, rec.line_frames
     has_frames = mep_frames is not None and line_frames is not None and len(mep_frames) > 0
     n_f = len(mep_frames) if has_frames else 0
     if has_frames:
@@ -163,20 +158,20 @@ def path_uri(rec: dict, e_ref: float) -> str:
     else:
         fig = new_figure(4.6, 2.6)
         ax = fig.add_subplot(1, 1, 1)
-    s_m = np.asarray(rec["mep_s"], float)
-    s_l = np.asarray(rec["line_s"], float)
+    s_m = np.asarray(rec.mep_s, float)
+    s_l = np.asarray(rec.line_s, float)
     tot_m = s_m[-1] if len(s_m) and s_m[-1] > 0 else 1.0
     tot_l = s_l[-1] if len(s_l) and s_l[-1] > 0 else 1.0
-    e_m = np.asarray(rec["mep_energy"], float) - e_ref
-    e_l = np.asarray(rec["line_energy"], float) - e_ref
+    e_m = np.asarray(rec.mep_energy, float) - e_ref
+    e_l = np.asarray(rec.line_energy, float) - e_ref
     ax.plot(s_l / tot_l, e_l, color=LINE_COLOUR, ls="--", lw=1.3, label="straight line")
     ax.plot(s_m / tot_m, e_m, color=PATH_COLOUR, lw=1.6, label="min.-energy path")
-    if rec.get("image_s") is not None and rec.get("image_energy") is not None:
-        ax.plot(np.asarray(rec["image_s"], float), np.asarray(rec["image_energy"], float) - e_ref, ls="none",
+    if rec.image_s is not None and rec.image_energy is not None:
+        ax.plot(np.asarray(rec.image_s, float), np.asarray(rec.image_energy, float) - e_ref, ls="none",
                 marker="o", ms=2.8, color=PATH_COLOUR)
-    if np.isfinite(rec.get("saddle_energy", np.nan)):
+    if np.isfinite(rec.saddle_energy):
         k = int(np.nanargmax(e_m)) if np.isfinite(e_m).any() else 0
-        ax.plot([s_m[k] / tot_m], [rec["saddle_energy"] - e_ref], marker="X", color=SADDLE_COLOUR, ms=8,
+        ax.plot([s_m[k] / tot_m], [rec.saddle_energy - e_ref], marker="X", color=SADDLE_COLOUR, ms=8,
                 mec="white", mew=0.8, ls="none", label="saddle")
     ax.set_xlabel("fraction of path length")
     ax.set_ylabel("U − U(global min) [nats]", fontsize=8)
@@ -187,7 +182,7 @@ def path_uri(rec: dict, e_ref: float) -> str:
         both, kind = display_items(np.concatenate([np.asarray(mep_frames), np.asarray(line_frames)]))
         ylim = None
         if kind == "line":
-            from ..render import _ylim
+            from energyscope.render import _ylim
             ylim = _ylim(both)
         for row, name in enumerate(("path", "line")):
             axes = draw_items_row(fig, [gs[row, c + 2] for c in range(n_f)], both[row * n_f:(row + 1) * n_f], kind,

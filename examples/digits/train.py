@@ -203,7 +203,7 @@ def train(config: TrainConfig | None = None, images: np.ndarray | None = None, l
 
 def save(result: TrainedModel, path: str | Path) -> Path:
     """Write the energyscope checkpoint (weights-only loadable, declarative architecture) to ``path``."""
-    from energyscope.checkpoint import save_checkpoint
+    from energyscope.io.checkpoint import save_checkpoint
 
     cfg = result.config
     path = Path(path)

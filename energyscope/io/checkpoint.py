@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import EnergyscopeError
-from ._tensor import resolve_device, to_numpy
-from .landscape import Landscape, LandscapeError
-from .spec import (WEIGHTED, ParallelHeads, SpecError, build_module, canonical_type, check_chain, complete_spec,
+from energyscope.errors import EnergyscopeError
+from energyscope._tensor import resolve_device, to_numpy
+from energyscope.landscape import Landscape, LandscapeError
+from energyscope.io.spec import (WEIGHTED, ParallelHeads, SpecError, build_module, canonical_type, check_chain, complete_spec,
                    describe_spec, feature_sizes, find_parallel_heads, infer_spec, module_spec)
 
 FORMAT_NAME = "energyscope"
@@ -123,7 +123,7 @@ def save_checkpoint(path: str | os.PathLike, energy: nn.Module | Landscape, deco
         data_shape: shape of one decoded sample, e.g. ``(1, 8, 8)``; inferred from the decoder when omitted.
         metadata: free-form JSON-like description (str, numbers, lists, dicts).
 
-    The modules must be ``nn.Sequential`` stacks of layers :mod:`energyscope.spec` can describe; anything else raises
+    The modules must be ``nn.Sequential`` stacks of layers :mod:`energyscope.io.spec` can describe; anything else raises
     CheckpointError (save it as TorchScript, or load it with an entry point instead). The settings are validated by
     building the Landscape before anything is written.
     """

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from .errors import EnergyscopeError
+from energyscope.errors import EnergyscopeError
 
 
 class SpecError(EnergyscopeError, ValueError):

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._deadline import expired
-from ._tensor import to_numpy
-from .landscape import Landscape
-from .minima import Minima, quench
+from energyscope._deadline import expired
+from energyscope._tensor import to_numpy
+from energyscope.landscape import Landscape
+from energyscope.search.minima import Minima, quench
 
 
 # ---------------------------------------------------------------------------------------------------------- minima book
@@ -100,7 +100,7 @@ class MinimaBook:
         if len(new_rows) and not land.is_smooth:
             # a piecewise-smooth U: certify on the kink (the points come from certified quenches, so this is one
             # refinement step), and keep the kink's structure as its eigenvalues (+inf along sharp directions)
-            from .nonsmooth import local_structure, refine
+            from energyscope.search.nonsmooth import local_structure, refine
             kp = refine(land, z[new_rows], "minimum", radius=1e-5 * land.scales().length)
             ls = local_structure(land, kp, flat_tol=self.base.flat_tol)
             for r, c in zip(new_rows, range(len(kp))):
@@ -252,7 +252,7 @@ class SaddleRecord:
         z: (d,) position; energy: U there, nats.
         eigenvalues: (d,) Hessian eigenvalues, ascending; negative_eigenvalue: the lowest of them. For a saddle on a
             kink: the reduced Hessian's eigenvalues along the kink, -inf for the sharp unstable direction of a
-            ridge, +inf for sharp stable directions (see :mod:`energyscope.nonsmooth`).
+            ridge, +inf for sharp stable directions (see :mod:`energyscope.search.nonsmooth`).
         mode: (d,) unit eigenvector of the negative mode.
         minima: (i, j) indices (into the :class:`MinimaBook`) reached by the + and - push-off descents (-1: none).
         valid: True when all four acceptance checks passed.
@@ -381,10 +381,10 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
     """Transition states of a piecewise-smooth U, which usually sit on kinks (ridges where U falls like -|x|).
 
     With ``tangents`` (the band's direction at each candidate), each candidate is first moved to the lowest point of
-    its ridge (:func:`energyscope.nonsmooth.ridge_minimum`: maximise along the band's direction, minimise in the
-    others, both non-smoothly). It is then refined onto its stationary point by :func:`energyscope.nonsmooth.refine`
+    its ridge (:func:`energyscope.search.nonsmooth.ridge_minimum`: maximise along the band's direction, minimise in the
+    others, both non-smoothly). It is then refined onto its stationary point by :func:`energyscope.search.nonsmooth.refine`
     (Newton on the non-smooth stationarity system of the pieces that meet there) and its local structure worked out
-    (:func:`energyscope.nonsmooth.local_structure`). It is accepted, exactly as a smooth saddle, when
+    (:func:`energyscope.search.nonsmooth.local_structure`). It is accepted, exactly as a smooth saddle, when
 
     1. the refinement converged (Clarke stationary, step below tolerance);
     2. its index is 1: one downhill direction (a negative reduced-Hessian eigenvalue) or one ridge (the downhill
@@ -411,12 +411,12 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
         max_iter: refinement iterations at most.
         seed: seeds the refinement's samples.
     """
-    from .nonsmooth import local_structure, refine, replace_rows
+    from energyscope.search.nonsmooth import local_structure, refine, replace_rows
     z0 = np.asarray(to_numpy(candidates), dtype=np.float64).reshape(-1, land.dim)
     C = len(z0)
     if C == 0:
         return []
-    from .nonsmooth import ridge_minimum
+    from energyscope.search.nonsmooth import ridge_minimum
     length = land.scales().length
     n_ridge = 0
     rad = np.full(C, 1e-3 * length)
@@ -515,8 +515,8 @@ def _zoomed_ridge_points(land: Landscape, bands: list, tops: np.ndarray, length:
                          n_images: int = 9) -> np.ndarray:
     """Zoom each band (M, d) in around its point nearest ``tops`` (C, d): relax a string between the images on either
     side, ``levels`` times, then take the lowest point of the ridge the zoomed band crosses (C, d)."""
-    from .bands import dense_profiles, relax_strings
-    from .nonsmooth import ridge_minimum
+    from energyscope.search.bands import dense_profiles, relax_strings
+    from energyscope.search.nonsmooth import ridge_minimum
     A, B = [], []
     for band, top in zip(bands, tops):
         z = np.asarray(band, dtype=np.float64)

@@ -29,11 +29,11 @@ from pathlib import Path as _FilePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from .errors import BadArgumentError
+from energyscope.errors import BadArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .disconnectivity import DisconnectivityGraph
-    from .network import TransitionNetwork
+    from energyscope.tree.graph import DisconnectivityGraph
+    from energyscope.search.network import TransitionNetwork
 
 MIN_FILE = "min.data"
 TS_FILE = "ts.data"
@@ -72,15 +72,15 @@ class PathsampleData:
 
     def tree(self) -> "DisconnectivityGraph":
         """The disconnectivity graph of these minima and transition states (ids = 0-based line numbers)."""
-        from .disconnectivity import DisconnectivityGraph
+        from energyscope.tree.graph import DisconnectivityGraph
         return DisconnectivityGraph(self.energy, self.edges)
 
     def to_network(self) -> "TransitionNetwork":
-        """A :class:`~energyscope.network.TransitionNetwork` without coordinates: minima with ``z`` of shape (K, 0)
+        """A :class:`~energyscope.search.network.TransitionNetwork` without coordinates: minima with ``z`` of shape (K, 0)
         and no Hessian eigenvalues; each edge has ``energy``, an empty ``z``, ``negative_eigenvalue`` NaN, ``path``
         None and ``log_vib``. ``es.disconnectivity`` of it gives the same tree as :meth:`tree`."""
-        from .minima import Minima
-        from .network import TransitionNetwork
+        from energyscope.search.minima import Minima
+        from energyscope.search.network import TransitionNetwork
         K = len(self.energy)
         minima = Minima(z=np.zeros((K, 0)), energy=self.energy.copy(), hits=np.zeros(K, dtype=np.int64),
                         hessian_eigenvalues=np.zeros((K, 0)), stats={"source": "PATHSAMPLE min.data"})
@@ -113,10 +113,10 @@ def write_pathsample(source: "TransitionNetwork | DisconnectivityGraph", directo
                      min_name: str = MIN_FILE, ts_name: str = TS_FILE) -> tuple[_FilePath, _FilePath]:
     """Write ``min.data`` and ``ts.data`` for a transition network (or a disconnectivity graph).
 
-    From a :class:`~energyscope.network.TransitionNetwork` every minimum and every transition state is written
+    From a :class:`~energyscope.search.network.TransitionNetwork` every minimum and every transition state is written
     (self-loops and parallel edges included; PATHSAMPLE reads them too), with ``log_vib`` from the minima's
     ``hessian_eigenvalues`` and the edges' ``eigenvalues`` where present. From a
-    :class:`~energyscope.disconnectivity.DisconnectivityGraph` the minima (line k = position k) and the transition
+    :class:`~energyscope.tree.graph.DisconnectivityGraph` the minima (line k = position k) and the transition
     states that make its merges are written, with ``log_vib`` 0.
 
     Args:
@@ -126,8 +126,8 @@ def write_pathsample(source: "TransitionNetwork | DisconnectivityGraph", directo
     Returns:
         the paths of the two files.
     """
-    from .disconnectivity import DisconnectivityGraph
-    from .network import TransitionNetwork
+    from energyscope.tree.graph import DisconnectivityGraph
+    from energyscope.search.network import TransitionNetwork
     if isinstance(source, TransitionNetwork):
         m = source.minima
         energy = np.asarray(m.energy, dtype=float)

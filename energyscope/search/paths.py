@@ -1,5 +1,5 @@
-"""A minimum-energy path (a relaxed band) and its plain-data form: what the path finders (:mod:`energyscope.neb`)
-produce and the transition network (:mod:`energyscope.network`) stores on its edges."""
+"""A minimum-energy path (a relaxed band) and its plain-data form: what the path finders (:mod:`energyscope.search.neb`)
+produce and the transition network (:mod:`energyscope.search.network`) stores on its edges."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Minimum-energy paths between minima: batched nudged elastic bands with a dense post-check and splitting.
 
 The numerical core (band and string relaxation, the improved tangent, the climbing image, dense profiles) is
-:mod:`energyscope.bands`, whose names are re-exported here. :func:`find_paths` adds the dense post-check (each band
+:mod:`energyscope.search.bands`, whose names are re-exported here. :func:`find_paths` adds the dense post-check (each band
 evaluated at ``dense`` points per segment to catch maxima between images and intermediate minima) and splits bands
 at intermediate minima, relaxing the pieces again. :func:`neb` is the single-band convenience used in notebooks;
 :func:`energyscope.connect` uses the batched parts.
@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._geometry import arc_length
-from ._tensor import to_numpy
-from .landscape import Landscape
-from .minima import Minima, quench
-from .paths import Path
-from .saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
-from .bands import (  # noqa: F401 (the band core is public here too)
+from energyscope._geometry import arc_length
+from energyscope._tensor import to_numpy
+from energyscope.landscape import Landscape
+from energyscope.search.minima import Minima, quench
+from energyscope.search.paths import Path
+from energyscope.search.saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
+from energyscope.search.bands import (  # noqa: F401 (the band core is public here too)
     BandResult, NEBError, _equal_arc, _resolve_end_maxima, _tangents, dense_profiles, finite_curvature, image_count,
     neb_forces, profile_dips, relax_bands, relax_strings, tangents)
 
@@ -266,7 +266,7 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
         progress: show a progress bar.
 
     Returns:
-        A :class:`~energyscope.network.Path`: ``z`` (M, d), ``energy`` (M,), ``saddle_z`` (d,) (the refined saddle
+        A :class:`~energyscope.search.network.Path`: ``z`` (M, d), ``energy`` (M,), ``saddle_z`` (d,) (the refined saddle
         when validated, else the highest point), ``saddle_energy``, ``converged``, ``n_evals`` (energy+gradient
         rows), ``path_max_energy`` (the highest energy along the dense path — an upper bound on the barrier),
         ``saddle_validated``. When split, ``info["pieces"]`` holds one Path per piece and

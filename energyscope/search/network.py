@@ -1,8 +1,8 @@
 """TransitionNetwork: minima joined by validated transition states, and :func:`connect`, which builds it.
 
 ``connect`` (DESIGN §4.5) tries candidate pairs — each minimum's k nearest neighbours plus the edges of a Euclidean
-minimum spanning tree — with batched NEB (:mod:`energyscope.neb`), refines and validates every climbing image
-(:mod:`energyscope.saddles`), and then connects the remaining components in the spirit of Wales' "missing connection"
+minimum spanning tree — with batched NEB (:mod:`energyscope.search.neb`), refines and validates every climbing image
+(:mod:`energyscope.search.saddles`), and then connects the remaining components in the spirit of Wales' "missing connection"
 strategy: Dijkstra over squared distances with zero cost inside a component picks, for every component not joined to
 the global minimum's, the chain of cross-component pairs to try next; attempts per pair are capped.
 
@@ -20,9 +20,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .errors import BadArgumentError
-from .minima import Minima
-from .paths import Path, _plain, _revive  # noqa: F401 (Path is public here too)
+from energyscope.errors import BadArgumentError
+from energyscope.search.minima import Minima
+from energyscope.search.paths import Path, _plain, _revive  # noqa: F401 (Path is public here too)
 
 
 @dataclass
@@ -284,9 +284,9 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
     1. Every input minimum is checked (finite energy; a descent from it stays within ``match_tol``; no Hessian
        eigenvalue clearly negative). Pairs involving a failing one, or two coincident minima, are logged as failed.
     2. Candidate pairs — each minimum's ``k_nearest`` neighbours plus a Euclidean minimum spanning tree — are relaxed
-       by NEB all together (:func:`energyscope.neb.find_paths`: batched bands, dense post-check, splitting at
+       by NEB all together (:func:`energyscope.search.neb.find_paths`: batched bands, dense post-check, splitting at
        intermediate minima), every climbing image is refined by exact-Hessian eigenvector following and validated
-       (:func:`energyscope.saddles.find_saddles`), all in batches.
+       (:func:`energyscope.search.saddles.find_saddles`), all in batches.
     3. While the network is not connected: Dijkstra over a distance graph between components picks the next pairs
        (see :func:`_missing_connections`); retries start from a band bulged sideways by ``retry_bump`` of its length in
        a seeded random direction and with more images. At most ``max_attempts_per_pair`` tries per pair and
@@ -303,10 +303,10 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         max_rounds: rounds of the component-connecting loop at most (the first round included).
         seed: seeds the sideways bulge of retried bands.
         n_images: fixed images per band (default from distance: ``images_per_length`` per length scale, 9 to 33).
-        ftol_rel, max_iter, dense, split: NEB settings (see :func:`energyscope.neb.relax_bands`, ``find_paths``).
+        ftol_rel, max_iter, dense, split: NEB settings (see :func:`energyscope.search.neb.relax_bands`, ``find_paths``).
         retry_bump: sideways bulge of retried bands, as a fraction of their length.
         match_tol: distance under which two points are the same minimum (default
-            :func:`energyscope.saddles.default_match_tol`).
+            :func:`energyscope.search.saddles.default_match_tol`).
         time_limit: seconds; no new batch of bands starts once it is spent (the batch running is finished), and
             ``info["stopped"]`` says so. None: no limit.
         progress: progress bars.
@@ -315,9 +315,9 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         A :class:`TransitionNetwork` whose ``minima`` is a NEW :class:`Minima`: the input minima first, with the same
         indices and order, then any minima found on the way (not re-sorted, so that indices stay valid).
     """
-    from .landscape import as_landscape
-    from .neb import find_paths
-    from .saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
+    from energyscope.landscape import as_landscape
+    from energyscope.search.neb import find_paths
+    from energyscope.search.saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
 
     land = as_landscape(land)
     if not isinstance(minima, Minima):
@@ -476,11 +476,11 @@ def _check_minima(land: Any, book: Any, flat_tol: float, match_tol: float, info:
 
     Where U is smooth: finite energy, no clearly negative Hessian eigenvalue, and a descent from it stays within
     ``match_tol``. Where it is not known to be smooth: the point is refined on its kink and certified
-    (:mod:`energyscope.nonsmooth`), and must not move by more than ``match_tol``.
+    (:mod:`energyscope.search.nonsmooth`), and must not move by more than ``match_tol``.
     """
-    from ._tensor import to_numpy
-    from .minima import quench
-    from .saddles import eig_tolerance
+    from energyscope._tensor import to_numpy
+    from energyscope.search.minima import quench
+    from energyscope.search.saddles import eig_tolerance
     z = book.z
     K0 = len(z)
     bad: dict[int, str] = {}
@@ -493,7 +493,7 @@ def _check_minima(land: Any, book: Any, flat_tol: float, match_tol: float, info:
     if not len(fin_idx):
         return bad
     if not land.is_smooth:
-        from .nonsmooth import local_structure, refine
+        from energyscope.search.nonsmooth import local_structure, refine
         kp = refine(land, z[fin_idx], "minimum", radius=1e-5 * land.scales().length)
         ls = local_structure(land, kp, flat_tol=flat_tol)
         info["n_evals"] += int(kp.n_evals + ls.n_evals)

@@ -1,7 +1,7 @@
 """How basins line up with labels: purity, NMI, ARI, V-measure, Hungarian accuracy, and an HDBSCAN baseline.
 
 All scores compare two labelings of the same N points. Basin assignments may contain negative codes (``OTHER``,
-``UNRESOLVED`` from :mod:`energyscope.masses`, or HDBSCAN noise); each negative code is kept as a cluster of its own
+``UNRESOLVED`` from :mod:`energyscope.interpret.masses`, or HDBSCAN noise); each negative code is kept as a cluster of its own
 and counted, never dropped.
 """
 from __future__ import annotations
@@ -13,8 +13,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics
 
-from .errors import BadArgumentError
-from ._tensor import to_numpy
+from energyscope.errors import BadArgumentError
+from energyscope._record import RecordAccess
+from energyscope._tensor import to_numpy
 
 
 def contingency(pred: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +43,7 @@ def _check(pred: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
-class ClusterScores:
+class ClusterScores(RecordAccess):
     """Agreement of a clustering with labels (all in [0, 1] except ARI, which is ≤ 1 and ≈ 0 for chance).
 
     Attributes:

@@ -15,14 +15,16 @@ transition state joins hang from an explicit "not connected" root at the top.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import BadArgumentError
-from .disconnectivity import DisconnectivityGraph
-from .render import plain_text
+from energyscope.errors import BadArgumentError
+from energyscope.render import plain_text
+
+if TYPE_CHECKING:  # the graph draws itself with this module (DisconnectivityGraph.plot): arrows point here
+    from energyscope.tree.graph import DisconnectivityGraph
 
 NOT_CONNECTED = -1   # node key of the virtual "not connected" root
 
@@ -376,7 +378,7 @@ def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: 
     from matplotlib.lines import Line2D
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    if not isinstance(graph, DisconnectivityGraph):
+    if not callable(getattr(graph, "node_children", None)):  # the one thing only a merge tree has
         raise TypeError(f"plot_disconnectivity takes a DisconnectivityGraph; got {type(graph).__name__}")
     lay = tree_layout(graph, n_levels=n_levels, delta_E=delta_E, slant=slant)
     ids = lay.order

@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from .errors import BadArgumentError
-from ._deadline import expired
-from ._geometry import cluster_points
-from ._tensor import jsonable, to_numpy
-from .sampling import SAMPLER_DEFAULTS, _progress, sampler_settings, short_run_samples  # noqa: F401 (public here too)
-from .landscape import Landscape, LandscapeError
-from .minima import Minima, quench
+from energyscope.errors import BadArgumentError
+from energyscope._deadline import expired
+from energyscope._geometry import cluster_points
+from energyscope._tensor import jsonable, to_numpy
+from energyscope.sampling import SAMPLER_DEFAULTS, _progress, sampler_settings, short_run_samples  # noqa: F401 (public here too)
+from energyscope.landscape import Landscape, LandscapeError
+from energyscope.search.minima import Minima, quench
 
 OTHER = -1        #: the sample quenched to a minimum that is not in the set
 UNRESOLVED = -2   #: the sample's quench did not converge or met non-finite values

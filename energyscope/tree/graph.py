@@ -6,7 +6,7 @@ linkage on minimax barriers: the node where minima i and j first share a superba
 of the highest saddle on any path between them (:meth:`DisconnectivityGraph.merge_energy`). Minima that no
 transition state joins stay in separate components; they are kept and listed, never dropped.
 
-Energies are in nats (kT = 1). Levels are only a display device (:mod:`energyscope.disconnectivity_plot`); the tree
+Energies are in nats (kT = 1). Levels are only a display device (:mod:`energyscope.tree.plot`); the tree
 stores the exact merge energies.
 """
 from __future__ import annotations
@@ -16,33 +16,16 @@ from pathlib import Path as _FilePath
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-from .errors import BadArgumentError
+
+from energyscope._geometry import UnionFind
+from energyscope.errors import BadArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .disconnectivity_plot import DisconnectivityPlot
-    from .network import TransitionNetwork
+    from energyscope.tree.plot import DisconnectivityPlot
+    from energyscope.search.network import TransitionNetwork
 
-FORMAT_NAME = "energyscope.disconnectivity"
+FORMAT_NAME = "energyscope.tree.graph"
 FORMAT_VERSION = 1
-
-
-class _UnionFind:
-    """Union-find over 0..n-1 with path halving; ``root`` of each set is tracked by the caller."""
-
-    def __init__(self, n: int):
-        self.parent = np.arange(n)
-
-    def find(self, a: int) -> int:
-        p = self.parent
-        while p[a] != a:
-            p[a] = p[p[a]]
-            a = p[a]
-        return int(a)
-
-    def union(self, a: int, b: int) -> int:
-        """Join the sets of a and b (roots given); returns the new root (a)."""
-        self.parent[b] = a
-        return a
 
 
 def _as_edges(edges: Any, n_minima: int) -> np.ndarray:
@@ -71,7 +54,7 @@ def _as_edges(edges: Any, n_minima: int) -> np.ndarray:
 class DisconnectivityGraph:
     """The exact merge tree of a transition network.
 
-    Build it with :func:`disconnectivity` (from a :class:`~energyscope.network.TransitionNetwork`) or directly from
+    Build it with :func:`disconnectivity` (from a :class:`~energyscope.search.network.TransitionNetwork`) or directly from
     plain arrays: ``DisconnectivityGraph(energy, edges)``.
 
     Args:
@@ -146,7 +129,7 @@ class DisconnectivityGraph:
         key = np.lexsort((np.arange(K), self.energy))        # rank by (energy, position)
         rank = np.empty(K, dtype=int)
         rank[key] = np.arange(K)
-        uf = _UnionFind(K)
+        uf = UnionFind(K)
         top = np.arange(K)               # the tree node currently at the top of each set (indexed by set root)
         node_energy = list(self.energy)
         lowest = list(range(K))
@@ -173,7 +156,7 @@ class DisconnectivityGraph:
             # Children ordered: the one holding the lower minimum first.
             children.append((na, nb) if deep == la else (nb, na))
             merges.append((int(a), int(b), float(en)))
-            root = uf.union(ra, rb)
+            root = uf.link(ra, rb)
             top[root] = new
         self.merge_edges = np.array(merges, dtype=float).reshape(-1, 3)
         self.children = np.array(children, dtype=int).reshape(-1, 2)
@@ -189,7 +172,7 @@ class DisconnectivityGraph:
 
     @classmethod
     def from_network(cls, network: "TransitionNetwork") -> "DisconnectivityGraph":
-        """The tree of a :class:`~energyscope.network.TransitionNetwork` (all its edges; nodes = minima indices)."""
+        """The tree of a :class:`~energyscope.search.network.TransitionNetwork` (all its edges; nodes = minima indices)."""
         energy = np.asarray(network.minima.energy, dtype=float)
         rows = [(u, v, d["energy"]) for u, v, d in network.graph.edges(data=True)]
         return cls(energy, rows)
@@ -334,11 +317,11 @@ class DisconnectivityGraph:
 
     def _partition(self, pairs: np.ndarray) -> list[set[int]]:
         K = len(self)
-        uf = _UnionFind(K)
+        uf = UnionFind(K)
         for a, b in pairs:
             ra, rb = uf.find(int(a)), uf.find(int(b))
             if ra != rb:
-                uf.union(ra, rb)
+                uf.link(ra, rb)
         groups: dict[int, list[int]] = {}
         for p in range(K):
             groups.setdefault(uf.find(p), []).append(p)
@@ -371,7 +354,7 @@ class DisconnectivityGraph:
         new_pos = -np.ones(len(self), dtype=int)
         new_pos[kept] = np.arange(len(kept))
         # Induced tree: walk the merges, tracking the lowest kept minimum of each superbasin.
-        uf = _UnionFind(len(self))
+        uf = UnionFind(len(self))
         rep = np.where(keep, np.arange(len(self)), -1)    # indexed by set root
         rows = []
         for a, b, en in self.merge_edges:
@@ -379,7 +362,7 @@ class DisconnectivityGraph:
             ka, kb = rep[ra], rep[rb]
             if ka >= 0 and kb >= 0:
                 rows.append((new_pos[ka], new_pos[kb], en))
-            root = uf.union(ra, rb)
+            root = uf.link(ra, rb)
             if ka < 0 or (kb >= 0 and (self.energy[kb], kb) < (self.energy[ka], ka)):
                 ka = kb
             rep[root] = ka
@@ -435,13 +418,13 @@ class DisconnectivityGraph:
     # ------------------------------------------------------------------ drawing
     def plot(self, ax: Any = None, n_levels: int | None = None, delta_E: float | None = None,
              n_lowest: int | None = None, min_barrier: float | None = None, **kwargs: Any) -> "DisconnectivityPlot":
-        """Draw the tree (see :func:`energyscope.disconnectivity_plot.plot_disconnectivity` for all options).
+        """Draw the tree (see :func:`energyscope.tree.plot.plot_disconnectivity` for all options).
 
         ``n_levels`` / ``delta_E`` bin merges into display levels; ``n_lowest`` / ``min_barrier`` prune first
-        (:meth:`prune`). Returns a :class:`~energyscope.disconnectivity_plot.DisconnectivityPlot` (figure, axes,
+        (:meth:`prune`). Returns a :class:`~energyscope.tree.plot.DisconnectivityPlot` (figure, axes,
         leaf x-positions, components).
         """
-        from .disconnectivity_plot import plot_disconnectivity
+        from energyscope.tree.plot import plot_disconnectivity
         graph = self if n_lowest is None and min_barrier is None else self.prune(n_lowest, min_barrier)
         return plot_disconnectivity(graph, ax=ax, n_levels=n_levels, delta_E=delta_E, **kwargs)
 
@@ -467,13 +450,13 @@ def disconnectivity(network: "TransitionNetwork") -> DisconnectivityGraph:
     """The exact disconnectivity graph (merge tree) of a transition network.
 
     Args:
-        network: a :class:`~energyscope.network.TransitionNetwork`; its nodes are minima indices and each edge a
+        network: a :class:`~energyscope.search.network.TransitionNetwork`; its nodes are minima indices and each edge a
             validated transition state with an ``energy`` (nats).
     Returns:
         a :class:`DisconnectivityGraph`; minima ids are the network's minima indices. To build one from saved
         arrays instead, use ``DisconnectivityGraph(energies, [(i, j, energy), ...])``.
     """
-    from .network import TransitionNetwork
+    from energyscope.search.network import TransitionNetwork
     if not isinstance(network, TransitionNetwork):
         raise TypeError(f"disconnectivity() takes a TransitionNetwork; got {type(network).__name__}. For plain "
                         f"arrays use DisconnectivityGraph(energies, edges).")

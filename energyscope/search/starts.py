@@ -19,10 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import BadArgumentError
-from ._tensor import to_numpy
-from .landscape import Landscape
-from .sampling import short_run_samples
+from energyscope.errors import BadArgumentError
+from energyscope._tensor import to_numpy
+from energyscope.landscape import Landscape
+from energyscope.sampling import short_run_samples
 
 SOURCES = ("prior", "reference", "box", "sampler")
 
@@ -73,7 +73,7 @@ def make_starts(land: Landscape, n: int, rng: np.random.Generator, sources: Sequ
     :func:`scale_box`); ``"reference"``: reference latents drawn without replacement (skipped when there are none);
     ``"box"``: uniform in ``bounds`` = (lo, hi), else in the default box; ``"sampler"``: the model's short-run
     sampler (:func:`energyscope.sampling.short_run_samples`), skipped unless ``land.sampler`` records its settings.
-    (:func:`~energyscope.minima.find_minima` passes the grown :func:`start_box` as ``bounds``.)
+    (:func:`~energyscope.search.minima.find_minima` passes the grown :func:`start_box` as ``bounds``.)
     """
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:

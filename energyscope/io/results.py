@@ -39,7 +39,6 @@ import ast
 import contextlib
 import dataclasses
 import hashlib
-import importlib
 import io
 import json
 import math
@@ -52,28 +51,24 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
-from .errors import BadArgumentError, EnergyscopeError
-from ._tensor import to_numpy
+from energyscope.errors import BadArgumentError, EnergyscopeError
+from energyscope.io.codec import (  # the document's format; re-exported for callers of this module
+    ARRAYS_NAME, FORMAT_NAME, FORMAT_VERSION, JSON_NAME, MAX_JSON_DEPTH, AnalysisFormatError, check_depth, json_bytes,
+    round_trip)
 
 try:  # POSIX only; without it (Windows) lock_output takes no lock
     import fcntl
 except ImportError:  # pragma: no cover - not on Linux
     fcntl = None  # type: ignore[assignment]
 
-FORMAT_NAME = "energyscope-analysis"
-FORMAT_VERSION = 1
-JSON_NAME = "analysis.json"
-ARRAYS_NAME = "arrays.npz"
 LOCK_NAME = ".energyscope.lock"
 
 #: Largest ``analysis.json`` read (bytes); the JSON holds no arrays, so real ones are far smaller.
 MAX_JSON_BYTES = 256 * 2**20
-#: Deepest nesting of JSON objects/lists accepted (real saves nest about a dozen levels).
-MAX_JSON_DEPTH = 100
 #: Default cap on the total uncompressed size of the arrays (bytes).
 MAX_ARRAY_BYTES = 4 * 2**30
 #: Default cap on uncompressed size / size on disk of the arrays file (real arrays compress far less)...
@@ -89,226 +84,12 @@ _SHA_RE = re.compile(r"[0-9a-f]{64}")
 T = TypeVar("T")
 
 
-class AnalysisFormatError(EnergyscopeError, ValueError):
-    """Saved results that cannot be read back; the message names the problem."""
-
-
 class OutputLockedError(EnergyscopeError, RuntimeError):
     """Another writer holds the results folder (see :func:`lock_output`); the message names it."""
 
 
 class _ChecksumMismatch(AnalysisFormatError):
     """No arrays file matches the checksum ``analysis.json`` records."""
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# JSON + npz codec: arrays go to the npz under a key, everything else to JSON; dataclasses of this package round-trip.
-# ---------------------------------------------------------------------------------------------------------------------
-class _Encoder:
-    """Splits a nested structure into a JSON-able tree and a flat dict of numpy arrays (keys "a0", "a1", ...)."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def array(self, x: Any) -> dict:
-        arr = np.asarray(to_numpy(x))
-        if arr.dtype == object:
-            return {"__list__": self.encode(arr.tolist())}
-        key = f"a{len(self.arrays)}"
-        self.arrays[key] = np.ascontiguousarray(arr)
-        return {"__array__": key}
-
-    def encode(self, obj: Any) -> Any:
-        if obj is None or isinstance(obj, (bool, str)):
-            return obj
-        if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
-            return int(obj)
-        if isinstance(obj, np.bool_):
-            return bool(obj)
-        if isinstance(obj, (float, np.floating)):
-            f = float(obj)
-            return f if np.isfinite(f) else {"__float__": repr(f)}
-        if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("torch"):
-            return self.array(obj)
-        if isinstance(obj, dict):
-            if all(isinstance(k, str) for k in obj):
-                return {"__dict__": {k: self.encode(v) for k, v in obj.items()}} if any(
-                    k.startswith("__") for k in obj) else {k: self.encode(v) for k, v in obj.items()}
-            return {"__items__": [[self.encode(k), self.encode(v)] for k, v in obj.items()]}
-        if isinstance(obj, tuple):
-            return {"__tuple__": [self.encode(v) for v in obj]}
-        if isinstance(obj, (list,)):
-            return [self.encode(v) for v in obj]
-        if isinstance(obj, (set, frozenset)):
-            return {"__set__": [self.encode(v) for v in sorted(obj, key=repr)]}
-        from .network import TransitionNetwork
-        if isinstance(obj, TransitionNetwork):
-            return {"__network__": _network_to_dict(obj, self)}
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            cls = type(obj)
-            return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
-                    "fields": {f.name: self.encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
-        if hasattr(obj, "to_dict") and callable(obj.to_dict):
-            cls = type(obj)
-            return {"__object__": f"{cls.__module__}:{cls.__qualname__}", "data": self.encode(obj.to_dict())}
-        return {"__unsaved__": type(obj).__name__}
-
-
-#: The modules whose classes saved results may name. Saved type tags are looked up in a registry built from these
-#: fixed modules only: no name read from a file is ever imported (a tampered tag such as ``energyscope.__main__``
-#: would otherwise run code during ``energyscope report``).
-_SAVED_TYPE_MODULES = ("minima", "network", "paths", "disconnectivity", "masses", "interpret", "labels", "smoothness",
-                       "nonsmooth", "bands", "neb", "saddles", "landscape", "pathsample")
-_REGISTRY: dict[str, type] = {}
-
-
-def _registry() -> dict[str, type]:
-    """``{"module:qualname": class}`` for every dataclass or ``from_dict`` class of :data:`_SAVED_TYPE_MODULES`."""
-    if not _REGISTRY:
-        for name in _SAVED_TYPE_MODULES:
-            mod = importlib.import_module(f".{name}", __package__)
-            for obj in vars(mod).values():
-                if isinstance(obj, type) and obj.__module__ == mod.__name__ and (
-                        dataclasses.is_dataclass(obj) or hasattr(obj, "from_dict")):
-                    _REGISTRY[f"{obj.__module__}:{obj.__qualname__}"] = obj
-        from .analysis import Analysis  # here, not at the top: analysis imports this module
-        _REGISTRY[f"{Analysis.__module__}:{Analysis.__qualname__}"] = Analysis
-    return _REGISTRY
-
-
-def _package_class(name: str) -> type | None:
-    """The registered class a saved type tag ``module:qualname`` names, else None (then the plain data is kept)."""
-    name = _RENAMED.get(str(name), str(name))
-    return _registry().get(name)
-
-
-#: classes that moved: their old type tags (in results saved before the move) name the new home
-_RENAMED = {"energyscope.network:Path": "energyscope.paths:Path",
-            "energyscope.neb:BandResult": "energyscope.bands:BandResult"}
-
-
-def _nesting_depth(obj: Any, limit: int) -> int:
-    """How deeply lists/dicts nest in ``obj`` (a scalar is 0), counted without recursion; stops past ``limit``."""
-    deepest, stack = 0, [(obj, 1)]
-    while stack:
-        x, depth = stack.pop()
-        children = x.values() if isinstance(x, dict) else x if isinstance(x, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return deepest
-
-
-def _check_depth(obj: Any, what: str) -> None:
-    """Refuse a structure nested deeper than :data:`MAX_JSON_DEPTH` (decoding recurses once per level)."""
-    if _nesting_depth(obj, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise AnalysisFormatError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep; energyscope never "
-                                  "writes that (a damaged or crafted file)")
-
-
-class _Decoder:
-    """Inverse of :class:`_Encoder` given the arrays (any mapping ``key -> array``; read on first use)."""
-
-    def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.arrays = arrays
-
-    def decode(self, obj: Any) -> Any:
-        """Decode one encoded value; too deep a structure is an :class:`AnalysisFormatError`, not a RecursionError."""
-        _check_depth(obj, JSON_NAME)
-        try:
-            return self._decode(obj)
-        except RecursionError:
-            raise AnalysisFormatError(f"{JSON_NAME} is nested too deeply to decode") from None
-
-    def _decode(self, obj: Any) -> Any:
-        if isinstance(obj, list):
-            return [self._decode(v) for v in obj]
-        if not isinstance(obj, dict):
-            return obj
-        if "__array__" in obj:
-            key = obj["__array__"]
-            if not isinstance(key, str) or key not in self.arrays:
-                raise AnalysisFormatError(f"{ARRAYS_NAME} has no array {key!r} that {JSON_NAME} refers to")
-            return self.arrays[key]
-        if "__unsaved__" in obj:
-            return None
-        if "__float__" in obj:
-            return float(obj["__float__"])
-        if "__list__" in obj:
-            return self._decode(obj["__list__"])
-        if "__dict__" in obj:
-            return {k: self._decode(v) for k, v in obj["__dict__"].items()}
-        if "__items__" in obj:
-            return {_hashable(self._decode(k)): self._decode(v) for k, v in obj["__items__"]}
-        if "__tuple__" in obj:
-            return tuple(self._decode(v) for v in obj["__tuple__"])
-        if "__set__" in obj:
-            return {_hashable(self._decode(v)) for v in obj["__set__"]}
-        if "__network__" in obj:
-            return _network_from_dict(obj["__network__"], self)
-        if "__dataclass__" in obj:
-            fields = {k: self._decode(v) for k, v in obj["fields"].items()}
-            cls = _package_class(obj["__dataclass__"])
-            if cls is None or not dataclasses.is_dataclass(cls):
-                return fields
-            names = {f.name for f in dataclasses.fields(cls) if f.init}
-            try:
-                return cls(**{k: v for k, v in fields.items() if k in names})
-            except TypeError:
-                return fields
-        if "__object__" in obj:
-            data = self._decode(obj["data"])
-            cls = _package_class(obj["__object__"])
-            if cls is not None and hasattr(cls, "from_dict"):
-                try:
-                    return cls.from_dict(data)
-                except Exception:  # an older/newer layout: keep the plain data rather than fail the whole load
-                    return data
-            return data
-        return {k: self._decode(v) for k, v in obj.items()}
-
-
-def _hashable(x: Any) -> Any:
-    return tuple(x) if isinstance(x, list) else x
-
-
-def _network_to_dict(network: Any, enc: _Encoder) -> dict:
-    edges = []
-    for u, v, data in network.graph.edges(data=True):
-        edges.append({"i": int(u), "j": int(v), "attrs": enc.encode(dict(data))})
-    return {"minima": enc.encode(network.minima),
-            "attempts": enc.encode(list(network.attempts)),
-            "info": enc.encode(dict(getattr(network, "info", {}) or {})),
-            "edges": edges}
-
-
-def _network_from_dict(d: dict, dec: _Decoder) -> Any:
-    from .network import TransitionNetwork
-    minima = dec._decode(d["minima"])
-    net = TransitionNetwork(minima, attempts=[a for a in dec._decode(d["attempts"])])
-    if "info" in d:
-        net.info = dec._decode(d["info"])
-    for e in d["edges"]:
-        net.graph.add_edge(int(e["i"]), int(e["j"]), **dec._decode(e["attrs"]))
-    return net
-
-
-def _json_default(obj: Any) -> Any:
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-def _json_bytes(doc: dict) -> bytes:
-    """``doc`` as strict UTF-8 JSON (no NaN/Infinity)."""
-    return json.dumps(doc, indent=1, sort_keys=False, allow_nan=False, default=_json_default).encode("utf-8")
-
-
-def round_trip(doc: dict, arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
-    """What a save then a load would hand back for this payload, in memory: the JSON re-parsed, the arrays copied."""
-    return json.loads(json.dumps(doc, allow_nan=False, default=_json_default)), {
-        k: np.array(v, copy=True) for k, v in arrays.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -540,7 +321,7 @@ def write_results(directory: str | os.PathLike, doc: dict, arrays: Mapping[str, 
     directory = Path(directory)
     npz = _npz_bytes(arrays)
     sha = hashlib.sha256(npz).hexdigest()
-    text = _json_bytes({**doc, "arrays_sha256": sha})
+    text = json_bytes({**doc, "arrays_sha256": sha})
     with lock_output(directory):
         _settle(directory)
         try:
@@ -593,7 +374,7 @@ def _read_json(path: Path) -> tuple[dict, os.stat_result]:
     if not isinstance(doc, dict):
         raise AnalysisFormatError(f"{str(path)!r} holds a JSON {type(doc).__name__}, not the object of an energyscope "
                                   "analysis")
-    _check_depth(doc, repr(str(path)))
+    check_depth(doc, repr(str(path)))
     return doc, st
 
 
@@ -834,4 +615,5 @@ def read_results(directory: str | os.PathLike, build: Callable[[dict, Mapping[st
 
 
 __all__ = ["AnalysisFormatError", "OutputLockedError", "FORMAT_NAME", "FORMAT_VERSION", "JSON_NAME", "ARRAYS_NAME",
+           "MAX_JSON_DEPTH",
            "LOCK_NAME", "atomic_write_bytes", "lock_output", "read_results", "round_trip", "write_results"]

@@ -1,7 +1,7 @@
 """What each basin means: prototypes, samples inside a basin, soft-mode traversals, decoded paths, off-data flags.
 
-The numbers live here; the pictures in :mod:`energyscope.render`, the masses in :mod:`energyscope.masses` and the
-label scores in :mod:`energyscope.labels`. :func:`interpret` runs the usual set for the analysis pipeline.
+The numbers live here; the pictures in :mod:`energyscope.render`, the masses in :mod:`energyscope.interpret.masses` and the
+label scores in :mod:`energyscope.interpret.labels`. :func:`interpret` runs the usual set for the analysis pipeline.
 """
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .errors import BadArgumentError
-from ._geometry import arc_length
-from ._tensor import to_numpy
-from .landscape import Landscape, LandscapeError
-from .masses import BasinMasses, MassEstimate, basin_masses
-from .labels import LabelAgreement, label_agreement
-from .minima import Minima
-from .network import Path, TransitionNetwork
+from energyscope.errors import BadArgumentError
+from energyscope._geometry import arc_length
+from energyscope._tensor import to_numpy
+from energyscope.landscape import Landscape, LandscapeError
+from energyscope.interpret.masses import BasinMasses, MassEstimate, basin_masses
+from energyscope.interpret.labels import LabelAgreement, label_agreement
+from energyscope.search.minima import Minima
+from energyscope.search.network import Path, TransitionNetwork
 
 
 def prototypes(land: Landscape, minima: Minima) -> np.ndarray:
@@ -286,8 +286,8 @@ class Interpretation:
 
     Attributes:
         prototypes: (K, ...) decoder means at the minima, or None without a decoder.
-        masses: leaf-level :class:`~energyscope.masses.BasinMasses` (aggregate with ``masses.aggregate``).
-        labels: :class:`~energyscope.labels.LabelAgreement` of the data's basins with the labels, or None.
+        masses: leaf-level :class:`~energyscope.interpret.masses.BasinMasses` (aggregate with ``masses.aggregate``).
+        labels: :class:`~energyscope.interpret.labels.LabelAgreement` of the data's basins with the labels, or None.
         minima_off_data: :class:`OffData` of the minima, or None without reference latents.
     """
 
@@ -323,7 +323,7 @@ def interpret(land: Landscape, minima: Minima, seed: int = 0, masses: bool = Tru
             that reference) ``land.labels``.
         masses: estimate the masses (the slow part); without them there is no data assignment, hence no label scores.
         hdbscan: also run the HDBSCAN baseline on the reference latents.
-        mass_kw: passed to :func:`energyscope.masses.basin_masses` (``n_prior``, ``n_sampler``, ``method``,
+        mass_kw: passed to :func:`energyscope.interpret.masses.basin_masses` (``n_prior``, ``n_sampler``, ``method``,
             ``sampler``, ``mala``, flag thresholds, ``tol``, ``batch_size``).
 
     A decoder that fails (raises, returns NaN/inf or the wrong number of rows) leaves ``prototypes`` None, with a
@@ -362,7 +362,7 @@ def prototype_thumbnails(land: Landscape, minima: Minima, kind: str | None = Non
                          image_shape: Sequence[int] | None = None) -> np.ndarray:
     """One RGB thumbnail (K, h, w, 3) in [0, 1] per minimum, for the disconnectivity plot and the HTML report;
     ``thumbnails[i]`` is the picture for minimum i (see :func:`energyscope.render.thumbnails`)."""
-    from .render import thumbnails
+    from energyscope.render import thumbnails
     return thumbnails(prototypes(land, minima), kind, image_shape)
 
 

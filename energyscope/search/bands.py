@@ -14,7 +14,7 @@ the dense post-check of relaxed bands (the path finders' numerical core; no know
 :func:`relax_bands` relaxes P bands at once: all interior images of all active bands are evaluated in ONE
 ``land.energy_and_grad`` call per step, and each band is one row of the shared :class:`~energyscope.optim.FIRE`
 stepper. :func:`relax_strings` relaxes strings (for kink energies); :func:`dense_profiles` evaluates relaxed bands
-densely. :mod:`energyscope.neb` builds the path finders on these.
+densely. :mod:`energyscope.search.neb` builds the path finders on these.
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import EnergyscopeError
-from ._deadline import expired
-from ._tensor import to_numpy
-from .landscape import Landscape
-from .optim import FIRE
+from energyscope.errors import EnergyscopeError
+from energyscope._deadline import expired
+from energyscope._tensor import to_numpy
+from energyscope.landscape import Landscape
+from energyscope.optim import FIRE
 
 
 class NEBError(EnergyscopeError, ValueError):
@@ -183,7 +183,7 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
             (:func:`find_paths` uses this), so climbing it to convergence would be wasted.
 
     The default tolerance is loose on purpose: the climbing image only has to come near the saddle, which
-    :func:`energyscope.saddles.refine_saddles` then converges quadratically.
+    :func:`energyscope.search.saddles.refine_saddles` then converges quadratically.
 
     Returns:
         One :class:`BandResult` per band, in order. Bands that meet non-finite energies are stopped with a reason.
@@ -383,7 +383,7 @@ def relax_strings(land: Landscape, starts: Any, ends: Any, n_images: int, *, ini
     image, shrinking by ``decay`` per iteration down to ``step_min_rel`` (so the chatter across sharp valleys dies
     out); after every step the images are redistributed at equal arc length (E, Ren & Vanden-Eijnden, J. Chem. Phys.
     126, 164103, 2007). All images of all bands are evaluated in one call per step. The highest point then goes to
-    the ridge search of :func:`energyscope.saddles.find_kink_saddles`, which does not need a climbing image.
+    the ridge search of :func:`energyscope.search.saddles.find_kink_saddles`, which does not need a climbing image.
 
     Returns:
         One :class:`BandResult` per band (``converged`` when the last step was below ``step_min_rel`` × segment and

@@ -44,13 +44,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import BadArgumentError
-from ._deadline import expired
-from ._geometry import components
-from ._tensor import to_numpy
+from energyscope.errors import BadArgumentError
+from energyscope._deadline import expired
+from energyscope._geometry import components
+from energyscope._tensor import to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .landscape import Landscape
+    from energyscope.landscape import Landscape
 
 
 # ---------------------------------------------------------------------------------------------------------- min-norm
@@ -907,7 +907,7 @@ def ridge_minimum(land: "Landscape", z0: np.ndarray, tau: np.ndarray, span: np.n
     Returns:
         (ridge points (C, d) at the minimum of R, their U (C,), ok (C,)).
     """
-    from .optim import minimize_nonsmooth
+    from energyscope.optim import minimize_nonsmooth
     sc = land.scales()
     L = sc.length
     gtol = 1e-9 * sc.sigma_E / L if gtol is None else gtol

@@ -16,8 +16,8 @@
 On a landscape that is not known to be smooth (``land.smoothness``: ReLU-family energy networks, max-pooling, |x|)
 steps 2-4 are replaced by their non-smooth counterparts: the descent is BFGS with a weak-Wolfe line search
 (:func:`energyscope.optim.minimize_nonsmooth`), which approaches minima on kinks where the gradient never vanishes;
-its end points are grouped and refined exactly on their kinks by :func:`energyscope.nonsmooth.refine`, and a
-refined point is a minimum only when :func:`energyscope.nonsmooth.local_structure` certifies it (Clarke stationary,
+its end points are grouped and refined exactly on their kinks by :func:`energyscope.search.nonsmooth.refine`, and a
+refined point is a minimum only when :func:`energyscope.search.nonsmooth.local_structure` certifies it (Clarke stationary,
 index 0, no probe direction lowers U). Kink minima report ``+inf`` Hessian eigenvalues for their sharp directions.
 
 Every tolerance is unit-free: it is a multiple of the landscape's scales (σ_z: latent length, σ_E: energy spread;
@@ -32,12 +32,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import BadArgumentError
-from ._geometry import components
-from ._tensor import jsonable, to_numpy
-from .landscape import Landscape
-from .optim import MinimizeResult, minimize, minimize_nonsmooth
-from .starts import SOURCES, check_bounds as _check_bounds, check_starts as _check_starts, make_starts, scale_box, start_box
+from energyscope.errors import BadArgumentError
+from energyscope._geometry import components
+from energyscope._tensor import jsonable, to_numpy
+from energyscope.landscape import Landscape
+from energyscope.optim import MinimizeResult, minimize, minimize_nonsmooth
+from energyscope.search.starts import SOURCES, check_bounds as _check_bounds, check_starts as _check_starts, make_starts, scale_box, start_box
 
 
 
@@ -83,7 +83,7 @@ def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 
 
     On a landscape that is not known to be smooth (``method="auto"``) the descent is non-smooth BFGS
     (:func:`energyscope.optim.minimize_nonsmooth`); with ``certify`` (default) the rows where it stopped are grouped,
-    refined onto their kink and certified (:func:`energyscope.nonsmooth.refine`, ``local_structure``): a row is then
+    refined onto their kink and certified (:func:`energyscope.search.nonsmooth.refine`, ``local_structure``): a row is then
     ``converged`` only when it ended at a certified minimum, and it is returned exactly there. ``grow`` (non-smooth
     only) starts steps at ``max_step`` and lets the cap grow by that factor per iteration up to ``max_step_max``.
     """
@@ -563,10 +563,10 @@ def _refine_ends(land: Landscape, z: np.ndarray, e: np.ndarray, gn: np.ndarray, 
     """Group non-smooth descent end points z (N, d) (energies e, gradient norms gn), refine the lowest point of each
     group onto its kink as a minimum and work out its local structure.
 
-    Returns (group of each row (N,), :class:`~energyscope.nonsmooth.KinkPoints`, ``LocalStructure``), one refined
+    Returns (group of each row (N,), :class:`~energyscope.search.nonsmooth.KinkPoints`, ``LocalStructure``), one refined
     row per group. End points are grouped within ``kink_radius`` and, in energy, within slope × radius.
     """
-    from .nonsmooth import local_structure, refine
+    from energyscope.search.nonsmooth import local_structure, refine
     r = tols.kink_radius
     labels = group_points(z, e, np.full(len(z), 0.5 * r), 0.5 * (gn * r + tols.e_floor(e)))
     reps, _, grp = _representatives(labels, e)
@@ -772,7 +772,7 @@ def _flat_vectors(land: Landscape, found: _Found, tols: _Tols) -> np.ndarray | N
     ks = np.flatnonzero((n_flat > 0) & kink)
     if len(ks):
         # flat directions along a kink: the reduced Hessian's null directions, from the local structure
-        from .nonsmooth import local_structure, refine
+        from energyscope.search.nonsmooth import local_structure, refine
         kp = refine(land, found.z[ks], "minimum", radius=tols.kink_radius, gtol=1e-2 * tols.gtol)
         ls = local_structure(land, kp, flat_tol=tols.flat_tol)
         for i, k in enumerate(ks):
@@ -798,7 +798,7 @@ def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, fl
 
     On a smooth landscape, points whose gradient norm exceeds ``gtol`` are skipped (counted in
     ``stats["n_unconverged"]``); on a non-smooth one every finite point is refined onto its kink and certified
-    (:mod:`energyscope.nonsmooth`). Non-finite
+    (:mod:`energyscope.search.nonsmooth`). Non-finite
     ones dropped and counted; the rest are grouped, Hessian-checked and polished exactly as in :func:`find_minima`.
     With ``push_off=False`` a point on a saddle is rejected (counted), with True it is pushed off and descended.
     Hits count the given points that ended in each minimum.
@@ -839,7 +839,7 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         starts: (R, d) start points, used as given (first round).
         bounds: (lo, hi), scalars or (d,) arrays: the box that ``"box"`` starts are drawn from (default: the
             reference mean, else the origin, ± 3 σ_z, grown face by face until U rises towards every face; see
-            :func:`energyscope.starts.start_box`). The descent itself is unconstrained.
+            :func:`energyscope.search.starts.start_box`). The descent itself is unconstrained.
         sources: where generated starts come from, split evenly: ``"prior"`` (the base N(0, I); a box without a
             base), ``"reference"`` (reference latents, when present), ``"box"``, ``"sampler"`` (the model's own
             short-run sampler, when ``land.sampler`` records its settings).
@@ -850,7 +850,7 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         method: the descent: ``"auto"`` (L-BFGS where U is known to be smooth, else ``"nonsmooth"``: BFGS with a
             weak-Wolfe line search), ``"lbfgs"``, ``"fire"`` or ``"nonsmooth"``. Validation follows the landscape's
             smoothness, whatever the descent: exact Hessians where U is smooth, kink refinement and certification
-            (:mod:`energyscope.nonsmooth`) where it is not.
+            (:mod:`energyscope.search.nonsmooth`) where it is not.
         flat_tol: eigenvalues within ± this are flat directions (kept and reported), below −flat_tol the point is
             a saddle; default :func:`default_flat_tol` (1e-6 σ_E/σ_z²).
         until_complete: keep adding rounds of ``n_restarts`` until the Chao1 estimate says the search is complete,
