@@ -20,4 +20,9 @@ class BadArgumentError(EnergyscopeError, ValueError):
     """An argument or setting with a value energyscope cannot use (the message names it and what is accepted)."""
 
 
-__all__ = ["EnergyscopeError", "BadArgumentError"]
+class UnknownSettingError(BadArgumentError, TypeError):
+    """A keyword or settings key that does not exist (also a ``TypeError``, as Python's own error for an unexpected
+    keyword argument is); the message names the closest accepted one and the list."""
+
+
+__all__ = ["EnergyscopeError", "BadArgumentError", "UnknownSettingError"]

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from energyscope.errors import BadArgumentError
+from energyscope.errors import BadArgumentError, UnknownSettingError
 
 S = TypeVar("S", bound="_Settings")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -188,12 +191,12 @@ def _describe_value(v: Any) -> Any:
     return getattr(v, "__name__", type(v).__name__)
 
 
-def unknown_key_error(where: str, key: Any, accepted: Sequence[str], target: str = "") -> BadArgumentError:
+def unknown_key_error(where: str, key: Any, accepted: Sequence[str], target: str = "") -> UnknownSettingError:
     """The one error for a setting that does not exist: names it, the closest accepted name and the list."""
     close = difflib.get_close_matches(str(key), sorted(accepted), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(sorted(accepted)) or "nothing"
-    return BadArgumentError(f"{where}: unknown setting {key!r}{' for ' + target if target else ''}{hint} "
+    return UnknownSettingError(f"{where}: unknown setting {key!r}{' for ' + target if target else ''}{hint} "
                             f"(accepted: {listed})")
 
 
@@ -446,6 +449,43 @@ STAGE_SETTINGS: dict[str, type[_Settings]] = {"minima": MinimaSettings, "connect
 #: keys a saved settings dict may hold that record the run rather than set it
 RECORD_KEYS = ("energyscope_version", "source")
 
+# ---------------------------------------------------------------------------------------------------------------------
+# The same checks on the stage functions called directly
+# ---------------------------------------------------------------------------------------------------------------------
+def checked_keywords(settings: type[_Settings] | None = None) -> Callable[[F], F]:
+    """Decorator for a public function: a keyword it does not take is one :class:`UnknownSettingError` naming the
+    closest one it does and the list (Python's own TypeError names neither); with ``settings``, every argument that
+    is one of that settings class's fields is checked against the field's constraint, so ``find_minima(land,
+    max_iter="10")`` fails at once with the same message as ``analyze(minima_kwargs={"max_iter": "10"})``."""
+    def wrap(fn: F) -> F:
+        sig = inspect.signature(fn)
+        params = sig.parameters
+        accepted = tuple(n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        forwards = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        checks = {} if settings is None else {
+            f.name: f.metadata["check"] for f in dataclasses.fields(settings) if "check" in f.metadata}
+        where = fn.__name__
+
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if not forwards:
+                for key in kwargs:
+                    if key not in params:
+                        raise unknown_key_error(where, key, accepted)
+            if checks:
+                try:
+                    bound = sig.bind_partial(*args, **kwargs).arguments
+                except TypeError:  # too many positional arguments: Python's own message says it
+                    bound = kwargs
+                for key, value in bound.items():
+                    check = checks.get(key)
+                    if check is not None and not check.ok(value):
+                        raise BadArgumentError(f"{where}: {key} must be {check.description}, got {value!r}")
+            return fn(*args, **kwargs)
+        return checked  # type: ignore[return-value]
+    return wrap
+
+
 __all__ = ["AnalysisSettings", "MinimaSettings", "ConnectSettings", "TreeSettings", "InterpretSettings",
            "MassSettings", "Constraint", "Integer", "Real", "Boolean", "Options", "OptionList", "Dictionary",
-           "Anything", "setting", "unknown_key_error"]
+           "Anything", "setting", "unknown_key_error", "checked_keywords"]

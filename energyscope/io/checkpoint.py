@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from energyscope.errors import EnergyscopeError
+from energyscope.settings import checked_keywords
 from energyscope._tensor import resolve_device, to_numpy
 from energyscope.landscape import Landscape, LandscapeError
 from energyscope.io.spec import (WEIGHTED, ParallelHeads, SpecError, build_module, canonical_type, check_chain, complete_spec,
@@ -102,6 +103,7 @@ def _module_entry(module: Any, role: str) -> dict:
     return {"spec": spec, "state_dict": state}
 
 
+@checked_keywords()
 def save_checkpoint(path: str | os.PathLike, energy: nn.Module | Landscape, decoder: nn.Module | None = None,
                     encoder: nn.Module | None = None, *, dim: int | None = None, convention: str = "energy",
                     reduction: str | None = None, temperature: float = 1.0, base_prior: str | None = None,
@@ -1136,6 +1138,7 @@ def convention_caution(land: Landscape, has_reference: bool | None = None) -> st
             "pass --data")
 
 
+@checked_keywords()
 def load_checkpoint(path: str | os.PathLike, model: str | None = None, trust_pickle: bool = False,
                     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
                     spec: str | os.PathLike | dict | None = None) -> Landscape:

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from energyscope.errors import BadArgumentError
+from energyscope.settings import MinimaSettings, checked_keywords
 from energyscope._geometry import components
 from energyscope._tensor import jsonable, to_numpy
 from energyscope.landscape import Landscape
@@ -71,6 +72,7 @@ def descent_method(land: Landscape, method: str = "auto") -> str:
     return method
 
 
+@checked_keywords()
 def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 5000,
            max_step: float | None = None, method: str = "auto", progress: bool = False,
            desc: str = "quench", max_step_max: float | None = None, certify: bool = True,
@@ -824,6 +826,7 @@ def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, fl
     return _to_minima(land, found, tols, Coverage.from_hits(found.hits, len(zt), 1, _n_unresolved(st)), st)
 
 
+@checked_keywords(MinimaSettings)
 def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: Any = None, bounds: Any = None, *,
                 sources: Sequence[str] = SOURCES, gtol: float | None = None, max_iter: int = 5000,
                 max_step: float | None = None, max_step_max: float | None = None, method: str = "auto",

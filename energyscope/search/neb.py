@@ -17,6 +17,7 @@ import torch
 from energyscope._geometry import arc_length
 from energyscope._tensor import to_numpy
 from energyscope.landscape import Landscape
+from energyscope.settings import checked_keywords
 from energyscope.search.minima import Minima, quench
 from energyscope.search.paths import Path
 from energyscope.search.saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
@@ -246,6 +247,7 @@ def _band_path(br: BandResult, pz: np.ndarray | None, pe: np.ndarray | None) -> 
 
 
 # ---------------------------------------------------------------------------------------------------------- single band
+@checked_keywords()
 def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, *, climb: bool = True,
         ftol: float | None = None, ftol_rel: float = 1e-2, max_iter: int = 1000, k: float | None = None,
         refine: bool = True, split: bool = True, dense: int = 8, progress: bool = False) -> Path:

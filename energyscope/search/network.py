@@ -21,6 +21,7 @@ import networkx as nx
 import numpy as np
 
 from energyscope.errors import BadArgumentError
+from energyscope.settings import ConnectSettings, checked_keywords
 from energyscope.search.minima import Minima
 from energyscope.search.paths import Path, _plain, _revive  # noqa: F401 (Path is public here too)
 
@@ -275,6 +276,7 @@ def _missing_connections(net: TransitionNetwork, book_z: np.ndarray, book_energy
     return sorted(todo)
 
 
+@checked_keywords(ConnectSettings)
 def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_pair: int = 2, max_rounds: int = 10,
             seed: int = 0, n_images: int | None = None, images_per_length: float = 3.0, ftol_rel: float = 1e-2,
             max_iter: int = 1000, dense: int = 8, split: bool = True, retry_bump: float = 0.15,

@@ -19,6 +19,7 @@ import numpy as np
 
 from energyscope._geometry import UnionFind
 from energyscope.errors import BadArgumentError
+from energyscope.settings import checked_keywords
 
 if TYPE_CHECKING:  # pragma: no cover
     from energyscope.tree.plot import DisconnectivityPlot
@@ -446,6 +447,7 @@ def _canonical(g: DisconnectivityGraph, rtol: float) -> frozenset:
     return frozenset(out)
 
 
+@checked_keywords()
 def disconnectivity(network: "TransitionNetwork") -> DisconnectivityGraph:
     """The exact disconnectivity graph (merge tree) of a transition network.
 
