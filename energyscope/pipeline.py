@@ -89,22 +89,32 @@ def analyze(
     A misspelt keyword, an unknown key in a stage's settings or a value of the wrong type or range raises one
     :class:`~energyscope.errors.BadArgumentError` naming it and what it accepts, before anything runs.
     """
-    given = dict(seed=seed, n_restarts=n_restarts, bounds=bounds, masses=masses, n_paths=n_paths, n_frames=n_frames,
-                 grid_size=grid_size, time_limit=time_limit, **unknown)
+    pipeline = dict(seed=seed, n_restarts=n_restarts, bounds=bounds, masses=masses, n_paths=n_paths,
+                    n_frames=n_frames, grid_size=grid_size, time_limit=time_limit)
     stage_dicts = dict(minima_kwargs=minima_kwargs, connect_kwargs=connect_kwargs, tree_kwargs=tree_kwargs,
                        interpret_kwargs=interpret_kwargs)
-    if settings is not None:
+    if settings is None:
+        settings = AnalysisSettings.from_arguments(**stage_dicts, **pipeline, **unknown)
+    else:
         if not isinstance(settings, AnalysisSettings):
             raise BadArgumentError(f"settings must be an AnalysisSettings, got {type(settings).__name__}")
-        changed = [k for k, v in given.items() if v != AnalysisSettings().__getattribute__(k)] if not unknown \
-            else list(unknown)
-        changed += [k for k, v in stage_dicts.items() if v is not None]
-        if changed:
-            raise BadArgumentError(f"analyze: give either settings= or separate settings, not both ({changed[0]!r} "
-                                   "was given too)")
-    else:
-        settings = AnalysisSettings.from_arguments(**stage_dicts, **given)
+        default = AnalysisSettings()
+        also = [k for k in unknown] + [k for k, v in stage_dicts.items() if v is not None] + [
+            k for k, v in pipeline.items() if not _same(v, getattr(default, k))]
+        if also:
+            raise BadArgumentError(f"analyze: pass either settings= or the separate settings, not both ({also[0]!r} "
+                                   "was given too; dataclasses.replace(settings, ...) changes a copy)")
     return run(as_landscape(land), settings, progress=progress)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether a keyword still has its default (bounds may be arrays)."""
+    if a is None or b is None:
+        return a is b
+    try:
+        return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object)))
+    except (TypeError, ValueError):
+        return False
 
 
 def run(land: Landscape, settings: AnalysisSettings, progress: bool = True) -> Analysis:

@@ -18,6 +18,7 @@ from energyscope.interpret.masses import BasinMasses
 from energyscope.interpret.records import LabelSummary
 from energyscope.report import figures
 from energyscope.report.notes import mass_notes
+from energyscope.settings import AnalysisSettings
 
 if TYPE_CHECKING:  # the report reads an Analysis; the Analysis draws itself with the report
     from energyscope.analysis import Analysis
@@ -124,11 +125,16 @@ def _model_rows(model: dict) -> list[tuple[str, str]]:
 
 
 def _settings_rows(settings: dict) -> list[tuple[str, str]]:
+    """The pipeline's settings one per row, then for each stage only the settings that differ from their defaults
+    (results saved by 0.1.0 kept the stages' settings as the ``*_kwargs`` dicts given: those are shown as given)."""
+    defaults = AnalysisSettings().to_dict()
     rows = []
     for k, v in settings.items():
         if isinstance(v, dict):
-            if v:
-                rows.append((k, ", ".join(f"{a} = {b}" for a, b in v.items())))
+            default = defaults.get(k) if isinstance(defaults.get(k), dict) else {}
+            changed = {a: b for a, b in v.items() if a not in default or default[a] != b}
+            if changed:
+                rows.append((k, ", ".join(f"{a} = {b}" for a, b in changed.items())))
             continue
         rows.append((k, "default" if v is None else str(v)))
     return rows
