@@ -9,6 +9,7 @@ submodules, and only an explicit ``from .neb import neb`` keeps the package attr
 from __future__ import annotations
 
 from energyscope._version import __version__
+from energyscope import _moved
 from energyscope.errors import BadArgumentError, EnergyscopeError
 from energyscope.landscape import Landscape, LandscapeError, Scales, SignCheck
 from energyscope.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -33,3 +34,5 @@ __all__ = [
     "EnergyscopeError", "BadArgumentError",
     "__version__",
 ]
+
+_moved.install()  # energyscope 0.1.0's module paths (energyscope.minima, ...) still import, with a warning

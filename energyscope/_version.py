@@ -1,2 +1,2 @@
 """The version of energyscope (one place; the package, saved results and the CLI read it)."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
