@@ -12,10 +12,15 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
 from energyscope.errors import EnergyscopeError
+
+if TYPE_CHECKING:  # the command line imports these lazily (a quick --help, a clear error when one is missing)
+    from energyscope.analysis import Analysis
+    from energyscope.landscape import Landscape
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -164,7 +169,7 @@ def _read_data_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return x, y
 
 
-def _fits_dtype(land: Any, a: np.ndarray, what: str) -> None:
+def _fits_dtype(land: Landscape, a: np.ndarray, what: str) -> None:
     """Values that overflow the model's floating type would turn into inf inside the model: refuse them here."""
     import torch
     big = float(torch.finfo(land.dtype).max)
@@ -174,7 +179,7 @@ def _fits_dtype(land: Any, a: np.ndarray, what: str) -> None:
                        f"range ({big:.3g})")
 
 
-def attach_data(land: Any, path: str | os.PathLike, space: str = "auto") -> None:
+def attach_data(land: Landscape, path: str | os.PathLike, space: str = "auto") -> None:
     """Reference latents (and labels) from an npz file with ``x`` (N, ...) and optional ``y`` (N,).
 
     ``space``: ``"data"`` encodes ``x`` through the checkpoint's encoder; ``"latent"`` takes ``x`` (N, d) as points
@@ -282,7 +287,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _save_or_rescue(result: Any, out: Path) -> None:
+def _save_or_rescue(result: Analysis, out: Path) -> None:
     """Save to ``out``; if that fails (disk full, folder removed), save to a fresh temporary folder instead and stop
     with one line naming both, so that an analysis that took hours is not lost."""
     try:

@@ -19,9 +19,15 @@ The verdict is ``complete`` only when none of them speaks; otherwise it names ea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from energyscope.interpret.masses import BasinMasses
+from energyscope.search.minima import Coverage
+
+if TYPE_CHECKING:  # completeness reads an Analysis, which does not need this module
+    from energyscope.analysis import Analysis
 
 __all__ = ["Completeness", "assess", "MASS_TOLERANCE"]
 
@@ -65,11 +71,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%" if x >= 0.001 else f"{100 * x:.2g}%"
 
 
-def _coverage_dict(result: Any) -> dict | None:
-    cov = getattr(result.minima, "coverage", None) if getattr(result, "minima", None) is not None else None
+def _coverage_dict(result: Analysis) -> dict | None:
+    cov = result.minima.coverage if result.minima is not None else None
     if cov is None:
         return None
-    return cov.to_dict() if hasattr(cov, "to_dict") else dict(cov)
+    return cov.to_dict() if isinstance(cov, Coverage) else dict(cov)  # a newer layout may load as a plain dict
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -79,7 +85,7 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def _minima_stats(result: Any) -> dict:
+def _minima_stats(result: Analysis) -> dict:
     """The minima search's counters: the larger value of each, from the live stats and the saved diagnostics."""
     live = dict(_get(result.minima, "stats", None) or {})
     saved = dict((_get(result, "diagnostics", None) or {}).get("minima_stats") or {})
@@ -92,7 +98,7 @@ def _minima_stats(result: Any) -> dict:
     return out
 
 
-def _restart_signals(result: Any, cov: dict, against: list, signals: dict) -> None:
+def _restart_signals(result: Analysis, cov: dict, against: list, signals: dict) -> None:
     """Descents that did not arrive, ran away, or started in a box whose faces are not uphill."""
     stats = _minima_stats(result)
     n_restarts = int(_num(cov.get("n_restarts")))
@@ -115,7 +121,7 @@ def _restart_signals(result: Any, cov: dict, against: list, signals: dict) -> No
                        "outside it (pass wider bounds)")
 
 
-def _mass_signals(bm: Any, against: list, signals: dict, unchecked: list) -> None:
+def _mass_signals(bm: BasinMasses | None, against: list, signals: dict, unchecked: list) -> None:
     """Samples that quenched to minima not in the set, or did not settle; masses present but unreadable."""
     read = 0
     for name, what in (("equilibrium", "of the prior mass"), ("sampler", "of the sampler's chains"),
@@ -143,7 +149,7 @@ def _mass_signals(bm: Any, against: list, signals: dict, unchecked: list) -> Non
         unchecked.append("the mass estimates (present, but none could be read)")
 
 
-def _later_minima_signals(result: Any, against: list, signals: dict, unchecked: list) -> None:
+def _later_minima_signals(result: Analysis, against: list, signals: dict, unchecked: list) -> None:
     """Minima that the restarts missed and later stages found, mass that never settled, and checks never run."""
     net = _get(result, "network")
     if net is None:
@@ -165,14 +171,14 @@ def _later_minima_signals(result: Any, against: list, signals: dict, unchecked: 
         _mass_signals(bm, against, signals, unchecked)
 
 
-def assess(result: Any) -> Completeness | None:
+def assess(result: Analysis) -> Completeness | None:
     """The completeness verdict of an analysis (live or loaded), or None when there was no minima search.
 
     Every signal listed in the module docstring is read; the verdict is ``complete`` only when none speaks against.
     When only Chao1 speaks (singletons among the restarts), the level is ``"warn"`` if the estimate of unseen minima
     is at most 20 % of those found, else ``"bad"``.
     """
-    if getattr(result, "minima", None) is None:
+    if result.minima is None:
         return None
     cov = _coverage_dict(result)
     if cov is None or cov.get("found") is None:

@@ -18,6 +18,7 @@ from energyscope.interpret.masses import BasinMasses
 from energyscope.interpret.records import LabelSummary
 from energyscope.report import figures
 from energyscope.report.notes import mass_notes
+from energyscope.search.minima import Coverage
 from energyscope.settings import AnalysisSettings
 
 if TYPE_CHECKING:  # the report reads an Analysis; the Analysis draws itself with the report
@@ -86,7 +87,7 @@ class _Figures:
             return None
 
 
-def _title(result: Any) -> str:
+def _title(result: Analysis) -> str:
     meta = (result.model or {}).get("metadata") or {}
     for key in ("name", "title", "model", "description"):
         if isinstance(meta.get(key), str) and meta[key].strip():
@@ -140,11 +141,11 @@ def _settings_rows(settings: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _coverage(result: Any) -> dict | None:
-    cov = getattr(result.minima, "coverage", None) if result.minima is not None else None
+def _coverage(result: Analysis) -> dict | None:
+    cov = result.minima.coverage if result.minima is not None else None
     if cov is None:
         return None
-    d = cov.to_dict() if hasattr(cov, "to_dict") else dict(cov)
+    d = cov.to_dict() if isinstance(cov, Coverage) else dict(cov)  # a newer layout may load as a plain dict
     found, est = d.get("found"), d.get("estimated_total")
     if found is None or est is None:
         return None
@@ -168,7 +169,7 @@ def _timings(timings: dict) -> list[dict]:
     return rows
 
 
-def _energies(result: Any) -> np.ndarray:
+def _energies(result: Analysis) -> np.ndarray:
     return np.asarray(result.minima.energy, dtype=float) if result.minima is not None else np.zeros(0)
 
 
@@ -210,7 +211,7 @@ def _bar(x: Any) -> float:
     return 0.0 if not np.isfinite(v) else round(100.0 * min(max(v, 0.0), 1.0), 1)
 
 
-def _edge_points(result: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+def _edge_points(result: Analysis) -> tuple[np.ndarray, list[np.ndarray]]:
     saddles, paths = [], []
     net = result.network
     if net is None:
@@ -225,7 +226,7 @@ def _edge_points(result: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     return (np.stack(saddles) if saddles else np.zeros((0, d))), paths
 
 
-def _map_figure(result: Any) -> tuple[str | None, str]:
+def _map_figure(result: Analysis) -> tuple[str | None, str]:
     if result.minima is None or len(result.minima) == 0:
         return None, "none"
     v = result.views or {}
@@ -282,7 +283,7 @@ def _confusion(la: LabelSummary | None) -> tuple[np.ndarray, list[str], list[str
     return counts, rows, cols
 
 
-def _masses_figure(result: Any) -> str | None:
+def _masses_figure(result: Analysis) -> str | None:
     if not result.basins:
         return None
 
@@ -296,7 +297,7 @@ def _masses_figure(result: Any) -> str | None:
                               col("sampler_mass_se"), col("data_mass"), col("data_mass_se"))
 
 
-def _diagnostics(result: Any, figure_errors: list[str]) -> dict:
+def _diagnostics(result: Analysis, figure_errors: list[str]) -> dict:
     d = result.diagnostics or {}
     counts = []
     for key, name in (("unconverged_restarts", "restarts that did not converge"),
@@ -324,7 +325,7 @@ def _diagnostics(result: Any, figure_errors: list[str]) -> dict:
             "flag_notes": list(d.get("flag_notes") or [])}
 
 
-def context(result: Any) -> dict:
+def context(result: Analysis) -> dict:
     """Everything the template shows, as strings, numbers and data URIs."""
     figs = _Figures()
     model = result.model or {}
@@ -391,7 +392,7 @@ def _mass_notes(interp: dict) -> list[str]:
     return [str(n) for n in interp.get("mass_notes") or []]
 
 
-def render_report(result: Any) -> str:
+def render_report(result: Analysis) -> str:
     """The report as one HTML string (Jinja2 template with autoescape)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
     env = Environment(loader=PackageLoader("energyscope.report", "templates"),
@@ -401,7 +402,7 @@ def render_report(result: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------- text
-def text_summary(result: Any, max_basins: int = 12) -> str:
+def text_summary(result: Analysis, max_basins: int = 12) -> str:
     """The closing summary the CLI prints: findings, completeness, masses, labels, time per stage, problems."""
     lines = []
     model = result.model or {}

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from energyscope.interpret.records import GalleryPath
+from energyscope.tree.graph import DisconnectivityGraph
 from energyscope.render import plain_text, plain_texts
 
 DPI = 100
@@ -91,7 +92,7 @@ def thumbnail_uris(x: np.ndarray, size_in: float = 0.6) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------------------ tree
-def disconnectivity_uri(tree: Any, prototypes: np.ndarray | None, dominant: dict[int, Any] | None = None,
+def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | None, dominant: dict[int, Any] | None = None,
                         max_thumbnails: int = 80) -> str:
     """The disconnectivity graph, drawn by ``tree.plot``, with a decoded prototype under every leaf.
 
