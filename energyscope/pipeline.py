@@ -36,9 +36,6 @@ from energyscope.tree import graph as tree_stage
 # The stages are called through their modules (minima_stage.find_minima, ...), so that a test or a notebook that
 # replaces a stage function in its module replaces it here too.
 
-STAGES = ("minima", "network", "tree", "interpret")
-
-
 def analyze(
     land: Any,
     seed: int = 0,
@@ -348,4 +345,4 @@ def _interpret_stage(result: Analysis, land: Landscape, s: AnalysisSettings, mas
         bar.close()
 
 
-__all__ = ["analyze", "run", "STAGES"]
+__all__ = ["analyze", "run"]

@@ -18,7 +18,6 @@ from energyscope.interpret.masses import BasinMasses
 from energyscope.interpret.records import LabelSummary
 from energyscope.report import figures
 from energyscope.report.notes import mass_notes
-from energyscope.search.minima import Coverage
 from energyscope.settings import AnalysisSettings
 
 if TYPE_CHECKING:  # the report reads an Analysis; the Analysis draws itself with the report
@@ -145,7 +144,7 @@ def _coverage(result: Analysis) -> dict | None:
     cov = result.minima.coverage if result.minima is not None else None
     if cov is None:
         return None
-    d = cov.to_dict() if isinstance(cov, Coverage) else dict(cov)  # a newer layout may load as a plain dict
+    d = dict(cov) if isinstance(cov, dict) else cov.to_dict()  # a newer layout may load as a plain dict
     found, est = d.get("found"), d.get("estimated_total")
     if found is None or est is None:
         return None
