@@ -38,7 +38,7 @@ def test_no_cycle_between_the_path_finders_and_the_network():
     grimp = pytest.importorskip("grimp")
     from energyscope.search.paths import Path as PathClass
     from energyscope.io.codec import saved_class as _package_class
-    graph = grimp.build_graph("energyscope")
+    graph = grimp.build_graph("energyscope", cache_dir=None)
     assert "energyscope.search.network" not in graph.find_modules_directly_imported_by("energyscope.search.neb")
     assert not graph.chain_exists(importer="energyscope.search.neb", imported="energyscope.search.network")
     assert _package_class("energyscope.network:Path") is PathClass
@@ -48,6 +48,17 @@ def test_no_cycle_between_the_path_finders_and_the_network():
 def test_no_cycle_between_saddles_and_the_path_finders():
     """saddles zooms bands with the string relaxer; that core now lives in bands.py, below both."""
     grimp = pytest.importorskip("grimp")
-    graph = grimp.build_graph("energyscope")
+    graph = grimp.build_graph("energyscope", cache_dir=None)
     assert not graph.chain_exists(importer="energyscope.search.saddles", imported="energyscope.search.neb")
     assert not graph.chain_exists(importer="energyscope.search.bands", imported="energyscope.search.saddles")
+
+
+def test_no_import_cycles():
+    """No module reaches itself through its imports (type-hint-only imports aside), the package's own
+    namespace included."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("energyscope", exclude_type_checking_imports=True, cache_dir=None)
+    cycles = [graph.find_shortest_chain(importer=b, imported=a) + (b,)
+              for a in sorted(graph.modules) for b in sorted(graph.find_modules_directly_imported_by(a))
+              if a < b and graph.chain_exists(importer=b, imported=a)]
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
