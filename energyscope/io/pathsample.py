@@ -132,9 +132,8 @@ def write_pathsample(source: "TransitionNetwork | DisconnectivityGraph", directo
         m = source.minima
         energy = np.asarray(m.energy, dtype=float)
         K = len(energy)
-        flat_tol = float(getattr(m, "flat_tol", 0.0) or 0.0)
-        ev = getattr(m, "hessian_eigenvalues", None)
-        ev = None if ev is None else np.asarray(ev, dtype=float)
+        flat_tol = float(m.flat_tol or 0.0)
+        ev = None if m.hessian_eigenvalues is None else np.asarray(m.hessian_eigenvalues, dtype=float)
         lv = np.array([log_vib(ev[k], flat_tol) if ev is not None and ev.ndim == 2 and ev.shape[0] == K else 0.0
                        for k in range(K)])
         ts = []

@@ -219,7 +219,7 @@ def _edge_points(result: Analysis) -> tuple[np.ndarray, list[np.ndarray]]:
         if data.get("z") is not None:
             saddles.append(np.asarray(data["z"], dtype=float))
         p = data.get("path")
-        if p is not None and getattr(p, "z", None) is not None and len(p.z) > 1:
+        if p is not None and len(p.z) > 1:
             paths.append(np.asarray(p.z, dtype=float))
     d = result.minima.dim
     return (np.stack(saddles) if saddles else np.zeros((0, d))), paths

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from energyscope.interpret.records import GalleryPath
 from energyscope.tree.graph import DisconnectivityGraph
+from energyscope.tree.plot import DisconnectivityPlot
 from energyscope.render import plain_text, plain_texts
 
 DPI = 100
@@ -123,15 +124,14 @@ def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | Non
     return figure_uri(fig)
 
 
-def tidy_tree_axes(drawn: Any) -> None:
+def tidy_tree_axes(drawn: DisconnectivityPlot) -> None:
     """Use the width for the tree: x limits around the leaves, the colour legend outside on the right."""
-    leaf_x = getattr(drawn, "leaf_x", None)
-    ax = getattr(drawn, "ax", None)
+    leaf_x, ax = drawn.leaf_x, drawn.ax
     if ax is None or not leaf_x:
         return
     xs = np.asarray(list(leaf_x.values()), dtype=float)
     ax.set_xlim(xs.min() - 0.75, xs.max() + 0.75)
-    leg = getattr(drawn, "legend", None)
+    leg = drawn.legend
     if leg is not None:
         handles, title = leg.legend_handles, leg.get_title().get_text()
         leg.remove()
