@@ -11,6 +11,12 @@ user code goes on working.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
 
 class EnergyscopeError(Exception):
     """Base of every error energyscope raises about its input (arguments, settings, files, models)."""
@@ -25,4 +31,13 @@ class UnknownSettingError(BadArgumentError, TypeError):
     keyword argument is); the message names the closest accepted one and the list."""
 
 
-__all__ = ["EnergyscopeError", "BadArgumentError", "UnknownSettingError"]
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn the user, attributing the warning to the first caller outside energyscope (their script or notebook
+    cell), however deep inside the package it is raised (what Python 3.12's ``skip_file_prefixes`` does)."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+__all__ = ["EnergyscopeError", "BadArgumentError", "UnknownSettingError", "warn"]

@@ -11,7 +11,6 @@ the last axis with ``logsumexp`` by default, as in JEM), so that p(z) is proport
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from energyscope.errors import EnergyscopeError
+from energyscope.errors import EnergyscopeError, warn as warn_user
 from energyscope._tensor import as_tensor, resolve_device, to_numpy
 from energyscope.smoothness import Smoothness
 
@@ -578,7 +577,7 @@ class Landscape:
                    f"({m_base:.4g}); the data sits on high energy, so the sign is probably flipped: "
                    f"try convention={other!r}")
             if warn:
-                warnings.warn(msg, stacklevel=2)
+                warn_user(msg)
         return SignCheck(mean_U_reference=m_ref, mean_U_base=m_base, ok=ok, message=msg)
 
     # ------------------------------------------------------------------ smoothness

@@ -5,14 +5,13 @@ label scores in :mod:`energyscope.interpret.labels`. :func:`interpret` runs the 
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from energyscope.errors import BadArgumentError
+from energyscope.errors import BadArgumentError, warn as warn_user
 from energyscope._geometry import arc_length
 from energyscope._tensor import to_numpy
 from energyscope.landscape import Landscape, LandscapeError
@@ -354,7 +353,7 @@ def _prototypes_or_warn(land: Landscape, minima: Minima, info: dict) -> np.ndarr
         return prototypes(land, minima)
     except LandscapeError as exc:
         info["decoder_error"] = str(exc)
-        warnings.warn(f"prototypes not decoded: {exc}", RuntimeWarning, stacklevel=3)
+        warn_user(f"prototypes not decoded: {exc}", RuntimeWarning)
         return None
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from energyscope.errors import warn as warn_user
 from energyscope.settings import checked_keywords
 from energyscope._tensor import to_numpy
 from energyscope.landscape import Landscape, LandscapeError
@@ -231,7 +232,7 @@ def _load_foreign(obj: Any, spec: dict, info: dict, device: Any, dtype: torch.dt
              for role, part in parts.items()}
     assumed = [n for n in info["notes"] if "(assumed" in n]
     if assumed:
-        warnings.warn("; ".join(assumed), stacklevel=4)
+        warn_user("; ".join(assumed))
     implied = layout_guess(parts)
     if implied is not None:
         info["notes"].append(f"layout recognised as {implied['name']}: convention 'energy' with a standard_normal "
