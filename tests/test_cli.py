@@ -429,6 +429,8 @@ def test_results_that_cannot_be_written_are_rescued(ckpt, tmp_path, capsys, monk
             raise OSError(28, "No space left on device")
         return real_save(self, directory)
     monkeypatch.setattr(es.Analysis, "save", failing)
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the rescue folder, under the test's own folder
     code, _, err = run(capsys, "analyze", ckpt, "-o", target, "--restarts", "8", "--quiet")
     assert code == 2
     assert_one_line_error(err, f"could not write results to {target}: No space left on device; they were saved to")
