@@ -45,7 +45,7 @@ _LANDSCAPE_KEYS = ("dim", "convention", "reduction", "temperature", "base_prior"
 
 
 # ---------------------------------------------------------------------------------------------- saving
-def _plain(x: Any, where: str) -> Any:
+def _storable(x: Any, where: str) -> Any:
     """``x`` as data that ``torch.load(weights_only=True)`` accepts (dict/list/str/number/bool/None/tensor)."""
     if x is None or isinstance(x, (bool, int, str)):
         return x
@@ -58,15 +58,15 @@ def _plain(x: Any, where: str) -> Any:
     if isinstance(x, np.ndarray):
         if x.dtype.kind in "biuf":
             return torch.from_numpy(np.ascontiguousarray(x)).clone()
-        return _plain(x.tolist(), where)
+        return _storable(x.tolist(), where)
     if isinstance(x, (list, tuple)):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(x)]
+        return [_storable(v, f"{where}[{i}]") for i, v in enumerate(x)]
     if isinstance(x, dict):
         out = {}
         for k, v in x.items():
             if not isinstance(k, str):
                 raise CheckpointError(f"{where}: keys must be strings, got {k!r}")
-            out[k] = _plain(v, f"{where}.{k}")
+            out[k] = _storable(v, f"{where}.{k}")
         return out
     raise CheckpointError(f"{where} holds a {type(x).__name__}, which the energyscope format cannot store "
                           "(use str, numbers, bools, lists, dicts, numpy arrays or tensors)")
@@ -152,9 +152,9 @@ def save_checkpoint(path: str | os.PathLike, energy: nn.Module | Landscape, deco
                       "temperature": land.temperature, "base_prior": land.base_prior, "base_sigma": land.base_sigma},
         "data_shape": None if data_shape is None else [int(s) for s in data_shape],
         "reference": None if land.reference is None else torch.from_numpy(land.reference.copy()),
-        "labels": None if land.labels is None else _plain(land.labels, "labels"),
-        "sampler": _plain(dict(sampler or {}), "sampler"),
-        "metadata": _plain(dict(metadata or {}), "metadata"),
+        "labels": None if land.labels is None else _storable(land.labels, "labels"),
+        "sampler": _storable(dict(sampler or {}), "sampler"),
+        "metadata": _storable(dict(metadata or {}), "metadata"),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
