@@ -29,7 +29,8 @@ import torch
 import energyscope as es
 from energyscope.search.minima import Minima, quench
 from energyscope.search.neb import find_paths, image_count
-from energyscope.search.saddles import MinimaBook, default_match_tol, find_saddles, refine_saddles
+from energyscope.search.book import MinimaBook, default_match_tol
+from energyscope.search.saddles import find_saddles, refine_saddles
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_MINIMA_ENERGY, MULLER_BROWN_SADDLES_ENERGY,
                                   ST_G_MINUS, ST_G_PLUS, ST_G_ZERO, MullerBrown, RandomMLPPrior, StyblinskiTang,
                                   styblinski_tang_minima)

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import energyscope as es
+from energyscope.search.book import MinimaBook, default_match_tol
 from energyscope.search.minima import Minima
-from energyscope.search.saddles import MinimaBook, default_match_tol, find_saddles, refine_saddles
+from energyscope.search.saddles import find_saddles, refine_saddles
 from energyscope.surfaces import (MULLER_BROWN_MINIMA, MULLER_BROWN_MINIMA_ENERGY, MULLER_BROWN_SADDLES,
                                   MULLER_BROWN_SADDLES_ENERGY, ST_T_MINUS, ST_T_PLUS, ST_T_ZERO, MullerBrown,
                                   StyblinskiTang, styblinski_tang_minima)

@@ -175,3 +175,13 @@ def test_bad_command_line_values_are_one_clear_error(capsys, tmp_path):
     assert cli.main(base + ["--restarts", "0"]) == 2
     err = capsys.readouterr().err
     assert "--restarts must be at least 1, got 0" in err and "Traceback" not in err
+
+
+def test_warnings_point_at_the_callers_line():
+    """Checked entry points add a frame; warnings are attributed to the first frame outside energyscope."""
+    import warnings
+    land = mb_landscape(with_reference=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        es.find_minima(land, n_restarts=8, max_iter=3, progress=False)
+    assert caught and {pathlib.Path(w.filename).name for w in caught} == {"test_settings.py"}

@@ -25,7 +25,6 @@ Masses are available per minimum (the leaves) and aggregated over any partition 
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -33,13 +32,14 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from energyscope.errors import BadArgumentError
+from energyscope.errors import BadArgumentError, warn as warn_user
 from energyscope._deadline import expired
 from energyscope._geometry import cluster_points
 from energyscope._tensor import jsonable, to_numpy
 from energyscope.sampling import SAMPLER_DEFAULTS, _progress, sampler_settings, short_run_samples  # noqa: F401 (public here too)
 from energyscope.landscape import Landscape, LandscapeError
-from energyscope.search.minima import Minima, quench
+from energyscope.search.book import quench_to_minima
+from energyscope.search.minima import Minima
 
 OTHER = -1        #: the sample quenched to a minimum that is not in the set
 UNRESOLVED = -2   #: the sample's quench did not converge or met non-finite values
@@ -112,14 +112,12 @@ def assign_basins(land: Landscape, minima: Minima, z: Any, tol: float | None = N
     starts = range(0, n, batch_size)
     for s in _progress(starts, progress and n > batch_size, desc, total=len(starts)):
         sl = slice(s, min(n, s + batch_size))
-        res = quench(land, z[sl], max_iter=max_iter)
-        ze, ee = to_numpy(res.z), to_numpy(res.energy)
-        conv, fin = to_numpy(res.converged), to_numpy(res.finite)
-        idx = minima.assign(np.where(fin[:, None], ze, 0.0), tol=tol)
-        b = np.where(conv, np.where(idx >= 0, idx, OTHER), UNRESOLVED)
-        b = np.where(fin & (idx >= 0), idx, b)  # an unconverged row already on a known minimum counts there
+        q = quench_to_minima(land, z[sl], minima, add_new=False, match_unconverged=True, tol=tol, max_iter=max_iter)
+        idx, fin = q.minimum, q.finite
+        b = np.where(q.converged, np.where(idx >= 0, idx, OTHER), UNRESOLVED)
+        b = np.where(idx >= 0, idx, b)  # an unconverged row already on a known minimum counts there
         b = np.where(fin, b, UNRESOLVED)
-        basin[sl], z_end[sl], e_end[sl] = b, ze, np.where(fin, ee, np.nan)
+        basin[sl], z_end[sl], e_end[sl] = b, q.z, np.where(fin, q.energy, np.nan)
     other = np.flatnonzero(basin == OTHER)
     if len(other):
         lab = _cluster(z_end[other], tol)
@@ -596,9 +594,8 @@ def basin_masses(land: Landscape, minima: Minima, *, method: str = "auto", n_pri
             # the weights alone give the effective sample size: decide before quenching thousands of samples
             ess = importance_ess(land, n_prior, seed=seed)
             if ess < min_ess:
-                warnings.warn(f"importance sampling from the base has effective sample size {ess:.0f} of "
-                              f"{n_prior} (< min_ess={min_ess:g}); using MALA for the equilibrium mass",
-                              stacklevel=2)
+                warn_user(f"importance sampling from the base has effective sample size {ess:.0f} of "
+                          f"{n_prior} (< min_ess={min_ess:g}); using MALA for the equilibrium mass")
                 eq = mala_mass(land, minima, seed=seed, keep_z=keep_z, progress=progress, **(mala or {}),
                                **assign_kw)
                 eq.info["importance"] = {"ess": ess, "n_samples": int(n_prior)}

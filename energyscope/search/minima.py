@@ -26,13 +26,12 @@ their ratio σ_E/σ_z² is the curvature unit) or of the gradient tolerance.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from energyscope.errors import BadArgumentError
+from energyscope.errors import BadArgumentError, warn as warn_user
 from energyscope.settings import MinimaSettings, checked_keywords
 from energyscope._geometry import components
 from energyscope._tensor import jsonable, to_numpy
@@ -943,11 +942,10 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
             f"{st['runaway_max_norm']:.3g}, U down to {st['runaway_min_energy']:.4g} nats and still falling); add the "
             "base prior the model was trained with (base_prior='standard_normal', in a spec file for a checkpoint) "
             "or analyse an energy that is bounded below")
-        warnings.warn(f"find_minima: {st['diagnosis']}", stacklevel=2)
+        warn_user(f"find_minima: {st['diagnosis']}")
     elif st["n_unconverged"] > 0.1 * st["n_restarts"]:
-        warnings.warn(f"find_minima: {st['n_unconverged']} of {st['n_restarts']} descents did not converge within "
-                      f"max_iter={max_iter} (is the energy bounded below? otherwise raise max_iter or gtol)",
-                      stacklevel=2)
+        warn_user(f"find_minima: {st['n_unconverged']} of {st['n_restarts']} descents did not converge within "
+                  f"max_iter={max_iter} (is the energy bounded below? otherwise raise max_iter or gtol)")
     return _to_minima(land, found, tols, coverage, st)
 
 

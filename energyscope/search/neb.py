@@ -18,9 +18,10 @@ from energyscope._geometry import arc_length
 from energyscope._tensor import to_numpy
 from energyscope.landscape import Landscape
 from energyscope.settings import checked_keywords
-from energyscope.search.minima import Minima, quench
+from energyscope.search.book import MinimaBook, default_match_tol, quench_to_minima
+from energyscope.search.minima import Minima
 from energyscope.search.paths import Path
-from energyscope.search.saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
+from energyscope.search.saddles import band_tangent, find_saddles
 from energyscope.search.bands import (  # noqa: F401 (the band core is public here too)
     BandResult, NEBError, _equal_arc, _resolve_end_maxima, _tangents, dense_profiles, finite_curvature, image_count,
     neb_forces, profile_dips, relax_bands, relax_strings, tangents)
@@ -159,14 +160,12 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         if cand_z:
             cz = np.array(cand_z)
             owner_curv = [max(curv_all[ok_bands[o][1]["a"]], curv_all[ok_bands[o][1]["b"]]) for o in cand_owner]
-            res = quench(land, cz, gtol=land.resolvable(quench_rel) * float(np.min(owner_curv)) * length,
-                         max_step=0.05 * length)
-            for o in set(cand_owner):
-                results[ok_bands[o][0]].n_evals += res.n_evals // len(cand_z) * cand_owner.count(o)
-            zq, eq = to_numpy(res.z), to_numpy(res.energy)
-            conv = to_numpy(res.converged) & to_numpy(res.finite)
             n_before = len(book)
-            idx, _ = book.match_or_add(land, zq, eq, conv)
+            q = quench_to_minima(land, cz, book, gtol=land.resolvable(quench_rel) * float(np.min(owner_curv)) * length,
+                                 max_step=0.05 * length)
+            for o in set(cand_owner):
+                results[ok_bands[o][0]].n_evals += q.n_evals // len(cand_z) * cand_owner.count(o)
+            conv, idx = q.converged, q.minimum
             credited: set[int] = set()
             for r in np.nonzero(idx >= n_before)[0]:
                 if int(idx[r]) not in credited:  # a new minimum is credited to the first band that found it

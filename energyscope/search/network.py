@@ -22,6 +22,7 @@ import numpy as np
 
 from energyscope.errors import BadArgumentError
 from energyscope.settings import ConnectSettings, checked_keywords
+from energyscope.search.book import MinimaBook, default_match_tol
 from energyscope.search.minima import Minima
 from energyscope.search.paths import Path, _plain, _revive  # noqa: F401 (Path is public here too)
 
@@ -162,31 +163,19 @@ class TransitionNetwork:
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
         """Plain, JSON-able data with numpy arrays kept as arrays (inverse: :meth:`from_dict`); no pickling."""
-        m = self.minima
-        minima = m.to_dict() if hasattr(m, "to_dict") else {
-            "z": np.asarray(m.z, dtype=np.float64), "energy": np.asarray(m.energy, dtype=np.float64),
-            "hits": np.asarray(m.hits), "hessian_eigenvalues": np.asarray(m.hessian_eigenvalues, dtype=np.float64),
-            "dedup_tol": float(m.dedup_tol), "flat_tol": float(m.flat_tol), "stats": _plain(m.stats)}
         edges = []
         for u, v, data in self.graph.edges(data=True):
             e = {"i": int(u), "j": int(v)}
             for key, val in data.items():
                 e[key] = _plain(val)
             edges.append(e)
-        return {"minima": minima, "edges": edges, "attempts": [a.to_dict() for a in self.attempts],
+        return {"minima": self.minima.to_dict(), "edges": edges, "attempts": [a.to_dict() for a in self.attempts],
                 "info": _plain(self.info)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TransitionNetwork":
-        md = d["minima"]
-        if hasattr(Minima, "from_dict"):
-            minima = Minima.from_dict(md)
-        else:
-            minima = Minima(z=np.asarray(md["z"], dtype=np.float64), energy=np.asarray(md["energy"], dtype=np.float64),
-                            hits=np.asarray(md["hits"]), hessian_eigenvalues=np.asarray(md["hessian_eigenvalues"]),
-                            dedup_tol=float(md.get("dedup_tol", 1e-4)), flat_tol=float(md.get("flat_tol", 0.0)),
-                            stats=dict(md.get("stats") or {}))
-        net = cls(minima, attempts=[Attempt.from_dict(a) for a in d.get("attempts", [])], info=d.get("info"))
+        net = cls(Minima.from_dict(d["minima"]), attempts=[Attempt.from_dict(a) for a in d.get("attempts", [])],
+                  info=d.get("info"))
         for e in d.get("edges", []):
             attrs = {k: v for k, v in e.items() if k not in ("i", "j")}
             if isinstance(attrs.get("path"), dict):
@@ -308,7 +297,7 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         ftol_rel, max_iter, dense, split: NEB settings (see :func:`energyscope.search.neb.relax_bands`, ``find_paths``).
         retry_bump: sideways bulge of retried bands, as a fraction of their length.
         match_tol: distance under which two points are the same minimum (default
-            :func:`energyscope.search.saddles.default_match_tol`).
+            :func:`energyscope.search.book.default_match_tol`).
         time_limit: seconds; no new batch of bands starts once it is spent (the batch running is finished), and
             ``info["stopped"]`` says so. None: no limit.
         progress: progress bars.
@@ -318,159 +307,234 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         indices and order, then any minima found on the way (not re-sorted, so that indices stay valid).
     """
     from energyscope.landscape import as_landscape
-    from energyscope.search.neb import find_paths
-    from energyscope.search.saddles import MinimaBook, band_tangent, default_match_tol, find_saddles
 
     land = as_landscape(land)
+    _check_arguments(land, minima, k_nearest, max_attempts_per_pair)
+    match_tol = default_match_tol(land, minima) if match_tol is None else float(match_tol)
+    book = MinimaBook(minima, match_tol)
+    net = TransitionNetwork(minima, info=_run_info(k_nearest, max_attempts_per_pair, seed, match_tol, ftol_rel, dense))
+    if len(minima) == 0:
+        net.minima = book.to_minima()
+        return net
+    run = _Run(land=land, book=book, net=net, match_tol=match_tol, max_attempts_per_pair=max_attempts_per_pair,
+               seed=seed, time_limit=time_limit, n_images=n_images, images_per_length=images_per_length,
+               ftol_rel=ftol_rel, max_iter=max_iter, dense=dense, split=split, retry_bump=retry_bump, progress=progress)
+
+    # 1. check the input minima
+    run.bad = _check_minima(land, book, minima.flat_tol, match_tol, net.info)
+    net.info["bad_minima"] = {int(k): v for k, v in run.bad.items()}
+    # 2. candidate pairs: nearest neighbours and a Euclidean minimum spanning tree
+    pairs = candidate_pairs(book.z, k_nearest)
+    run.t_start = time.perf_counter()
+    for rnd in range(int(max_rounds)):
+        if rnd and run.out_of_time():
+            break
+        net.info["rounds"] = rnd + 1
+        # 3. a round of bands and saddles: first tries, then retries of pairs tried before (bulged bands, more images)
+        _run_round(run, pairs, rnd)
+        # 4. missing connections: the pairs that would join the remaining components (none: connected, or used up)
+        pairs = _next_pairs(run)
+        if not pairs:
+            break
+    # 5. finish: the minima found on the way join the network's minima
+    _finish(run)
+    return net
+
+
+def _check_arguments(land: Any, minima: Any, k_nearest: int, max_attempts_per_pair: int) -> None:
+    """Refuse minima that are not a :class:`Minima` of the landscape's dimension, and bad counts."""
     if not isinstance(minima, Minima):
         raise TypeError(f"minima must be a Minima (from find_minima), got {type(minima).__name__}")
     if int(k_nearest) < 0:
         raise BadArgumentError(f"k_nearest must be >= 0, got {k_nearest}")
     if int(max_attempts_per_pair) < 1:
         raise BadArgumentError(f"max_attempts_per_pair must be >= 1, got {max_attempts_per_pair}")
-    K0 = len(minima)
-    if K0 and minima.z.shape[1] != land.dim:
+    if len(minima) and minima.z.shape[1] != land.dim:
         raise BadArgumentError(f"minima have dimension {minima.z.shape[1]} but the landscape has dim {land.dim}")
-    match_tol = default_match_tol(land, minima) if match_tol is None else float(match_tol)
-    book = MinimaBook(minima, match_tol)
-    info = {"k_nearest": int(k_nearest), "max_attempts_per_pair": int(max_attempts_per_pair), "seed": int(seed),
+
+
+def _run_info(k_nearest: int, max_attempts_per_pair: int, seed: int, match_tol: float, ftol_rel: float,
+              dense: int) -> dict:
+    """The network's ``info`` at the start of a run: its settings, and counters at zero."""
+    return {"k_nearest": int(k_nearest), "max_attempts_per_pair": int(max_attempts_per_pair), "seed": int(seed),
             "match_tol": match_tol, "ftol_rel": ftol_rel, "dense": int(dense), "rounds": 0, "n_evals": 0,
             "barrier_kinds": {"energy": "validated index-1 saddle (exact)",
                               "path_max_energy": "highest energy along the dense path (upper bound)"}}
-    net = TransitionNetwork(minima, info=info)
-    info = net.info
-    if K0 == 0:
-        net.minima = book.to_minima()
-        return net
 
-    # 1. check the input minima
-    bad = _check_minima(land, book, minima.flat_tol, match_tol, info)
-    z = book.z
-    info["bad_minima"] = {int(k): v for k, v in bad.items()}
 
-    # 2. rounds of candidate pairs
-    tries: dict[tuple[int, int], int] = {}
-    pairs = candidate_pairs(z, k_nearest)
-    rng_seed = int(seed)
-    t_start = time.perf_counter()
+@dataclass
+class _Run:
+    """What the steps of one :func:`connect` run share: the landscape, the growing minima, the network, the settings
+    (as given to ``connect``) and the bookkeeping (input minima that failed their check, tries per pair)."""
 
-    def out_of_time() -> bool:
-        if time_limit is None or time.perf_counter() - t_start < float(time_limit):
+    land: Any
+    book: MinimaBook
+    net: TransitionNetwork
+    match_tol: float
+    max_attempts_per_pair: int
+    seed: int
+    time_limit: float | None
+    n_images: int | None
+    images_per_length: float
+    ftol_rel: float
+    max_iter: int
+    dense: int
+    split: bool
+    retry_bump: float
+    progress: bool
+    bad: dict = field(default_factory=dict)
+    tries: dict = field(default_factory=dict)
+    t_start: float = 0.0
+
+    def out_of_time(self) -> bool:
+        """True once the time limit is spent (``info["stopped"]`` then says so)."""
+        if self.time_limit is None or time.perf_counter() - self.t_start < float(self.time_limit):
             return False
-        info["stopped"] = (f"time limit of {float(time_limit):g} s reached after {info['rounds']} round(s); pairs not "
-                           "yet tried were left out")
+        self.net.info["stopped"] = (f"time limit of {float(self.time_limit):g} s reached after "
+                                    f"{self.net.info['rounds']} round(s); pairs not yet tried were left out")
         return True
 
-    for rnd in range(int(max_rounds)):
-        if rnd and out_of_time():
+
+def _run_round(run: _Run, pairs: list[tuple[int, int]], rnd: int) -> None:
+    """One round: the pairs that can be tried, grouped by try number, each group as one batch of bands and saddles."""
+    for t, plist in sorted(_runnable_pairs(run, pairs).items()):
+        if "stopped" in run.net.info or (t > 1 and run.out_of_time()):
             break
-        info["rounds"] = rnd + 1
-        runnable = []
-        for i, j in pairs:
-            t = tries.get((i, j), 0) + 1
-            if t > max_attempts_per_pair:
-                continue
-            tries[(i, j)] = t
-            why = ""
-            if i in bad or j in bad:
-                why = bad.get(i) or bad.get(j)
-            else:
-                dist = float(np.linalg.norm(book.z[i] - book.z[j]))
-                if dist <= match_tol:
-                    why = f"identical endpoints: minima {i} and {j} are {dist:.3g} apart (<= {match_tol:.3g})"
-            if why:
-                tries[(i, j)] = max_attempts_per_pair  # never retried
-                net.attempts.append(Attempt(i, j, "failed", why, try_number=t))
-            else:
-                runnable.append((i, j, t))
-        by_try: dict[int, list[tuple[int, int]]] = {}
-        for i, j, t in runnable:
-            by_try.setdefault(t, []).append((i, j))
-        for t, plist in sorted(by_try.items()):
-            if "stopped" in info or (t > 1 and out_of_time()):
-                break
-            n_before = len(book)
-            retry = t > 1
-            pps = find_paths(land, book, plist, n_images=None if n_images is None else
-                             int(n_images * (1.5 if retry else 1)), images_per_length=images_per_length *
-                             (1.5 if retry else 1.0), ftol_rel=ftol_rel, max_iter=max_iter, dense=dense, split=split,
-                             bump=retry_bump if retry else 0.0, seed=rng_seed + rnd, progress=progress)
-            cand, owner, tans, spans = [], [], [], []
-            for q, pp in enumerate(pps):
-                if pp.failure:
-                    continue
-                for pi, (a, b, path) in enumerate(pp.pieces):
-                    cand.append(path.saddle_z)
-                    owner.append((q, pi))
-                    tan, span = band_tangent(path.z, path.saddle_z)
-                    tans.append(tan)
-                    spans.append(span)
-            bands = [pps[q].pieces[pi][2].z for q, pi in owner]
-            recs = find_saddles(land, np.array(cand), book, tangents=np.array(tans), spans=np.array(spans),
-                                bands=bands) if cand else []
-            per_pair: dict[int, list] = {}
-            for (q, pi), rec in zip(owner, recs):
-                per_pair.setdefault(q, []).append((pi, rec))
-            for q, pp in enumerate(pps):
-                att = Attempt(pp.i, pp.j, "failed", try_number=t, n_evals=pp.n_evals,
-                              new_minima=list(pp.new_minima))
-                pmax = [path.path_max_energy for _, _, path in pp.pieces if path is not None]
-                att.path_max_energy = float(np.nanmax(pmax)) if pmax and np.isfinite(pmax).any() else float("nan")
-                if pp.failure:
-                    att.reason = pp.failure
-                    net.attempts.append(att)
-                    continue
-                reasons, best = [], None
-                for pi, rec in per_pair.get(q, []):
-                    a, b, path = pp.pieces[pi]
-                    att.n_evals += rec.n_evals
-                    path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,
-                                           "negative_eigenvalue": rec.negative_eigenvalue, "grad_norm": rec.grad_norm}
-                    if not rec.valid:
-                        reasons.append(f"piece {a}-{b}: {rec.reason}" if pp.split else rec.reason)
-                        continue
-                    path.saddle_z, path.saddle_energy, path.saddle_validated = rec.z, rec.energy, True
-                    path.path_max_energy = max(path.path_max_energy, rec.energy)
-                    u, v = sorted(rec.minima)
-                    att.edges.append((u, v))
-                    if best is None or rec.energy > best.energy:
-                        best = rec
-                    _add_edge(net, u, v, rec, path, (pp.i, pp.j), match_tol)
-                for m in range(n_before, len(book)):
-                    net.graph.add_node(m, energy=float(book.energy[m]))
-                if best is None:
-                    att.reason = "; ".join(reasons) or "no saddle candidate"
-                else:
-                    att.saddle_energy, att.edge_minima = best.energy, tuple(sorted(best.minima))
-                    asked = {pp.i, pp.j}
-                    if pp.split:
-                        att.outcome = "split"
-                    elif set(best.minima) == asked:
-                        att.outcome = "connected"
-                    else:
-                        att.outcome = "connected_other"
-                    att.reason = "; ".join(reasons)
-                pmax = [path.path_max_energy for _, _, path in pp.pieces]
-                att.path_max_energy = float(np.nanmax(pmax)) if np.isfinite(pmax).any() else float("nan")
-                info["n_evals"] += att.n_evals
-                net.attempts.append(att)
-        for m in range(len(book)):
-            if m not in net.graph:
-                net.graph.add_node(m, energy=float(book.energy[m]))
-        usable = np.array([k not in bad for k in range(len(book))])
-        sub = net.graph.subgraph([k for k in range(len(book)) if usable[k]])
-        if sub.number_of_nodes() <= 1 or nx.is_connected(sub):
-            break
-        blocked = {p for p, c in tries.items() if c >= max_attempts_per_pair}
-        pairs = _missing_connections(net, book.z, book.energy, usable, blocked)
-        if not pairs:
-            break
+        _try_pairs(run, plist, t, rnd)
+
+
+def _runnable_pairs(run: _Run, pairs: list[tuple[int, int]]) -> dict[int, list[tuple[int, int]]]:
+    """The pairs to try this round by try number; pairs with a failing minimum or coincident ends are logged as failed
+    (and never retried), pairs whose tries are used up are left out."""
+    bad, runnable = run.bad, []
+    for i, j in pairs:
+        t = run.tries.get((i, j), 0) + 1
+        if t > run.max_attempts_per_pair:
+            continue
+        run.tries[(i, j)] = t
+        why = ""
+        if i in bad or j in bad:
+            why = bad.get(i) or bad.get(j)
+        else:
+            dist = float(np.linalg.norm(run.book.z[i] - run.book.z[j]))
+            if dist <= run.match_tol:
+                why = f"identical endpoints: minima {i} and {j} are {dist:.3g} apart (<= {run.match_tol:.3g})"
+        if why:
+            run.tries[(i, j)] = run.max_attempts_per_pair  # never retried
+            run.net.attempts.append(Attempt(i, j, "failed", why, try_number=t))
+        else:
+            runnable.append((i, j, t))
+    by_try: dict[int, list[tuple[int, int]]] = {}
+    for i, j, t in runnable:
+        by_try.setdefault(t, []).append((i, j))
+    return by_try
+
+
+def _try_pairs(run: _Run, plist: list[tuple[int, int]], t: int, rnd: int) -> None:
+    """Relax the bands of ``plist`` (try ``t``), refine and validate their saddles, and log one attempt per pair."""
+    from energyscope.search.neb import find_paths
+    n_before = len(run.book)
+    retry = t > 1
+    pps = find_paths(run.land, run.book, plist, n_images=None if run.n_images is None else
+                     int(run.n_images * (1.5 if retry else 1)), images_per_length=run.images_per_length *
+                     (1.5 if retry else 1.0), ftol_rel=run.ftol_rel, max_iter=run.max_iter, dense=run.dense,
+                     split=run.split, bump=run.retry_bump if retry else 0.0, seed=int(run.seed) + rnd,
+                     progress=run.progress)
+    per_pair = _pair_saddles(run, pps)
+    for q, pp in enumerate(pps):
+        run.net.attempts.append(_record_attempt(run, pp, per_pair.get(q, []), t, n_before))
+
+
+def _pair_saddles(run: _Run, pps: list) -> dict[int, list]:
+    """Refine and validate the highest point of every piece of every band found, in one batch: {pair: [(piece,
+    SaddleRecord)]}."""
+    from energyscope.search.saddles import band_tangent, find_saddles
+    cand, owner, tans, spans = [], [], [], []
+    for q, pp in enumerate(pps):
+        if pp.failure:
+            continue
+        for pi, (a, b, path) in enumerate(pp.pieces):
+            cand.append(path.saddle_z)
+            owner.append((q, pi))
+            tan, span = band_tangent(path.z, path.saddle_z)
+            tans.append(tan)
+            spans.append(span)
+    bands = [pps[q].pieces[pi][2].z for q, pi in owner]
+    recs = find_saddles(run.land, np.array(cand), run.book, tangents=np.array(tans), spans=np.array(spans),
+                        bands=bands) if cand else []
+    per_pair: dict[int, list] = {}
+    for (q, pi), rec in zip(owner, recs):
+        per_pair.setdefault(q, []).append((pi, rec))
+    return per_pair
+
+
+def _record_attempt(run: _Run, pp: Any, recs: list, t: int, n_before: int) -> Attempt:
+    """One pair's attempt: its validated saddles become edges (and new minima nodes), with the outcome and why."""
+    net, book = run.net, run.book
+    att = Attempt(pp.i, pp.j, "failed", try_number=t, n_evals=pp.n_evals, new_minima=list(pp.new_minima))
+    pmax = [path.path_max_energy for _, _, path in pp.pieces if path is not None]
+    att.path_max_energy = float(np.nanmax(pmax)) if pmax and np.isfinite(pmax).any() else float("nan")
+    if pp.failure:
+        att.reason = pp.failure
+        return att
+    reasons, best = [], None
+    for pi, rec in recs:
+        a, b, path = pp.pieces[pi]
+        att.n_evals += rec.n_evals
+        path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,
+                               "negative_eigenvalue": rec.negative_eigenvalue, "grad_norm": rec.grad_norm}
+        if not rec.valid:
+            reasons.append(f"piece {a}-{b}: {rec.reason}" if pp.split else rec.reason)
+            continue
+        path.saddle_z, path.saddle_energy, path.saddle_validated = rec.z, rec.energy, True
+        path.path_max_energy = max(path.path_max_energy, rec.energy)
+        u, v = sorted(rec.minima)
+        att.edges.append((u, v))
+        if best is None or rec.energy > best.energy:
+            best = rec
+        _add_edge(net, u, v, rec, path, (pp.i, pp.j), run.match_tol)
+    for m in range(n_before, len(book)):
+        net.graph.add_node(m, energy=float(book.energy[m]))
+    if best is None:
+        att.reason = "; ".join(reasons) or "no saddle candidate"
+    else:
+        att.saddle_energy, att.edge_minima = best.energy, tuple(sorted(best.minima))
+        asked = {pp.i, pp.j}
+        if pp.split:
+            att.outcome = "split"
+        elif set(best.minima) == asked:
+            att.outcome = "connected"
+        else:
+            att.outcome = "connected_other"
+        att.reason = "; ".join(reasons)
+    pmax = [path.path_max_energy for _, _, path in pp.pieces]
+    att.path_max_energy = float(np.nanmax(pmax)) if np.isfinite(pmax).any() else float("nan")
+    net.info["n_evals"] += att.n_evals
+    return att
+
+
+def _next_pairs(run: _Run) -> list[tuple[int, int]]:
+    """After a round (every minimum now a node): the pairs to try next, or none once the usable minima are connected."""
+    net, book = run.net, run.book
+    for m in range(len(book)):
+        if m not in net.graph:
+            net.graph.add_node(m, energy=float(book.energy[m]))
+    usable = np.array([k not in run.bad for k in range(len(book))])
+    sub = net.graph.subgraph([k for k in range(len(book)) if usable[k]])
+    if sub.number_of_nodes() <= 1 or nx.is_connected(sub):
+        return []
+    blocked = {p for p, c in run.tries.items() if c >= run.max_attempts_per_pair}
+    return _missing_connections(net, book.z, book.energy, usable, blocked)
+
+
+def _finish(run: _Run) -> None:
+    """The network's minima become the book's (input minima first, then those found on the way), with the counts."""
+    net, book = run.net, run.book
     net.minima = book.to_minima()
     for k in range(len(book)):
         net.graph.nodes[k]["energy"] = float(book.energy[k])
-    info["n_new_minima"] = book.n_new
-    info["connected"] = net.is_connected()
-    return net
+    net.info["n_new_minima"] = book.n_new
+    net.info["connected"] = net.is_connected()
 
 
 def _check_minima(land: Any, book: Any, flat_tol: float, match_tol: float, info: dict) -> dict[int, str]:
@@ -481,8 +545,8 @@ def _check_minima(land: Any, book: Any, flat_tol: float, match_tol: float, info:
     (:mod:`energyscope.search.nonsmooth`), and must not move by more than ``match_tol``.
     """
     from energyscope._tensor import to_numpy
+    from energyscope.search.book import eig_tolerance
     from energyscope.search.minima import quench
-    from energyscope.search.saddles import eig_tolerance
     z = book.z
     K0 = len(z)
     bad: dict[int, str] = {}

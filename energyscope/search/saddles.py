@@ -10,7 +10,8 @@ index-1 saddle and stays sensible away from one. A refined point is accepted as 
 3. pushing off ``±`` along the negative mode and descending reaches two *different* minima;
 4. its energy lies above both of them.
 
-The minima reached are matched to the known set (:class:`MinimaBook`) or, when new and Hessian-validated, added to it.
+The minima reached are matched to the known set (:class:`~energyscope.search.book.MinimaBook`) or, when new and
+Hessian-validated, added to it (:func:`~energyscope.search.book.quench_to_minima`).
 All tolerances are unit-free: relative to the candidate's own Hessian spectrum and the landscape's length scale.
 """
 from __future__ import annotations
@@ -24,123 +25,7 @@ import torch
 from energyscope._deadline import expired
 from energyscope._tensor import to_numpy
 from energyscope.landscape import Landscape
-from energyscope.search.minima import Minima, quench
-
-
-# ---------------------------------------------------------------------------------------------------------- minima book
-class MinimaBook:
-    """The minima known so far: the input :class:`Minima` first (same indices), then minima found on the way.
-
-    New minima are appended, never re-sorted, so indices handed out stay valid.
-
-    Args:
-        minima: the starting set.
-        match_tol: two points closer than this (Euclidean, latent units) are the same minimum.
-    """
-
-    def __init__(self, minima: Minima, match_tol: float):
-        self.base = minima
-        self.match_tol = float(match_tol)
-        z = np.array(minima.z, dtype=np.float64)
-        d = z.shape[-1] if z.ndim == 2 else 0
-        self.z = z.reshape(len(minima), d) if len(minima) else np.zeros((0, d))
-        self.energy = np.array(minima.energy, dtype=np.float64).reshape(-1)
-        ev = np.array(minima.hessian_eigenvalues, dtype=np.float64)
-        self.eigenvalues = ev.reshape(len(minima), -1) if len(minima) else np.zeros((0, d))
-        self.hits = np.array(minima.hits).reshape(-1)
-        self.n_input = len(minima)
-        self._tree = None
-
-    def __len__(self) -> int:
-        return int(len(self.energy))
-
-    @property
-    def n_new(self) -> int:
-        return len(self) - self.n_input
-
-    def match(self, z: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest known minimum of each row of z (N, d) -> (index or -1 beyond ``match_tol`` (N,), distance (N,))."""
-        z = np.atleast_2d(np.asarray(z, dtype=np.float64))
-        if len(self) == 0 or len(z) == 0:
-            return np.full(len(z), -1, dtype=int), np.full(len(z), np.inf)
-        if self._tree is None:
-            from scipy.spatial import cKDTree
-            self._tree = cKDTree(self.z)
-        dist, idx = self._tree.query(z, k=1)
-        return np.where(dist <= self.match_tol, idx, -1).astype(int), np.asarray(dist, dtype=np.float64)
-
-    def add(self, z: np.ndarray, energy: float, eigenvalues: np.ndarray) -> int:
-        """Append a new minimum (or return the index of the one it coincides with)."""
-        idx, _ = self.match(z[None, :])
-        if idx[0] >= 0:
-            return int(idx[0])
-        self.z = np.vstack([self.z, z[None, :]])
-        self.energy = np.append(self.energy, float(energy))
-        self.eigenvalues = np.vstack([self.eigenvalues, np.asarray(eigenvalues, dtype=np.float64)[None, :]])
-        self.hits = np.append(self.hits, 0).astype(self.hits.dtype if len(self.hits) else int)
-        self._tree = None
-        return len(self) - 1
-
-    def match_or_add(self, land: Landscape, z: np.ndarray, energy: np.ndarray, ok: np.ndarray,
-                     eig_rel: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-        """Index of the known minimum each quenched row of z (N, d) reached; rows that reached none are
-        Hessian-validated and, when they are minima, added as new ones.
-
-        Args:
-            z, energy: (N, d) quenched points and (N,) their energies.
-            ok: (N,) rows whose descent converged; other rows get -1.
-            eig_rel: relative flat-eigenvalue tolerance (see :func:`eig_tolerance`).
-
-        Returns:
-            (index per row or -1 (N,), rows whose Hessian was evaluated (M,)).
-        """
-        idx, _ = self.match(z)
-        idx = np.where(ok, idx, -1)
-        new_rows = np.nonzero(ok & (idx < 0))[0]
-        if len(new_rows) and not land.is_smooth:
-            # a piecewise-smooth U: certify on the kink (the points come from certified quenches, so this is one
-            # refinement step), and keep the kink's structure as its eigenvalues (+inf along sharp directions)
-            from energyscope.search.nonsmooth import local_structure, refine
-            kp = refine(land, z[new_rows], "minimum", radius=1e-5 * land.scales().length)
-            ls = local_structure(land, kp, flat_tol=self.base.flat_tol)
-            for r, c in zip(new_rows, range(len(kp))):
-                if ls.is_minimum[c]:
-                    idx[r] = self.add(kp.z[c], kp.energy[c], ls.eigenvalues[c])
-        elif len(new_rows):
-            vals = to_numpy(torch.linalg.eigvalsh(land.hessian(z[new_rows])))
-            tol = eig_tolerance(vals, self.base.flat_tol, eig_rel)
-            for r, v, t in zip(new_rows, vals, tol):
-                if v[0] >= -t:
-                    idx[r] = self.add(z[r], energy[r], v)
-        return idx, new_rows
-
-    def to_minima(self) -> Minima:
-        """A NEW :class:`Minima`: the input minima first (same indices, same order), then the ones found on the way.
-
-        The result is therefore sorted by energy only within the input block; ``stats["n_added"]`` counts the rest.
-        """
-        b = self.base
-        stats = dict(b.stats)
-        stats["n_input"] = self.n_input
-        stats["n_added"] = self.n_new
-        return Minima(z=self.z.copy(), energy=self.energy.copy(), hits=self.hits.copy(),
-                      hessian_eigenvalues=self.eigenvalues.copy(), coverage=b.coverage, dedup_tol=b.dedup_tol,
-                      flat_tol=b.flat_tol, stats=stats)
-
-
-def default_match_tol(land: Landscape, minima: Minima | None = None, rel: float = 1e-3) -> float:
-    """Distance under which two descents count as the same minimum: ``rel`` × the latent length scale, or the
-    minima's own ``dedup_tol`` when that is larger."""
-    tol = rel * land.scales().length
-    if minima is not None:
-        tol = max(tol, float(minima.dedup_tol))
-    return tol
-
-
-def eig_tolerance(eigenvalues: np.ndarray, flat_tol: float = 0.0, rel: float = 1e-6) -> np.ndarray:
-    """Per-row flat-eigenvalue tolerance: ``rel`` × the largest |eigenvalue| of the row, at least ``flat_tol``."""
-    ev = np.atleast_2d(eigenvalues)
-    return np.maximum(rel * np.abs(ev).max(axis=1), flat_tol)
+from energyscope.search.book import MinimaBook, eig_tolerance, quench_to_minima
 
 
 # ---------------------------------------------------------------------------------------------------------- refinement
@@ -342,14 +227,12 @@ def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *
         pts, _, ne = _push_points(land, refined.z[todo], refined.mode[todo], refined.energy[todo], push_rel * length)
         n_evals_push[todo] += ne // max(len(todo), 1)
         gtol = np.tile(land.resolvable(quench_rel) * np.abs(ev[todo]).max(axis=1) * length, 2)
-        res = quench(land, pts, gtol=float(np.min(gtol)), max_iter=quench_max_iter,
-                     max_step=0.05 * length if quench_max_step is None else quench_max_step)
-        n_evals_push[todo] += res.n_evals // max(len(todo), 1)
-        zq, eq = to_numpy(res.z), to_numpy(res.energy)
-        ok = to_numpy(res.converged) & to_numpy(res.finite)
         # rows that reached no known minimum are Hessian-validated and added as new minima
-        idx, new_rows = book.match_or_add(land, zq, eq, ok, eig_rel)
-        n_hess_push[todo[new_rows % len(todo)]] += 1
+        q = quench_to_minima(land, pts, book, eig_rel=eig_rel, gtol=float(np.min(gtol)), max_iter=quench_max_iter,
+                             max_step=0.05 * length if quench_max_step is None else quench_max_step)
+        n_evals_push[todo] += q.n_evals // max(len(todo), 1)
+        ok, idx = q.converged, q.minimum
+        n_hess_push[todo[q.checked % len(todo)]] += 1
         n = len(todo)
         for k, c in enumerate(todo):
             a, b = int(idx[k]), int(idx[k + n])
@@ -478,12 +361,10 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
             break
         pts, _, ne = _push_points(land, kp.z[todo], ls.push[todo, 0], kp.energy[todo], delta,
                                   mode_minus=ls.push[todo, 1])
-        res = quench(land, pts, max_iter=quench_max_iter, max_step=step_cap if grow is None else delta,
-                     max_step_max=step_cap, grow=grow)
-        n_evals[todo] += (ne + res.n_evals) // len(todo)
-        zq, eq = to_numpy(res.z), to_numpy(res.energy)
-        ok = to_numpy(res.converged) & to_numpy(res.finite)
-        idx, _ = book.match_or_add(land, zq, eq, ok)
+        q = quench_to_minima(land, pts, book, max_iter=quench_max_iter, max_step=step_cap if grow is None else delta,
+                             max_step_max=step_cap, grow=grow)
+        n_evals[todo] += (ne + q.n_evals) // len(todo)
+        ok, idx = q.converged, q.minimum
         n = len(todo)
         same = np.array([not (ok[k] and ok[k + n]) or idx[k] < 0 or idx[k + n] < 0 or idx[k] == idx[k + n]
                          for k in range(n)])
@@ -600,9 +481,8 @@ def find_saddles(land: Landscape, candidates: Any, book: MinimaBook, **kwargs) -
     return recs
 
 
-__all__ = ["MinimaBook", "RefineResult", "SaddleRecord", "refine_saddles", "validate_saddles", "find_saddles",
-           "find_kink_saddles", "band_tangent",
-           "default_match_tol", "eig_tolerance"]
+__all__ = ["RefineResult", "SaddleRecord", "refine_saddles", "validate_saddles", "find_saddles", "find_kink_saddles",
+           "band_tangent"]
 
 
 def band_tangent(path_z: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, float]:
