@@ -870,23 +870,8 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         LandscapeError: the energy returns something unusable (wrong shape, not a tensor).
     """
     t0 = time.perf_counter()
-    if not isinstance(land, Landscape):
-        raise TypeError(f"find_minima needs a Landscape, got {type(land).__name__}")
-    method = descent_method(land, method)
+    method, user_starts = _check_search(land, n_restarts, seed, starts, bounds, sources, method, max_rounds)
     settle = _settle if land.is_smooth else _settle_nonsmooth
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
-        raise BadArgumentError(f"seed must be an integer in [0, 2^63), got {seed!r}")
-    if starts is None and (not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1):
-        raise BadArgumentError(f"n_restarts must be a positive integer, got {n_restarts!r}")
-    if max_rounds < 1:
-        raise BadArgumentError(f"max_rounds must be at least 1, got {max_rounds}")
-    d = land.dim
-    user_starts = _check_starts(starts, d) if starts is not None else None
-    if bounds is not None:
-        _check_bounds(bounds, d)
-    unknown = [s for s in sources if s not in SOURCES]
-    if unknown:
-        raise BadArgumentError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
     tols = _make_tols(land, gtol, flat_tol, max_step, max_step_max)
     budget = max_restarts if max_restarts is not None else (max_rounds * n_restarts if until_complete else None)
 
@@ -895,33 +880,16 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         box, box_info = start_box(land, bounds, seed=int(seed))
         st.update(box_info)
         bounds = box
-    found = _Found.empty(d)
+    found = _Found.empty(land.dim)
     coverage = Coverage.from_hits(np.zeros(0), 0, 0)
     for rnd in range(max_rounds if until_complete else 1):
-        if rnd == 0 and user_starts is not None:
-            z0, by_src = user_starts, {"given": len(user_starts)}
-        else:
-            n = n_restarts if budget is None else min(n_restarts, budget - st["n_restarts"])
-            if n <= 0:
-                break
-            rng = np.random.default_rng([int(seed), rnd])
-            z0, by_src = make_starts(land, n, rng, sources, bounds)
-        for k, v in by_src.items():
-            st["starts_by_source"][k] = st["starts_by_source"].get(k, 0) + int(v)
+        z0 = _round_starts(land, rnd, user_starts, n_restarts, budget, seed, sources, bounds, st)
+        if z0 is None:
+            break
         res = quench(land, z0, gtol=tols.gtol, max_iter=max_iter, max_step=tols.max_step, method=method,
                      progress=progress, desc=f"minima: round {rnd + 1}, {len(z0)} descents",
                      max_step_max=tols.max_step_max, certify=False)
-        st["rounds"] = rnd + 1
-        st["n_restarts"] += len(z0)
-        st["n_evals_descent"] += res.n_evals
-        # a non-smooth descent that stalled (its line search could not go on: normal at a kink) has ended, like one
-        # that converged; its end point is certified, or not, by the settle step (n_uncertified)
-        n_stalled = 0 if res.stalled is None else int((res.stalled & res.finite).sum())
-        st["n_stalled"] = st.get("n_stalled", 0) + n_stalled
-        st["n_converged"] += int(res.converged.sum()) + n_stalled
-        st["n_unconverged"] += res.n_unconverged - n_stalled
-        _count_runaways(land, z0, res, st)
-        st["n_dropped_nonfinite"] += res.n_dropped
+        _count_descents(land, z0, res, rnd, st)
         new = settle(land, res, np.ones(len(z0), dtype=np.int64), tols, st,
                      max_pushoffs=max_pushoffs, max_iter=max_iter, method=method, push_rel=push_rel)
         found = _merge(land, found.concat(new), tols)
@@ -936,6 +904,67 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
             break
     st.update(method=method, seed=int(seed), wall_time_s=time.perf_counter() - t0,
               smoothness=land.smoothness.kind)
+    _diagnose(st, max_iter)
+    return _to_minima(land, found, tols, coverage, st)
+
+
+def _check_search(land: Landscape, n_restarts: Any, seed: Any, starts: Any, bounds: Any, sources: Sequence[str],
+                  method: str, max_rounds: int) -> tuple[str, np.ndarray | None]:
+    """Refuse bad arguments of :func:`find_minima` with one clear error; returns the descent method to use and the
+    user's start points as an (R, d) array (None without)."""
+    if not isinstance(land, Landscape):
+        raise TypeError(f"find_minima needs a Landscape, got {type(land).__name__}")
+    method = descent_method(land, method)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
+        raise BadArgumentError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    if starts is None and (not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1):
+        raise BadArgumentError(f"n_restarts must be a positive integer, got {n_restarts!r}")
+    if max_rounds < 1:
+        raise BadArgumentError(f"max_rounds must be at least 1, got {max_rounds}")
+    user_starts = _check_starts(starts, land.dim) if starts is not None else None
+    if bounds is not None:
+        _check_bounds(bounds, land.dim)
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise BadArgumentError(f"unknown start source(s) {unknown}; use any of {SOURCES}")
+    return method, user_starts
+
+
+def _round_starts(land: Landscape, rnd: int, user_starts: np.ndarray | None, n_restarts: int, budget: int | None,
+                  seed: int, sources: Sequence[str], bounds: Any, st: dict) -> np.ndarray | None:
+    """The (R, d) start points of round ``rnd`` (the user's in the first round, else fresh ones from the round's own
+    random stream), counted by source in ``st``; None when the restart budget is spent."""
+    if rnd == 0 and user_starts is not None:
+        z0, by_src = user_starts, {"given": len(user_starts)}
+    else:
+        n = n_restarts if budget is None else min(n_restarts, budget - st["n_restarts"])
+        if n <= 0:
+            return None
+        rng = np.random.default_rng([int(seed), rnd])
+        z0, by_src = make_starts(land, n, rng, sources, bounds)
+    for k, v in by_src.items():
+        st["starts_by_source"][k] = st["starts_by_source"].get(k, 0) + int(v)
+    return z0
+
+
+def _count_descents(land: Landscape, z0: np.ndarray, res: MinimizeResult, rnd: int, st: dict) -> None:
+    """Add one round's descents to the search statistics ``st`` (converged, unconverged, ran away, dropped)."""
+    st["rounds"] = rnd + 1
+    st["n_restarts"] += len(z0)
+    st["n_evals_descent"] += res.n_evals
+    # a non-smooth descent that stalled (its line search could not go on: normal at a kink) has ended, like one
+    # that converged; its end point is certified, or not, by the settle step (n_uncertified)
+    n_stalled = 0 if res.stalled is None else int((res.stalled & res.finite).sum())
+    st["n_stalled"] = st.get("n_stalled", 0) + n_stalled
+    st["n_converged"] += int(res.converged.sum()) + n_stalled
+    st["n_unconverged"] += res.n_unconverged - n_stalled
+    _count_runaways(land, z0, res, st)
+    st["n_dropped_nonfinite"] += res.n_dropped
+
+
+def _diagnose(st: dict, max_iter: int) -> None:
+    """Say what went wrong, if the statistics show it: descents that ran away (U unbounded below; recorded as
+    ``st["diagnosis"]``) or many that did not converge; each is a warning."""
     if st.get("n_runaway"):
         st["diagnosis"] = (
             f"U appears unbounded below: {st['n_runaway']} of {st['n_restarts']} descents ran away (|z| up to "
@@ -946,7 +975,6 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
     elif st["n_unconverged"] > 0.1 * st["n_restarts"]:
         warn_user(f"find_minima: {st['n_unconverged']} of {st['n_restarts']} descents did not converge within "
                   f"max_iter={max_iter} (is the energy bounded below? otherwise raise max_iter or gtol)")
-    return _to_minima(land, found, tols, coverage, st)
 
 
 __all__ = ["Minima", "Coverage", "find_minima", "minima_from_points", "quench", "descent_method", "chao1",
