@@ -357,6 +357,19 @@ def test_bad_arguments_fail_at_once(kwargs, message):
         es.analyze(mb_landscape(with_reference=False), progress=False, **kwargs)
 
 
+def _load_in_fresh_python(out) -> subprocess.CompletedProcess:
+    """Load the results in ``out`` in a new interpreter that checks energyscope.__main__ was not imported; prints the
+    type the coverage loaded as."""
+    code = textwrap.dedent(f"""
+        import sys
+        import energyscope as es
+        a = es.Analysis.load({str(out)!r})
+        assert "energyscope.__main__" not in sys.modules, "a module named in the file was imported"
+        print(type(a.minima.coverage).__name__)
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
 def test_saved_type_names_never_import_code(tmp_path):
     """Version 2 names types by stable names; a tampered name that is a module path is looked up in the registry
     too and never imported."""
@@ -365,14 +378,7 @@ def test_saved_type_names_never_import_code(tmp_path):
     text = (out / "analysis.json").read_text()
     assert '"__type__": "Coverage"' in text
     (out / "analysis.json").write_text(text.replace('"__type__": "Coverage"', '"__type__": "energyscope.__main__:main"'))
-    code = textwrap.dedent(f"""
-        import sys
-        import energyscope as es
-        a = es.Analysis.load({str(out)!r})
-        assert "energyscope.__main__" not in sys.modules, "a module named in the file was imported"
-        print(type(a.minima.coverage).__name__)
-    """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    r = _load_in_fresh_python(out)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "dict"
 
@@ -387,14 +393,7 @@ def test_saved_type_tags_never_import_code(tmp_path):
     assert "energyscope.minima:Coverage" in text
     text = text.replace("energyscope.minima:Coverage", "energyscope.__main__:main")
     (out / "analysis.json").write_text(text)
-    code = textwrap.dedent(f"""
-        import sys
-        import energyscope as es
-        a = es.Analysis.load({str(out)!r})
-        assert "energyscope.__main__" not in sys.modules, "a module named in the file was imported"
-        print(type(a.minima.coverage).__name__)
-    """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    r = _load_in_fresh_python(out)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "dict"        # the data is kept, as a plain dict, and nothing else happens
 

@@ -100,22 +100,12 @@ class GalleryPath(RecordAccess):
 
 
 @dataclasses.dataclass
-class LabelSummary(RecordAccess):
+class LabelSummary(ClusterScores):
     """Basins versus labels: the scores of :class:`~energyscope.interpret.labels.ClusterScores` for the basin
     assignment (``purity``, ``nmi``, ``ari``, ...), the HDBSCAN baseline's (``hdbscan``) and HDBSCAN versus the
     basins (``hdbscan_vs_basins``), and the basin × label table (``confusion``, (R, C), with its row basins and
     column labels)."""
 
-    purity: float
-    nmi: float
-    ari: float
-    v_measure: float
-    homogeneity: float
-    completeness: float
-    hungarian_accuracy: float | None
-    n_clusters: int
-    n_classes: int
-    n: int
     hdbscan: ClusterScores | None = None
     hdbscan_vs_basins: ClusterScores | None = None
     hdbscan_noise: float | None = None
