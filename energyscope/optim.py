@@ -26,7 +26,7 @@ gradients, L-BFGS pairs) is kept contiguous and compacted when rows leave, so ea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -208,6 +208,26 @@ def _finite_rows(e: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(e) & torch.isfinite(g).all(dim=1)
 
 
+
+def _first_evaluation(eg: tuple[torch.Tensor, torch.Tensor], energy: torch.Tensor, grad: torch.Tensor,
+                      finite: torch.Tensor, gtol: float, progress: bool, desc: str
+                      ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """Store U (R,) and ∇U (R, d) at the start points, mark non-finite rows (in ``finite``, in place) and rows
+    already converged; returns ``converged`` (R,), the indices of the rows still to descend, and the progress bar
+    (None without progress) with the finished rows counted."""
+    e0, g0 = eg
+    energy[:], grad[:] = e0, g0
+    finite &= _finite_rows(e0, g0)
+    converged = finite & (g0.norm(dim=1) <= gtol)
+    active = torch.nonzero(finite & ~converged).flatten()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(energy), desc=desc, unit="row", leave=False)
+        bar.update(len(energy) - len(active))
+    return converged, active, bar
+
+
 def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: float = 1e-6,
              max_iter: int = 2000, max_step: float = 0.5, memory: int = 10, max_backtracks: int = 10,
              fire_dt: float | None = None, progress: bool = False, desc: str = "minimize",
@@ -257,17 +277,7 @@ def minimize(fun: EnergyGradFn, z0: torch.Tensor, method: str = "lbfgs", gtol: f
     if R == 0:
         return MinimizeResult(z, energy, grad, energy.clone(), converged, finite, n_iter, 0, 0)
 
-    e0, g0 = fun(z)
-    energy[:], grad[:] = e0, g0
-    finite &= _finite_rows(e0, g0)
-    converged = finite & (g0.norm(dim=1) <= gtol)
-    active = torch.nonzero(finite & ~converged).flatten()
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=R, desc=desc, unit="row", leave=False)
-        bar.update(R - len(active))
+    converged, active, bar = _first_evaluation(fun(z), energy, grad, finite, gtol, progress, desc)
     state = (z, energy, grad, converged, finite, n_iter)
     if method == "fire":
         n_evals, n_calls = _fire_loop(fun, state, active, gtol, max_iter, max_step, fire_dt, bar)
@@ -489,16 +499,8 @@ def minimize_nonsmooth(fun: EnergyGradFn, z0: torch.Tensor, gtol: float = 1e-6, 
     if not (0 < c1 < c2 < 1):
         raise BadArgumentError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
     call = fun if indexed else (lambda x, rows: fun(x))
-    e0, g0 = call(z, torch.arange(R, device=dev))
-    energy[:], grad[:] = e0, g0
-    finite &= _finite_rows(e0, g0)
-    converged = finite & (g0.norm(dim=1) <= gtol)
-    active = torch.nonzero(finite & ~converged).flatten()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=R, desc=desc, unit="row", leave=False)
-        bar.update(R - len(active))
+    converged, active, bar = _first_evaluation(call(z, torch.arange(R, device=dev)), energy, grad, finite, gtol,
+                                               progress, desc)
     rows = max_rows if max_rows is not None else max(64, (1 << 25) // max(d * d, 1))
     r_max = 8.0 * max_step if max_step_max is None else max(float(max_step_max), float(max_step))
     n_evals = n_calls = 0
