@@ -24,6 +24,12 @@ from energyscope.errors import BadArgumentError
 from energyscope.render import plain_text
 
 if TYPE_CHECKING:  # the graph draws itself with this module (DisconnectivityGraph.plot): arrows point here
+    from matplotlib.axes import Axes
+    from matplotlib.colorbar import Colorbar
+    from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
+    from matplotlib.offsetbox import AnnotationBbox
+
     from energyscope.tree.graph import DisconnectivityGraph
 
 NOT_CONNECTED = -1   # node key of the virtual "not connected" root
@@ -359,17 +365,17 @@ class DisconnectivityPlot:
         legend: the legend when colouring by group, else None.
     """
 
-    fig: Any
-    ax: Any
+    fig: Figure
+    ax: Axes
     leaf_x: dict[int, float]
     leaf_y: dict[int, float]
     order: list[int]
     components: list[set[int]]
     layout: TreeLayout
-    thumbnails: dict[int, Any] = field(default_factory=dict)
+    thumbnails: dict[int, AnnotationBbox] = field(default_factory=dict)
     colors: dict[int, tuple] = field(default_factory=dict)
-    colorbar: Any = None
-    legend: Any = None
+    colorbar: Colorbar | None = None
+    legend: Legend | None = None
 
     @property
     def not_connected(self) -> list[set[int]]:
@@ -416,7 +422,7 @@ def _figure_size(n: int, with_thumbnails: bool) -> tuple[float, float]:
     return width, 6.0 if with_thumbnails else 5.5
 
 
-def _group_colors(ax: Any, vals: dict[int, Any], cmap: Any,
+def _group_colors(ax: Axes, vals: dict[int, Any], cmap: Any,
                   color_title: str | None) -> tuple[dict[int, tuple], dict[int, Any], Any]:
     """RGBA colour and group of each minimum with a group (one palette colour per group), and the legend drawn."""
     import matplotlib.pyplot as plt
@@ -443,7 +449,7 @@ def _group_colors(ax: Any, vals: dict[int, Any], cmap: Any,
     return colors, group_of, legend
 
 
-def _value_colors(fig: Any, ax: Any, ids: list[int], vals: dict[int, Any], cmap: Any,
+def _value_colors(fig: Figure, ax: Axes, ids: list[int], vals: dict[int, Any], cmap: Any,
                   color_title: str | None) -> tuple[dict[int, tuple], Any]:
     """RGBA colour of each minimum from its value on a colormap (grey when missing), and the colorbar drawn."""
     import matplotlib.pyplot as plt
@@ -461,7 +467,7 @@ def _value_colors(fig: Any, ax: Any, ids: list[int], vals: dict[int, Any], cmap:
     return colors, colorbar
 
 
-def _leaf_colors(fig: Any, ax: Any, ids: list[int], base: tuple, color_by: Any, categorical: bool | None, cmap: Any,
+def _leaf_colors(fig: Figure, ax: Axes, ids: list[int], base: tuple, color_by: Any, categorical: bool | None, cmap: Any,
                  color_label: str | None) -> tuple[dict[int, tuple], dict[int, Any], Any, Any]:
     """RGBA colour of each minimum, its group (group colouring only), and the colorbar and legend drawn (or None)."""
     colors: dict[int, tuple] = {m: base for m in ids}
@@ -533,7 +539,7 @@ def _branch_lines(graph: DisconnectivityGraph, lay: TreeLayout, colors: dict[int
     return solid, solid_c, dashed
 
 
-def _draw_not_connected(ax: Any, lay: TreeLayout, dashed: list[np.ndarray], base: tuple, linewidth: float,
+def _draw_not_connected(ax: Axes, lay: TreeLayout, dashed: list[np.ndarray], base: tuple, linewidth: float,
                         show_components: bool) -> None:
     """Draw the dashed links from the "not connected" root, the root with its label, and each component's label."""
     from matplotlib.collections import LineCollection
@@ -552,7 +558,7 @@ def _draw_not_connected(ax: Any, lay: TreeLayout, dashed: list[np.ndarray], base
                         color="0.35", ha="left", va="bottom")
 
 
-def _axes_size_pt(fig: Any, ax: Any) -> tuple[float, float]:
+def _axes_size_pt(fig: Figure, ax: Axes) -> tuple[float, float]:
     """(width, height) of the axes in points."""
     pos = ax.get_position()
     fw, fh = fig.get_size_inches()
@@ -613,20 +619,20 @@ def _y_limits(lay: TreeLayout, label_pt: float, thumbs: dict[int, np.ndarray], t
     return y_bottom, y_high
 
 
-def _draw_leaf_labels(ax: Any, lay: TreeLayout, labels: dict[int, str], rotate: bool) -> None:
+def _draw_leaf_labels(ax: Axes, lay: TreeLayout, labels: dict[int, str], rotate: bool) -> None:
     """Write each label just under its leaf's end (upright, or turned 90° when ``rotate``)."""
     for m, t in labels.items():
         ax.annotate(plain_text(t), (lay.leaf_x[m], lay.leaf_y[m]), xytext=(0, -3), textcoords="offset points",
                     ha="center", va="top", fontsize="x-small", rotation=90 if rotate else 0, annotation_clip=False)
 
 
-def _draw_thumbnails(ax: Any, lay: TreeLayout, thumbs: dict[int, np.ndarray], thumb_pt: float, label_pt: float,
-                     thumbnail_cmap: str) -> dict[int, Any]:
+def _draw_thumbnails(ax: Axes, lay: TreeLayout, thumbs: dict[int, np.ndarray], thumb_pt: float, label_pt: float,
+                     thumbnail_cmap: str) -> dict[int, AnnotationBbox]:
     """Draw each thumbnail ``thumb_pt`` points wide under its leaf (and label); minimum id -> its AnnotationBbox."""
     from matplotlib import colors as mcolors
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    drawn: dict[int, Any] = {}
+    drawn: dict[int, AnnotationBbox] = {}
     if thumbs:
         gray = [t for t in thumbs.values() if t.ndim == 2]
         lo = min(float(t.min()) for t in gray) if gray else 0.0
@@ -646,7 +652,7 @@ def _draw_thumbnails(ax: Any, lay: TreeLayout, thumbs: dict[int, np.ndarray], th
     return drawn
 
 
-def _finish_axes(ax: Any, title: str | None) -> None:
+def _finish_axes(ax: Axes, title: str | None) -> None:
     """No x ticks, only the left spine, the energy axis label and the title."""
     ax.set_xticks([])
     for side in ("top", "right", "bottom"):
@@ -656,7 +662,7 @@ def _finish_axes(ax: Any, title: str | None) -> None:
         ax.set_title(plain_text(title))
 
 
-def plot_disconnectivity(graph: DisconnectivityGraph, ax: Any = None, n_levels: int | None = None,
+def plot_disconnectivity(graph: DisconnectivityGraph, ax: Axes | None = None, n_levels: int | None = None,
                          delta_E: float | None = None, *, color_by: Any = None, categorical: bool | None = None,
                          cmap: Any = None, color_label: str | None = None, color_branches: bool = True,
                          leaf_labels: Any = False, thumbnail: Callable[[int], Any] | None = None,
