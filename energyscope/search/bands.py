@@ -188,6 +188,19 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
     Returns:
         One :class:`BandResult` per band, in order. Bands that meet non-finite energies are stopped with a reason.
     """
+    A, B, X = _start_bands(land, starts, ends, n_images, init)
+    M = X.shape[1]
+    E, finite_ends, reasons = _endpoint_energies(land, A, B, M)
+    kk, dist, dt_max, fire = _fire_for_bands(land, A, B, M, k, curvature, k_rel, dt_rel, dt_max_rel, step_rel)
+    run = _BandRun(finite_ends, reasons, kk, dist, A.dtype, progress, desc)
+    _fire_loop(land, X, E, run, fire, dt_max, climb=climb, ftol=ftol, ftol_rel=ftol_rel, climb_factor=climb_factor,
+               max_iter=max_iter, diverge_factor=diverge_factor, stop_at_dip=stop_at_dip)
+    return _band_results(X, E, run, finite_ends, max_iter)
+
+
+def _start_bands(land: Landscape, starts: Any, ends: Any, n_images: int, init: Any
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Checked endpoints A, B (P, d) and initial bands X (P, M, d), latent units: straight lines, or ``init``."""
     A, B = land.as_tensor(starts), land.as_tensor(ends)
     if A.shape != B.shape:
         raise NEBError(f"starts {tuple(A.shape)} and ends {tuple(B.shape)} must have the same shape")
@@ -204,9 +217,28 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
         if X.shape != (P, M, d):
             raise NEBError(f"init must have shape {(P, M, d)}, got {tuple(X.shape)}")
         X[:, 0], X[:, -1] = A, B
-    E = torch.full((P, M), float("nan"), device=dev, dtype=dt_)
+    return A, B, X
+
+
+def _endpoint_energies(land: Landscape, A: torch.Tensor, B: torch.Tensor, M: int
+                       ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Energies E (P, M), nats (endpoints evaluated, interior NaN), the (P,) mask of finite endpoints, and reasons."""
+    P = A.shape[0]
+    E = torch.full((P, M), float("nan"), device=A.device, dtype=A.dtype)
     E[:, 0], E[:, -1] = land.energy(A), land.energy(B)
-    n_evals = torch.full((P,), 2, dtype=torch.long, device=dev)
+    reasons = [""] * P
+    finite = torch.isfinite(E[:, 0]) & torch.isfinite(E[:, -1])
+    for p in torch.nonzero(~finite).flatten().tolist():
+        reasons[p] = "non-finite energy at an endpoint"
+    return E, finite, reasons
+
+
+def _fire_for_bands(land: Landscape, A: torch.Tensor, B: torch.Tensor, M: int, k: Any, curvature: Any, k_rel: float,
+                    dt_rel: float, dt_max_rel: float, step_rel: float
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, FIRE]:
+    """Springs k (P,) nats/unit², end distances (P,) units, time-step caps dt_max (P,), and the FIRE stepper."""
+    P, d = A.shape
+    dev, dt_ = A.device, A.dtype
     if curvature is None:
         ev = torch.linalg.eigvalsh(land.hessian(torch.cat([A, B])))
         curvature = torch.maximum(ev[:P, -1], ev[P:, -1]).abs()
@@ -223,129 +255,190 @@ def relax_bands(land: Landscape, starts: Any, ends: Any, n_images: int, *, init:
     fire = FIRE(P, n_int * d, dt=1.0, dt_max=float(dt_max.max()),
                 max_step=(step_rel * seg * np.sqrt(n_int)).clamp_min(1e-300), device=dev, dtype=dt_)
     fire.dt[:] = dt0  # per band; the per-band cap dt_max is applied after each step
-    # per-band bookkeeping lives with the bands (indexed by `active`, which is on the landscape's device)
-    climbing = torch.zeros(P, dtype=torch.bool, device=dev)
-    converged = torch.zeros(P, dtype=torch.bool, device=dev)
-    fmax = torch.full((P,), float("inf"), dtype=dt_, device=dev)
-    tol = torch.full((P,), float("nan"), dtype=dt_, device=dev)
-    span0 = torch.full((P,), float("nan"), dtype=dt_, device=dev)
-    n_iter = torch.zeros(P, dtype=torch.long, device=dev)
-    reasons = [""] * P
-    finite_ends = torch.isfinite(E[:, 0]) & torch.isfinite(E[:, -1])
-    for p in torch.nonzero(~finite_ends).flatten().tolist():
-        reasons[p] = "non-finite energy at an endpoint"
-    active = torch.nonzero(finite_ends).flatten()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=P, desc=desc, unit="band", leave=False)
-        bar.update(P - len(active))
-    # active-aligned copies of the per-band settings, filtered together with `active` (no gathers per step)
-    kk_a, dist_a, clb_a = kk[active], dist[active].clamp_min(1e-300), climbing[active]
-    s0_a = None  # energy span of each active band at its first evaluation
+    return kk, dist, dt_max, fire
+
+
+class _BandRun:
+    """Bookkeeping of one :func:`relax_bands` run: per-band records (P,) and the active bands' aligned settings."""
+
+    __slots__ = ("climbing", "converged", "fmax", "tol", "span0", "n_iter", "reasons", "active", "kk", "dist", "clb",
+                 "s0", "bar")
+
+    def __init__(self, finite_ends: torch.Tensor, reasons: list[str], kk: torch.Tensor, dist: torch.Tensor,
+                 dtype: torch.dtype, progress: bool, desc: str):
+        """Records (P,) for bands with endpoint-finite mask ``finite_ends`` (P,), springs ``kk`` and distances (P,)."""
+        P, dev = len(finite_ends), finite_ends.device
+        # per-band bookkeeping lives with the bands (indexed by `active`, which is on the landscape's device)
+        self.climbing = torch.zeros(P, dtype=torch.bool, device=dev)
+        self.converged = torch.zeros(P, dtype=torch.bool, device=dev)
+        self.fmax = torch.full((P,), float("inf"), dtype=dtype, device=dev)
+        self.tol = torch.full((P,), float("nan"), dtype=dtype, device=dev)
+        self.span0 = torch.full((P,), float("nan"), dtype=dtype, device=dev)
+        self.n_iter = torch.zeros(P, dtype=torch.long, device=dev)
+        self.reasons = reasons
+        self.active = torch.nonzero(finite_ends).flatten()
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=P, desc=desc, unit="band", leave=False)
+            self.bar.update(P - len(self.active))
+        # active-aligned copies of the per-band settings, filtered together with `active` (no gathers per step)
+        self.kk, self.dist, self.clb = kk[self.active], dist[self.active].clamp_min(1e-300), self.climbing[self.active]
+        self.s0 = None  # energy span of each active band at its first evaluation
+
+
+def _drop(run: _BandRun, keep: torch.Tensor) -> None:
+    """Keep only the active bands where ``keep`` (n_active,) bool is set, with their aligned settings."""
+    run.active, run.kk, run.dist, run.clb = run.active[keep], run.kk[keep], run.dist[keep], run.clb[keep]
+    if run.s0 is not None:
+        run.s0 = run.s0[keep]
+
+
+def _fire_loop(land: Landscape, X: torch.Tensor, E: torch.Tensor, run: _BandRun, fire: FIRE, dt_max: torch.Tensor, *,
+               climb: bool, ftol: float | None, ftol_rel: float, climb_factor: float, max_iter: int,
+               diverge_factor: float, stop_at_dip: bool) -> None:
+    """FIRE steps on the active bands X (P, M, d) in place until each ends, filling E (P, M), nats, and ``run``."""
+    M, d = X.shape[1:]
+    n_int = M - 2
     it = 0  # FIRE steps taken by every band still active (all bands start together)
-
-    def drop(keep: torch.Tensor) -> None:
-        nonlocal active, kk_a, dist_a, clb_a, s0_a
-        active, kk_a, dist_a, clb_a = active[keep], kk_a[keep], dist_a[keep], clb_a[keep]
-        if s0_a is not None:
-            s0_a = s0_a[keep]
-
-    while len(active):
+    while len(run.active):
+        active = run.active
         Xa = X[active]
         e, g = land.energy_and_grad(Xa[:, 1:-1].reshape(-1, d))
         e, g = e.reshape(len(active), n_int), g.reshape(len(active), n_int, d)
         E[active, 1:-1] = e
         if not bool(torch.isfinite(e.sum() + g.sum())):  # one check; the sum is finite only if every entry is
-            bad = ~(torch.isfinite(e).all(1) & torch.isfinite(g).flatten(1).all(1))
-            for r in torch.nonzero(bad).flatten().tolist():
-                img = int((~(torch.isfinite(e[r]) & torch.isfinite(g[r]).all(1))).nonzero()[0])
-                reasons[int(active[r])] = (f"non-finite energy or gradient at image {img + 1} of {M} "
-                                           f"after {it} steps")
-            keep = ~bad
-            if bar is not None:
-                bar.update(int(bad.sum()))
-            n_iter[active[bad]] = it
+            keep = _stop_nonfinite(run, e, g, M, it)
             Xa, e, g = Xa[keep], e[keep], g[keep]
-            drop(keep)
-            if not len(active):
+            if not len(run.active):
                 break
-        Ea = E[active]
-        f, fm = neb_forces(Xa, Ea, g, kk_a, clb_a)
+        Ea = E[run.active]
+        f, fm = neb_forces(Xa, Ea, g, run.kk, run.clb)
         if ftol is not None:
             ta = torch.full_like(fm, float(ftol))
         else:
-            span = (Ea.max(dim=1).values - torch.minimum(Ea[:, 0], Ea[:, -1])).clamp_min(0)
-            span = torch.maximum(span, 1e-12 * Ea.abs().max(dim=1).values + torch.finfo(Ea.dtype).tiny)
-            if s0_a is None:
-                s0_a = span
-                span0[active] = span
-            # never looser than at the start: a band that strays uphill must not loosen its own tolerance
-            ta = ftol_rel * torch.minimum(span, s0_a) / dist_a
-            # a band running far uphill (e.g. a climbing image leaving along a bad tangent) has diverged: stop it
-            diverged = span > diverge_factor * s0_a
-            if bool(diverged.any()):
-                for r in torch.nonzero(diverged).flatten().tolist():
-                    reasons[int(active[r])] = (f"band diverged: its energy span grew from {float(s0_a[r]):.3g}"
-                                               f" to {float(span[r]):.3g} after {it} steps")
-                if bar is not None:
-                    bar.update(int(diverged.sum()))
-                rows = active[diverged]
-                fmax[rows], tol[rows], n_iter[rows] = fm[diverged], ta[diverged], it
-                keep = ~diverged
+            ta, keep = _relative_tolerance(run, Ea, fm, ftol_rel, diverge_factor, it)
+            if keep is not None:
                 Xa, Ea, g, f, fm, ta = Xa[keep], Ea[keep], g[keep], f[keep], fm[keep], ta[keep]
-                drop(keep)
-                if not len(active):
+                if not len(run.active):
                     break
         done = fm <= ta
         stopped_dip = None
         if climb:
-            done = done & clb_a
-            start = ~clb_a & (fm <= climb_factor * ta)
-            if stop_at_dip and bool(start.any()):
-                Ei = Ea[:, 1:-1]
-                depth = 1e-6 * (Ea.max(dim=1).values - Ea.min(dim=1).values)
-                dip = start & ((Ea[:, :-2] > Ei) & (Ea[:, 2:] > Ei)
-                               & (torch.maximum(Ea[:, :-2], Ea[:, 2:]) - Ei > depth[:, None])).any(dim=1)
-                if bool(dip.any()):
-                    for r in torch.nonzero(dip).flatten().tolist():
-                        reasons[int(active[r])] = f"interior minimum: stopped before climbing after {it} steps"
-                    stopped_dip = dip
-                    start = start & ~dip
-            if bool(start.any()):
-                rows = active[start]
-                climbing[rows] = True
-                clb_a = clb_a | start
-                fire.reset(rows)
-                done = done & ~start
-                f, _ = neb_forces(Xa, Ea, g, kk_a, clb_a)  # the climbing image's force now
+            done, f, stopped_dip = _update_climbing(run, fire, Xa, Ea, g, f, fm, ta, done, climb_factor, stop_at_dip,
+                                                    it)
         finished = done | (it >= max_iter) | expired()   # at the time limit, every band ends where it is
         if stopped_dip is not None:
             finished = finished | stopped_dip
         if bool(finished.any()):
-            rows = active[finished]
-            converged[rows] = done[finished]
-            fmax[rows], tol[rows], n_iter[rows] = fm[finished], ta[finished], it
-            if bar is not None:
-                bar.update(int(finished.sum()))
-            keep = ~finished
+            keep = _finish_bands(run, finished, done, fm, ta, it)
             Xa, f, fm, ta = Xa[keep], f[keep], fm[keep], ta[keep]
-            drop(keep)
-            if not len(active):
+            if not len(run.active):
                 break
+        active = run.active
         xn = fire.step(Xa[:, 1:-1].reshape(len(active), -1), f.reshape(len(active), -1), active)
         fire.dt[active] = torch.minimum(fire.dt[active], dt_max[active])
         X[active, 1:-1] = xn.reshape(len(active), n_int, d)
         # the last forces of each band (they are reported for bands that later meet a non-finite value)
-        fmax[active], tol[active] = fm, ta
+        run.fmax[active], run.tol[active] = fm, ta
         it += 1
-    if bar is not None:
-        bar.close()
-    n_evals = torch.where(finite_ends, 2 + n_int * (n_iter + 1), n_evals)
+
+
+def _stop_nonfinite(run: _BandRun, e: torch.Tensor, g: torch.Tensor, M: int, it: int) -> torch.Tensor:
+    """Stop active bands with non-finite energy e (n, M-2) or gradient g (n, M-2, d); returns the (n,) keep mask."""
+    bad = ~(torch.isfinite(e).all(1) & torch.isfinite(g).flatten(1).all(1))
+    for r in torch.nonzero(bad).flatten().tolist():
+        img = int((~(torch.isfinite(e[r]) & torch.isfinite(g[r]).all(1))).nonzero()[0])
+        run.reasons[int(run.active[r])] = (f"non-finite energy or gradient at image {img + 1} of {M} "
+                                           f"after {it} steps")
+    keep = ~bad
+    if run.bar is not None:
+        run.bar.update(int(bad.sum()))
+    run.n_iter[run.active[bad]] = it
+    _drop(run, keep)
+    return keep
+
+
+def _relative_tolerance(run: _BandRun, Ea: torch.Tensor, fm: torch.Tensor, ftol_rel: float, diverge_factor: float,
+                        it: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Force tolerances (n,) nats/unit from energies Ea (n, M); stops diverged bands: (tol, keep (n,) or None)."""
+    span = (Ea.max(dim=1).values - torch.minimum(Ea[:, 0], Ea[:, -1])).clamp_min(0)
+    span = torch.maximum(span, 1e-12 * Ea.abs().max(dim=1).values + torch.finfo(Ea.dtype).tiny)
+    if run.s0 is None:
+        run.s0 = span
+        run.span0[run.active] = span
+    # never looser than at the start: a band that strays uphill must not loosen its own tolerance
+    ta = ftol_rel * torch.minimum(span, run.s0) / run.dist
+    # a band running far uphill (e.g. a climbing image leaving along a bad tangent) has diverged: stop it
+    diverged = span > diverge_factor * run.s0
+    if not bool(diverged.any()):
+        return ta, None
+    for r in torch.nonzero(diverged).flatten().tolist():
+        run.reasons[int(run.active[r])] = (f"band diverged: its energy span grew from {float(run.s0[r]):.3g}"
+                                           f" to {float(span[r]):.3g} after {it} steps")
+    if run.bar is not None:
+        run.bar.update(int(diverged.sum()))
+    rows = run.active[diverged]
+    run.fmax[rows], run.tol[rows], run.n_iter[rows] = fm[diverged], ta[diverged], it
+    keep = ~diverged
+    _drop(run, keep)
+    return ta, keep
+
+
+def _update_climbing(run: _BandRun, fire: FIRE, Xa: torch.Tensor, Ea: torch.Tensor, g: torch.Tensor, f: torch.Tensor,
+                     fm: torch.Tensor, ta: torch.Tensor, done: torch.Tensor, climb_factor: float, stop_at_dip: bool,
+                     it: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Start climbing (or stop at a dip) where roughly converged: (done (n,), forces (n, M-2, d), dip mask or None)."""
+    done = done & run.clb
+    stopped_dip = None
+    start = ~run.clb & (fm <= climb_factor * ta)
+    if stop_at_dip and bool(start.any()):
+        Ei = Ea[:, 1:-1]
+        depth = 1e-6 * (Ea.max(dim=1).values - Ea.min(dim=1).values)
+        dip = start & ((Ea[:, :-2] > Ei) & (Ea[:, 2:] > Ei)
+                       & (torch.maximum(Ea[:, :-2], Ea[:, 2:]) - Ei > depth[:, None])).any(dim=1)
+        if bool(dip.any()):
+            for r in torch.nonzero(dip).flatten().tolist():
+                run.reasons[int(run.active[r])] = f"interior minimum: stopped before climbing after {it} steps"
+            stopped_dip = dip
+            start = start & ~dip
+    if bool(start.any()):
+        rows = run.active[start]
+        run.climbing[rows] = True
+        run.clb = run.clb | start
+        fire.reset(rows)
+        done = done & ~start
+        f, _ = neb_forces(Xa, Ea, g, run.kk, run.clb)  # the climbing image's force now
+    return done, f, stopped_dip
+
+
+def _finish_bands(run: _BandRun, finished: torch.Tensor, done: torch.Tensor, fm: torch.Tensor, ta: torch.Tensor,
+                  it: int) -> torch.Tensor:
+    """Record and drop the ``finished`` (n,) active bands (converged where ``done``); returns the (n,) keep mask."""
+    rows = run.active[finished]
+    run.converged[rows] = done[finished]
+    run.fmax[rows], run.tol[rows], run.n_iter[rows] = fm[finished], ta[finished], it
+    if run.bar is not None:
+        run.bar.update(int(finished.sum()))
+    keep = ~finished
+    _drop(run, keep)
+    return keep
+
+
+def _band_results(X: torch.Tensor, E: torch.Tensor, run: _BandRun, finite_ends: torch.Tensor, max_iter: int
+                  ) -> list[BandResult]:
+    """One :class:`BandResult` per band from the bands X (P, M, d), energies E (P, M), nats, and the run's records."""
+    if run.bar is not None:
+        run.bar.close()
+    P, M = E.shape
+    n_int = M - 2
+    n_evals = torch.full((P,), 2, dtype=torch.long, device=X.device)
+    n_evals = torch.where(finite_ends, 2 + n_int * (run.n_iter + 1), n_evals)
     Xn, En = to_numpy(X), to_numpy(E)
+    reasons = run.reasons
     # one transfer each, not one per band and field
-    converged, climbing, fmax, tol, n_iter, n_evals = (to_numpy(t) for t in (converged, climbing, fmax, tol, n_iter,
-                                                                             n_evals))
+    converged, climbing, fmax, tol, n_iter, n_evals = (to_numpy(t) for t in (run.converged, run.climbing, run.fmax,
+                                                                             run.tol, run.n_iter, n_evals))
     return [BandResult(z=Xn[p], energy=En[p], converged=bool(converged[p]), climbing=bool(climbing[p]),
                        fmax=float(fmax[p]), ftol=float(tol[p]), n_iter=int(n_iter[p]), n_evals=int(n_evals[p]),
                        reason=reasons[p] or ("" if converged[p] else
@@ -389,38 +482,28 @@ def relax_strings(land: Landscape, starts: Any, ends: Any, n_images: int, *, ini
         One :class:`BandResult` per band (``converged`` when the last step was below ``step_min_rel`` × segment and
         no image moved by more than that).
     """
-    A, B = land.as_tensor(starts), land.as_tensor(ends)
-    if A.shape != B.shape:
-        raise NEBError(f"starts {tuple(A.shape)} and ends {tuple(B.shape)} must have the same shape")
-    M = int(n_images)
-    if M < 3:
-        raise NEBError(f"a band needs at least 3 images, got n_images={M}")
-    P, d = A.shape
-    dev, dt_ = A.device, A.dtype
-    if init is None:
-        t = torch.linspace(0, 1, M, device=dev, dtype=dt_)
-        X = A[:, None, :] + t[None, :, None] * (B - A)[:, None, :]
-    else:
-        X = torch.as_tensor(np.asarray(to_numpy(init)), device=dev, dtype=dt_).clone()
-        if X.shape != (P, M, d):
-            raise NEBError(f"init must have shape {(P, M, d)}, got {tuple(X.shape)}")
-        X[:, 0], X[:, -1] = A, B
+    A, B, X = _start_bands(land, starts, ends, n_images, init)
+    P = X.shape[0]
     X = _equal_arc(X)
-    E = torch.full((P, M), float("nan"), device=dev, dtype=dt_)
-    E[:, 0], E[:, -1] = land.energy(A), land.energy(B)
-    reasons = [""] * P
-    alive = torch.isfinite(E[:, 0]) & torch.isfinite(E[:, -1])
-    for p in torch.nonzero(~alive).flatten().tolist():
-        reasons[p] = "non-finite energy at an endpoint"
-    n_iter = torch.zeros(P, dtype=torch.long, device=dev)
-    moved = torch.full((P,), float("inf"), dtype=dt_, device=dev)
-    tiny = torch.finfo(dt_).tiny
+    E, alive, reasons = _endpoint_energies(land, A, B, X.shape[1])
+    n_iter = torch.zeros(P, dtype=torch.long, device=A.device)
+    moved = torch.full((P,), float("inf"), dtype=A.dtype, device=A.device)
+    _string_loop(land, X, E, alive, reasons, n_iter, moved, max_iter=max_iter, step_rel=step_rel,
+                 step_min_rel=step_min_rel, decay=decay, progress=progress)
+    return _string_results(land, X, E, alive, reasons, n_iter, moved, step_min_rel)
+
+
+def _string_loop(land: Landscape, X: torch.Tensor, E: torch.Tensor, alive: torch.Tensor, reasons: list[str],
+                 n_iter: torch.Tensor, moved: torch.Tensor, *, max_iter: int, step_rel: float, step_min_rel: float,
+                 decay: float, progress: bool) -> None:
+    """String steps on the live bands X (P, M, d) in place, filling E (P, M), nats, n_iter (P,), moved (P,) segments."""
+    M, d = X.shape[1:]
+    tiny = torch.finfo(X.dtype).tiny
     alpha = float(step_rel)
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=max_iter, desc="string", unit="step", leave=False)
-    it = 0
     for it in range(1, max_iter + 1):
         act = torch.nonzero(alive).flatten()
         if not len(act) or expired():
@@ -439,14 +522,7 @@ def relax_strings(land: Landscape, starts: Any, ends: Any, n_images: int, *, ini
             act, Xa, g = act[keep], Xa[keep], g[keep]
             if not len(act):
                 break
-        tau = Xa[:, 2:] - Xa[:, :-2]
-        tau = tau / tau.norm(dim=-1, keepdim=True).clamp_min(tiny)
-        gp = g - (g * tau).sum(-1, keepdim=True) * tau
-        seg = (Xa[:, -1] - Xa[:, 0]).norm(dim=-1) / (M - 1)                   # (B,)
-        step = -gp / gp.norm(dim=-1, keepdim=True).clamp_min(tiny) * (alpha * seg)[:, None, None]
-        Xn = Xa.clone()
-        Xn[:, 1:-1] = Xa[:, 1:-1] + step
-        Xn = _equal_arc(Xn)
+        Xn, seg = _string_step(Xa, g, alpha, tiny)
         moved[act] = (Xn - Xa).norm(dim=-1).max(dim=1).values / seg.clamp_min(tiny)
         X[act] = Xn
         n_iter[act] = it
@@ -457,6 +533,25 @@ def relax_strings(land: Landscape, starts: Any, ends: Any, n_images: int, *, ini
         alpha = max(alpha * decay, step_min_rel)
     if bar is not None:
         bar.close()
+
+
+def _string_step(Xa: torch.Tensor, g: torch.Tensor, alpha: float, tiny: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strings Xa (n, M, d) after a step of ``alpha`` segments against g⊥ (n, M-2, d), re-spaced; segments (n,)."""
+    M = Xa.shape[1]
+    tau = Xa[:, 2:] - Xa[:, :-2]
+    tau = tau / tau.norm(dim=-1, keepdim=True).clamp_min(tiny)
+    gp = g - (g * tau).sum(-1, keepdim=True) * tau
+    seg = (Xa[:, -1] - Xa[:, 0]).norm(dim=-1) / (M - 1)                   # (B,)
+    step = -gp / gp.norm(dim=-1, keepdim=True).clamp_min(tiny) * (alpha * seg)[:, None, None]
+    Xn = Xa.clone()
+    Xn[:, 1:-1] = Xa[:, 1:-1] + step
+    return _equal_arc(Xn), seg
+
+
+def _string_results(land: Landscape, X: torch.Tensor, E: torch.Tensor, alive: torch.Tensor, reasons: list[str],
+                    n_iter: torch.Tensor, moved: torch.Tensor, step_min_rel: float) -> list[BandResult]:
+    """One :class:`BandResult` per string X (P, M, d), interior energies E (P, M) re-evaluated (nats) where alive."""
+    P, M, d = X.shape
     act = torch.nonzero(alive).flatten()
     if len(act):
         E[act, 1:-1] = land.energy(X[act, 1:-1].reshape(-1, d)).reshape(len(act), M - 2)

@@ -109,105 +109,152 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
     # each pair holds an ordered list of segments: dict(a, b, depth, path, reason)
     segs: list[list[dict]] = [[{"a": int(i), "b": int(j), "depth": 0, "path": None}] for i, j in pairs]
     curv_all = finite_curvature(land, book.eigenvalues)
-
-    def pending():
-        return [(p, s) for p in range(len(segs)) for s in segs[p] if s["path"] is None and "reason" not in s]
-
     while True:
-        todo = pending()
+        todo = _pending(segs)
         if not todo:
             break
         curv_all = finite_curvature(land, book.eigenvalues)
-        groups: dict[tuple[int, bool], list] = {}
-        for p, s in todo:
-            M = n_images or image_count(land, book.z[s["a"]], book.z[s["b"]], images_per_length, n_min, n_max)
-            # a first band that may be split stops at an interior minimum instead of climbing to convergence (the
-            # pieces of a split relax to the end: stopping them too can send a wandering band astray)
-            dip = bool(climb and split and s["depth"] == 0 and max_splits > 0 and not s.get("no_dip"))
-            groups.setdefault((int(M), dip), []).append((p, s))
+        groups = _group_segments(land, book, todo, n_images, images_per_length, n_min, n_max,
+                                 climb and split and max_splits > 0)
         done_bands = []
         for (M, dip), items in groups.items():
-            za = book.z[[s["a"] for _, s in items]]
-            zb = book.z[[s["b"] for _, s in items]]
-            init = np.stack([_resample(s["init"], M) if s.get("init") is not None else
-                             _initial_band(a, b, M, bump, rng) for (_, s), a, b in zip(items, za, zb)])
-            curv = np.maximum(curv_all[[s["a"] for _, s in items]], curv_all[[s["b"] for _, s in items]])
-            if land.is_smooth:
-                bres = relax_bands(land, za, zb, M, init=init, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
-                                   max_iter=max_iter, k=k, curvature=curv, progress=progress, stop_at_dip=dip)
-            else:   # kinks: a string with shrinking normalised steps (see relax_strings)
-                bres = relax_strings(land, za, zb, M, init=init, progress=progress)
-            for (p, s), br in zip(items, bres):
-                results[p].n_evals += br.n_evals
-                done_bands.append((p, s, br))
+            done_bands += _relax_group(land, book, items, M, dip, curv_all, results, rng, bump=bump, climb=climb,
+                                       ftol=ftol, ftol_rel=ftol_rel, max_iter=max_iter, k=k, progress=progress)
         # dense post-check of all bands of this round in one call
         ok_bands = [(p, s, br) for p, s, br in done_bands if np.isfinite(br.energy).all()]
         pts, prof, n_rows = dense_profiles(land, [br.z for _, _, br in ok_bands], dense)
         pts, prof, n_more = _resolve_end_maxima(land, pts, prof)
         for (p, _, _), pp in zip(ok_bands, pts):
             results[p].n_evals += len(pp)
-        # candidate intermediate minima
-        cand_z, cand_owner, cand_pos = [], [], []
-        for b_i, ((p, s, br), pz, pe) in enumerate(zip(ok_bands, pts, prof)):
-            if not split or s["depth"] >= max_splits or not np.isfinite(pe).all():
-                continue
-            span = max(float(pe.max() - min(pe[0], pe[-1])), 0.0)
-            for idx in sorted(profile_dips(pe, 1e-6 * span + 1e-12 * abs(pe).max())):
-                cand_z.append(pz[idx])
-                cand_owner.append(b_i)
-                cand_pos.append(int(idx))
-        splits: dict[int, list[int]] = {}
-        if cand_z:
-            cz = np.array(cand_z)
-            owner_curv = [max(curv_all[ok_bands[o][1]["a"]], curv_all[ok_bands[o][1]["b"]]) for o in cand_owner]
-            n_before = len(book)
-            q = quench_to_minima(land, cz, book, gtol=land.resolvable(quench_rel) * float(np.min(owner_curv)) * length,
-                                 max_step=0.05 * length)
-            for o in set(cand_owner):
-                results[ok_bands[o][0]].n_evals += q.n_evals // len(cand_z) * cand_owner.count(o)
-            conv, idx = q.converged, q.minimum
-            credited: set[int] = set()
-            for r in np.nonzero(idx >= n_before)[0]:
-                if int(idx[r]) not in credited:  # a new minimum is credited to the first band that found it
-                    credited.add(int(idx[r]))
-                    results[ok_bands[cand_owner[r]][0]].new_minima.append(int(idx[r]))
-            for r, o in enumerate(cand_owner):
-                s = ok_bands[o][1]
-                m = int(idx[r])
-                if conv[r] and m >= 0 and m not in (s["a"], s["b"]):
-                    lst = splits.setdefault(o, [])
-                    if m not in [x for x, _ in lst]:
-                        lst.append((m, cand_pos[r]))
-        ok_ids = {id(s): b_i for b_i, (_, s, _) in enumerate(ok_bands)}
-        for p, s, br in done_bands:
-            b_i = ok_ids.get(id(s))
-            if b_i is not None and b_i in splits:
-                # pieces start from the relaxed band's own stretches (resampled), not from straight lines
-                chain = [(s["a"], 0)] + sorted(splits[b_i], key=lambda x: x[1]) + [(s["b"], len(pts[b_i]) - 1)]
-                new = []
-                for (a, ia), (b, ib) in zip(chain[:-1], chain[1:]):
-                    poly = pts[b_i][ia:ib + 1].copy()
-                    if len(poly) < 2:
-                        poly = np.vstack([book.z[a], book.z[b]])
-                    poly[0], poly[-1] = book.z[a], book.z[b]
-                    new.append({"a": a, "b": b, "depth": s["depth"] + 1, "path": None, "init": poly})
-                lst = segs[p]
-                pos = next(q for q, x in enumerate(lst) if x is s)
-                segs[p] = lst[:pos] + new + lst[pos + 1:]
-                continue
-            if br.reason.startswith("interior minimum"):
-                # stopped early at a dip that did not split the band: relax it again from its own start, to the end
-                # (restarting from where it stopped can lose the band's way: it may then not converge)
-                s["no_dip"] = True
-                continue
-            if br.reason.startswith("band diverged") and s.get("init") is not None:
-                s["init"] = None  # the relaxed stretch it started from was a bad guess: once more from a line
-                continue
-            path = _band_path(br, pts[b_i] if b_i is not None else None, prof[b_i] if b_i is not None else None)
-            path.info["endpoints"] = (s["a"], s["b"])
-            s["path"] = path
-            if br.reason and (not np.isfinite(br.energy).all() or br.reason.startswith("band diverged")):
-                s["reason"] = br.reason
+        splits = _find_splits(land, book, ok_bands, pts, prof, results, curv_all, split=split, max_splits=max_splits,
+                              quench_rel=quench_rel, length=length)
+        _update_segments(book, segs, done_bands, ok_bands, splits, pts, prof)
+    _collect_pieces(results, segs)
+    return results
+
+
+def _pending(segs: list[list[dict]]) -> list[tuple[int, dict]]:
+    """(pair index, segment) of every segment of ``segs`` still to relax (no path and no failure yet)."""
+    return [(p, s) for p in range(len(segs)) for s in segs[p] if s["path"] is None and "reason" not in s]
+
+
+def _group_segments(land: Landscape, book: MinimaBook, todo: list[tuple[int, dict]], n_images: int | None,
+                    images_per_length: float, n_min: int, n_max: int, may_split: bool
+                    ) -> dict[tuple[int, bool], list]:
+    """The pending segments grouped by (image count M, stop at an interior dip), in order of first appearance."""
+    groups: dict[tuple[int, bool], list] = {}
+    for p, s in todo:
+        M = n_images or image_count(land, book.z[s["a"]], book.z[s["b"]], images_per_length, n_min, n_max)
+        # a first band that may be split stops at an interior minimum instead of climbing to convergence (the
+        # pieces of a split relax to the end: stopping them too can send a wandering band astray)
+        dip = bool(may_split and s["depth"] == 0 and not s.get("no_dip"))
+        groups.setdefault((int(M), dip), []).append((p, s))
+    return groups
+
+
+def _relax_group(land: Landscape, book: MinimaBook, items: list, M: int, dip: bool, curv_all: np.ndarray,
+                 results: list[PairPaths], rng: np.random.Generator | None, *, bump: float, climb: bool,
+                 ftol: float | None, ftol_rel: float, max_iter: int, k: Any, progress: bool) -> list:
+    """(pair, segment, :class:`BandResult`) for one group of segments relaxed together with M images each."""
+    za = book.z[[s["a"] for _, s in items]]
+    zb = book.z[[s["b"] for _, s in items]]
+    init = np.stack([_resample(s["init"], M) if s.get("init") is not None else
+                     _initial_band(a, b, M, bump, rng) for (_, s), a, b in zip(items, za, zb)])
+    curv = np.maximum(curv_all[[s["a"] for _, s in items]], curv_all[[s["b"] for _, s in items]])
+    if land.is_smooth:
+        bres = relax_bands(land, za, zb, M, init=init, climb=climb, ftol=ftol, ftol_rel=ftol_rel,
+                           max_iter=max_iter, k=k, curvature=curv, progress=progress, stop_at_dip=dip)
+    else:   # kinks: a string with shrinking normalised steps (see relax_strings)
+        bres = relax_strings(land, za, zb, M, init=init, progress=progress)
+    out = []
+    for (p, s), br in zip(items, bres):
+        results[p].n_evals += br.n_evals
+        out.append((p, s, br))
+    return out
+
+
+def _find_splits(land: Landscape, book: MinimaBook, ok_bands: list, pts: list[np.ndarray], prof: list[np.ndarray],
+                 results: list[PairPaths], curv_all: np.ndarray, *, split: bool, max_splits: int, quench_rel: float,
+                 length: float) -> dict[int, list]:
+    """Band index -> [(minimum, dense index)]: dips quenching to a minimum other than the band's ends (book grows)."""
+    # candidate intermediate minima
+    cand_z, cand_owner, cand_pos = [], [], []
+    for b_i, ((p, s, br), pz, pe) in enumerate(zip(ok_bands, pts, prof)):
+        if not split or s["depth"] >= max_splits or not np.isfinite(pe).all():
+            continue
+        span = max(float(pe.max() - min(pe[0], pe[-1])), 0.0)
+        for idx in sorted(profile_dips(pe, 1e-6 * span + 1e-12 * abs(pe).max())):
+            cand_z.append(pz[idx])
+            cand_owner.append(b_i)
+            cand_pos.append(int(idx))
+    splits: dict[int, list[int]] = {}
+    if not cand_z:
+        return splits
+    cz = np.array(cand_z)
+    owner_curv = [max(curv_all[ok_bands[o][1]["a"]], curv_all[ok_bands[o][1]["b"]]) for o in cand_owner]
+    n_before = len(book)
+    q = quench_to_minima(land, cz, book, gtol=land.resolvable(quench_rel) * float(np.min(owner_curv)) * length,
+                         max_step=0.05 * length)
+    for o in set(cand_owner):
+        results[ok_bands[o][0]].n_evals += q.n_evals // len(cand_z) * cand_owner.count(o)
+    conv, idx = q.converged, q.minimum
+    credited: set[int] = set()
+    for r in np.nonzero(idx >= n_before)[0]:
+        if int(idx[r]) not in credited:  # a new minimum is credited to the first band that found it
+            credited.add(int(idx[r]))
+            results[ok_bands[cand_owner[r]][0]].new_minima.append(int(idx[r]))
+    for r, o in enumerate(cand_owner):
+        s = ok_bands[o][1]
+        m = int(idx[r])
+        if conv[r] and m >= 0 and m not in (s["a"], s["b"]):
+            lst = splits.setdefault(o, [])
+            if m not in [x for x, _ in lst]:
+                lst.append((m, cand_pos[r]))
+    return splits
+
+
+def _update_segments(book: MinimaBook, segs: list[list[dict]], done_bands: list, ok_bands: list, splits: dict,
+                     pts: list[np.ndarray], prof: list[np.ndarray]) -> None:
+    """Replace split segments of ``segs`` by their pieces, mark bands to retry, and give the others their path."""
+    ok_ids = {id(s): b_i for b_i, (_, s, _) in enumerate(ok_bands)}
+    for p, s, br in done_bands:
+        b_i = ok_ids.get(id(s))
+        if b_i is not None and b_i in splits:
+            lst = segs[p]
+            pos = next(q for q, x in enumerate(lst) if x is s)
+            segs[p] = lst[:pos] + _split_pieces(book, s, splits[b_i], pts[b_i]) + lst[pos + 1:]
+            continue
+        if br.reason.startswith("interior minimum"):
+            # stopped early at a dip that did not split the band: relax it again from its own start, to the end
+            # (restarting from where it stopped can lose the band's way: it may then not converge)
+            s["no_dip"] = True
+            continue
+        if br.reason.startswith("band diverged") and s.get("init") is not None:
+            s["init"] = None  # the relaxed stretch it started from was a bad guess: once more from a line
+            continue
+        path = _band_path(br, pts[b_i] if b_i is not None else None, prof[b_i] if b_i is not None else None)
+        path.info["endpoints"] = (s["a"], s["b"])
+        s["path"] = path
+        if br.reason and (not np.isfinite(br.energy).all() or br.reason.startswith("band diverged")):
+            s["reason"] = br.reason
+
+
+def _split_pieces(book: MinimaBook, s: dict, at: list, pz: np.ndarray) -> list[dict]:
+    """The segments of ``s`` split at the minima ``at`` [(minimum, index into the dense points pz (n, d))], in order."""
+    # pieces start from the relaxed band's own stretches (resampled), not from straight lines
+    chain = [(s["a"], 0)] + sorted(at, key=lambda x: x[1]) + [(s["b"], len(pz) - 1)]
+    new = []
+    for (a, ia), (b, ib) in zip(chain[:-1], chain[1:]):
+        poly = pz[ia:ib + 1].copy()
+        if len(poly) < 2:
+            poly = np.vstack([book.z[a], book.z[b]])
+        poly[0], poly[-1] = book.z[a], book.z[b]
+        new.append({"a": a, "b": b, "depth": s["depth"] + 1, "path": None, "init": poly})
+    return new
+
+
+def _collect_pieces(results: list[PairPaths], segs: list[list[dict]]) -> None:
+    """Fill each result's pieces (loops cut out) and failure from its pair's segments."""
     for p, r in enumerate(results):
         # a band that wanders back into a basin it already passed makes a loop of pieces: cut it out
         chain: list[dict] = []
@@ -220,7 +267,6 @@ def find_paths(land: Landscape, book: MinimaBook, pairs: list[tuple[int, int]], 
         r.pieces = [(s["a"], s["b"], s["path"]) for s in segs[p]]
         fails = [s.get("reason", "") for s in segs[p] if s.get("reason")]
         r.failure = "; ".join(fails)
-    return results
 
 
 def _band_path(br: BandResult, pz: np.ndarray | None, pe: np.ndarray | None) -> Path:
@@ -299,17 +345,7 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
     pieces = [path for _, _, path in pp.pieces]
     n_evals = pp.n_evals
     if refine and not pp.failure:
-        tan = [band_tangent(p.z, p.saddle_z) for p in pieces]
-        recs = find_saddles(land, np.array([p.saddle_z for p in pieces]), book,
-                            tangents=np.array([t for t, _ in tan]), spans=np.array([s for _, s in tan]),
-                            bands=[p.z for p in pieces])
-        for path, rec in zip(pieces, recs):
-            n_evals += rec.n_evals
-            path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,
-                                   "negative_eigenvalue": rec.negative_eigenvalue, "eigenvalues": rec.eigenvalues,
-                                   "grad_norm": rec.grad_norm}
-            if rec.valid:
-                path.saddle_z, path.saddle_energy, path.saddle_validated = rec.z, rec.energy, True
+        n_evals = _refine_pieces(land, book, pieces, n_evals)
     if len(pieces) == 1:
         path = pieces[0]
         path.n_evals = n_evals
@@ -328,6 +364,22 @@ def neb(land: Landscape, z_start: Any, z_end: Any, n_images: int | None = None, 
                 saddle_validated=pieces[top].saddle_validated,
                 info={"pieces": pieces, "intermediate_minima": book.z[inter], "intermediate_minima_energy":
                       book.energy[inter], "reason": pp.failure, "saddle": pieces[top].info.get("saddle")})
+
+
+def _refine_pieces(land: Landscape, book: MinimaBook, pieces: list[Path], n_evals: int) -> int:
+    """Refine and validate each piece's saddle guess in place; returns ``n_evals`` plus the rows this spent."""
+    tan = [band_tangent(p.z, p.saddle_z) for p in pieces]
+    recs = find_saddles(land, np.array([p.saddle_z for p in pieces]), book,
+                        tangents=np.array([t for t, _ in tan]), spans=np.array([s for _, s in tan]),
+                        bands=[p.z for p in pieces])
+    for path, rec in zip(pieces, recs):
+        n_evals += rec.n_evals
+        path.info["saddle"] = {"valid": rec.valid, "reason": rec.reason, "minima": rec.minima,
+                               "negative_eigenvalue": rec.negative_eigenvalue, "eigenvalues": rec.eigenvalues,
+                               "grad_norm": rec.grad_norm}
+        if rec.valid:
+            path.saddle_z, path.saddle_energy, path.saddle_validated = rec.z, rec.energy, True
+    return n_evals
 
 
 __all__ = ["neb", "relax_bands", "relax_strings", "find_paths", "dense_profiles", "profile_dips", "tangents", "neb_forces",
