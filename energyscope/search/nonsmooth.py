@@ -348,6 +348,199 @@ def sample_pieces(land: "Landscape", z: np.ndarray, radius: np.ndarray, n_sample
     return out, C * N, n_hess
 
 
+@dataclass
+class _RefineState:
+    """Per-point state of :func:`refine` (C rows; latent units, nats) and its evaluation counters."""
+
+    z: np.ndarray
+    energy: np.ndarray
+    e_floor: np.ndarray
+    rho: np.ndarray
+    ns: np.ndarray
+    focus: list
+    buf: list
+    stat: np.ndarray
+    npieces: np.ndarray
+    lam: list
+    pieces: list
+    converged: np.ndarray
+    n_iter: np.ndarray
+    reason: list
+    n_evals: int = 0
+    n_hess: int = 0
+
+
+def _refine_start(land: "Landscape", z0: Any, radius: float | np.ndarray | None, ns0: int,
+                  sc: Any) -> tuple[_RefineState, np.ndarray]:
+    """Starting state for z0 (C, d): U there (C,) nats, radii (C,) latent units; and the finite rows (n,)."""
+    z = np.array(to_numpy(z0), dtype=np.float64).reshape(-1, land.dim)
+    C = len(z)
+    rho = np.broadcast_to(np.asarray(1e-4 * sc.length if radius is None else radius, dtype=np.float64), (C,)).copy()
+    st = _RefineState(z=z, energy=np.full(C, np.nan), e_floor=np.zeros(C), rho=rho, ns=np.full(C, ns0),
+                      focus=[None] * C, buf=[None] * C, stat=np.full(C, np.inf), npieces=np.zeros(C, dtype=int),
+                      lam=[None] * C, pieces=[None] * C, converged=np.zeros(C, dtype=bool),
+                      n_iter=np.zeros(C, dtype=int), reason=[""] * C)
+    e0 = to_numpy(land.energy(z))
+    st.n_evals += C
+    st.energy[:] = e0
+    active = np.flatnonzero(np.isfinite(e0))
+    for c in np.flatnonzero(~np.isfinite(e0)):
+        st.reason[c] = "non-finite energy at the starting point"
+    st.e_floor = 1e-12 * (sc.sigma_E + np.abs(e0))
+    return st, active
+
+
+def _sample_active(land: "Landscape", st: _RefineState, active: np.ndarray, rng: np.random.Generator,
+                   ns0: int) -> dict:
+    """Pieces (row -> :class:`Pieces` or None) around every active point, one batch per sample count."""
+    pcs: dict[int, Pieces | None] = {}
+    for n in np.unique(st.ns[active]):
+        rows = active[st.ns[active] == n]
+        got, ne, nh, raws = sample_pieces(land, st.z[rows], st.rho[rows], int(n), rng, [st.focus[r] for r in rows],
+                                          carry=[st.buf[r] for r in rows], keep=8 * ns0)
+        st.n_evals += ne
+        st.n_hess += nh
+        pcs.update(zip(rows.tolist(), got))
+        for r, raw in zip(rows, raws):
+            st.buf[r] = raw
+    return pcs
+
+
+def _corral_newton(p: Pieces, lam: np.ndarray, curv: float) -> np.ndarray:
+    """The Newton step δ (d,) (latent units) on the corral ``lam`` (k,), dropping pieces whose weight turns negative."""
+    delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
+    # active set: a piece whose weight turned negative leaves the corral
+    for _ in range(len(lam)):
+        if np.all(lam_new >= -1e-12):
+            break
+        lam = np.where(lam_new < 0, 0.0, lam_new)
+        if lam.sum() <= 0:
+            break
+        lam = lam / lam.sum()
+        delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
+    return delta
+
+
+def _newton_steps(st: _RefineState, active: np.ndarray, pcs: dict, it: int, mode: str, sc: Any,
+                  max_step_rel: float) -> tuple[list, dict]:
+    """Capped Newton steps (row -> (d,), latent units) of the active rows; records stationarity, pieces, corral."""
+    L = sc.length
+    steps, still = {}, []
+    for c in active:
+        st.n_iter[c] = it + 1
+        p = pcs[int(c)]
+        if p is None:
+            st.reason[c] = "non-finite energy or gradient near the point"
+            continue
+        _, lam = min_norm_point(p.grad)
+        x = lam @ p.grad
+        st.stat[c], st.npieces[c], st.lam[c], st.pieces[c] = float(np.linalg.norm(x)), len(p), lam, p
+        st.focus[c] = smooth_basis(p, lam)[1]
+        hs = p.hess[:1] if p.hess.strides[0] == 0 else p.hess
+        curv = max(float(np.max(np.abs(hs))) if hs.size else 0.0, sc.sigma_E / L**2)
+        delta = _corral_newton(p, lam, curv)
+        # a minimum may be approached from afar; a saddle must not be left for the minimum next to it
+        cap = max(4.0 * st.rho[c], max_step_rel * L) if mode == "minimum" else 4.0 * st.rho[c]
+        nd = float(np.linalg.norm(delta))
+        if not np.isfinite(nd):
+            st.reason[c] = "the Newton system of the pieces is singular"
+            continue
+        if nd > cap:
+            delta = delta * (cap / nd)
+        steps[int(c)] = delta
+        still.append(int(c))
+    return still, steps
+
+
+def _trial_points(land: "Landscape", st: _RefineState, still: np.ndarray, steps: dict,
+                  mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps (n, d), trial points (n, d), U there (n,) nats); for minima, steps raising U are halved."""
+    D = np.stack([steps[c] for c in still])
+    zt = st.z[still] + D
+    et = to_numpy(land.energy(zt))
+    st.n_evals += len(still)
+    if mode == "minimum":
+        # a step may not raise U: halve it (at most 30 times) where it does
+        bad = ~(et <= st.energy[still] + st.e_floor[still])
+        for _ in range(30):
+            if not bad.any():
+                break
+            D[bad] *= 0.5
+            zt[bad] = st.z[still][bad] + D[bad]
+            et[bad] = to_numpy(land.energy(zt[bad]))
+            st.n_evals += int(bad.sum())
+            bad = ~(et <= st.energy[still] + st.e_floor[still])
+        D[bad] = 0.0
+        zt[bad] = st.z[still][bad]
+        et[bad] = st.energy[still][bad]
+    return D, zt, et
+
+
+def _accept_steps(st: _RefineState, still: np.ndarray, D: np.ndarray, zt: np.ndarray, et: np.ndarray, mode: str,
+                  gtol: float, xtol_rel: float, rho_min: float, max_step_rel: float, ns0: int, L: float) -> np.ndarray:
+    """Move rows ``still`` to zt (n, d), mark converged ones, adapt radii and counts; returns rows (m,) left."""
+    fin = np.isfinite(et)
+    nxt = []
+    for r, c in enumerate(still):
+        if not fin[r]:
+            st.reason[c] = "the refined point has a non-finite energy"
+            continue
+        step = float(np.linalg.norm(D[r]))
+        gain = st.energy[c] - et[r]
+        st.z[c], st.energy[c] = zt[r], et[r]
+        if step > 1e-3 * st.rho[c]:       # the point moved: samples around the old one no longer apply
+            st.buf[c] = None
+        small = step <= xtol_rel * L * (1.0 + float(np.linalg.norm(st.z[c])) / L)
+        # a minimum may also be done when the point is stationary and steps no longer lower U beyond round-off
+        # (they wander along directions where U is flat to second order)
+        flat = mode == "minimum" and gain <= st.e_floor[c]
+        if st.stat[c] <= gtol and (small or flat):
+            st.converged[c] = True
+            continue
+        if step == 0.0:
+            # no acceptable step at this sampling: look wider, with more samples
+            st.ns[c] = min(2 * st.ns[c], 16 * ns0)
+            st.rho[c] = min(10 * st.rho[c], max_step_rel * L)
+        else:
+            st.rho[c] = float(np.clip(4.0 * step, rho_min, min(st.rho[c] * 4.0, max_step_rel * L)))
+        nxt.append(c)
+    return np.array(nxt, dtype=int)
+
+
+def _final_pieces(land: "Landscape", st: _RefineState, rng: np.random.Generator, ns0: int, rho_min: float,
+                  gtol: float) -> None:
+    """Re-sample pieces at converged points (up to 4 tries, 2x samples); unmark those not within 10 gtol."""
+    # final pieces at the converged points (the step moved them after the last sample)
+    # (a piece touching the point in a thin wedge may have been missed: up to three more tries with 2x samples)
+    todo = np.flatnonzero(st.converged)
+    n = ns0
+    for attempt in range(4):
+        if not len(todo):
+            break
+        got, ne, nh = sample_pieces(land, st.z[todo], np.maximum(st.rho[todo], rho_min), n, rng,
+                                    [st.focus[c] for c in todo])
+        st.n_evals += ne
+        st.n_hess += nh
+        retry = []
+        for c, p in zip(todo, got):
+            if p is None:
+                st.converged[c] = False
+                st.reason[c] = "non-finite energy or gradient near the refined point"
+                continue
+            _, lam = min_norm_point(p.grad)
+            s = float(np.linalg.norm(lam @ p.grad))
+            if st.pieces[c] is None or s <= st.stat[c] or len(p) >= st.npieces[c]:
+                st.stat[c], st.npieces[c], st.lam[c], st.pieces[c] = s, len(p), lam, p
+            if st.stat[c] > 10 * gtol:
+                retry.append(c)
+                st.focus[c] = smooth_basis(p, lam)[1]
+        todo = np.array(retry, dtype=int)
+        n *= 2
+    for c in todo:
+        st.converged[c] = False
+        st.reason[c] = f"not stationary after refinement (minimal-norm gradient {st.stat[c]:.3g})"
+
+
 def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float | np.ndarray | None = None,
            n_samples: int | None = None, max_iter: int = 40, xtol_rel: float = 1e-11, gtol: float | None = None,
            radius_min_rel: float = 1e-8, max_step_rel: float = 0.1, seed: int = 0) -> KinkPoints:
@@ -373,165 +566,33 @@ def refine(land: "Landscape", z0: Any, mode: str = "minimum", *, radius: float |
     """
     if mode not in ("minimum", "saddle"):
         raise BadArgumentError(f"unknown mode {mode!r}; use 'minimum' or 'saddle'")
-    z = np.array(to_numpy(z0), dtype=np.float64).reshape(-1, land.dim)
-    C, d = z.shape
+    d = land.dim
     sc = land.scales()
     L = sc.length
     gtol = 1e-8 * sc.sigma_E / L if gtol is None else float(gtol)
-    rho = np.broadcast_to(np.asarray(1e-4 * L if radius is None else radius, dtype=np.float64), (C,)).copy()
     rho_min = radius_min_rel * L
     ns0 = max(32, 4 * d + 8) if n_samples is None else int(n_samples)
-    ns = np.full(C, ns0)
     rng = np.random.default_rng(seed)
-    focus: list = [None] * C
-    buf: list = [None] * C             # raw samples around a point that has not moved (see sample_pieces)
-    energy = np.full(C, np.nan)
-    stat = np.full(C, np.inf)
-    npieces = np.zeros(C, dtype=int)
-    lam_out: list = [None] * C
-    pieces_out: list = [None] * C
-    converged = np.zeros(C, dtype=bool)
-    n_iter = np.zeros(C, dtype=int)
-    reason = [""] * C
-    n_evals = n_hess = 0
-    e0 = to_numpy(land.energy(z))
-    n_evals += C
-    energy[:] = e0
-    active = np.flatnonzero(np.isfinite(e0))
-    for c in np.flatnonzero(~np.isfinite(e0)):
-        reason[c] = "non-finite energy at the starting point"
-    e_floor = 1e-12 * (sc.sigma_E + np.abs(e0))
+    st, active = _refine_start(land, z0, radius, ns0, sc)
     for it in range(max_iter):
         if not len(active) or expired():
             break
         # one batch of samples for every active point (rows with the same sample count together)
-        pcs: dict[int, Pieces | None] = {}
-        for n in np.unique(ns[active]):
-            rows = active[ns[active] == n]
-            got, ne, nh, raws = sample_pieces(land, z[rows], rho[rows], int(n), rng, [focus[r] for r in rows],
-                                              carry=[buf[r] for r in rows], keep=8 * ns0)
-            n_evals += ne
-            n_hess += nh
-            pcs.update(zip(rows.tolist(), got))
-            for r, raw in zip(rows, raws):
-                buf[r] = raw
-        steps, lams, targets = {}, {}, {}
-        still = []
-        for c in active:
-            n_iter[c] = it + 1
-            p = pcs[int(c)]
-            if p is None:
-                reason[c] = "non-finite energy or gradient near the point"
-                continue
-            _, lam = min_norm_point(p.grad)
-            x = lam @ p.grad
-            stat[c], npieces[c], lam_out[c], pieces_out[c] = float(np.linalg.norm(x)), len(p), lam, p
-            focus[c] = smooth_basis(p, lam)[1]
-            hs = p.hess[:1] if p.hess.strides[0] == 0 else p.hess
-            curv = max(float(np.max(np.abs(hs))) if hs.size else 0.0, sc.sigma_E / L**2)
-            delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
-            # active set: a piece whose weight turned negative leaves the corral
-            for _ in range(len(lam)):
-                if np.all(lam_new >= -1e-12):
-                    break
-                lam = np.where(lam_new < 0, 0.0, lam_new)
-                if lam.sum() <= 0:
-                    break
-                lam = lam / lam.sum()
-                delta, lam_new, t = kkt_step(p, lam, 1e-10 * curv)
-            # a minimum may be approached from afar; a saddle must not be left for the minimum next to it
-            cap = max(4.0 * rho[c], max_step_rel * L) if mode == "minimum" else 4.0 * rho[c]
-            nd = float(np.linalg.norm(delta))
-            if not np.isfinite(nd):
-                reason[c] = "the Newton system of the pieces is singular"
-                continue
-            if nd > cap:
-                delta = delta * (cap / nd)
-            steps[int(c)], lams[int(c)], targets[int(c)] = delta, lam_new, t
-            still.append(int(c))
+        pcs = _sample_active(land, st, active, rng, ns0)
+        still, steps = _newton_steps(st, active, pcs, it, mode, sc, max_step_rel)
         if not still:
             active = np.zeros(0, dtype=int)
             break
         still = np.array(still)
-        D = np.stack([steps[c] for c in still])
-        zt = z[still] + D
-        et = to_numpy(land.energy(zt))
-        n_evals += len(still)
-        if mode == "minimum":
-            # a step may not raise U: halve it (at most 30 times) where it does
-            bad = ~(et <= energy[still] + e_floor[still])
-            for _ in range(30):
-                if not bad.any():
-                    break
-                D[bad] *= 0.5
-                zt[bad] = z[still][bad] + D[bad]
-                et[bad] = to_numpy(land.energy(zt[bad]))
-                n_evals += int(bad.sum())
-                bad = ~(et <= energy[still] + e_floor[still])
-            D[bad] = 0.0
-            zt[bad] = z[still][bad]
-            et[bad] = energy[still][bad]
-        fin = np.isfinite(et)
-        nxt = []
-        for r, c in enumerate(still):
-            if not fin[r]:
-                reason[c] = "the refined point has a non-finite energy"
-                continue
-            step = float(np.linalg.norm(D[r]))
-            gain = energy[c] - et[r]
-            z[c], energy[c] = zt[r], et[r]
-            if step > 1e-3 * rho[c]:       # the point moved: samples around the old one no longer apply
-                buf[c] = None
-            small = step <= xtol_rel * L * (1.0 + float(np.linalg.norm(z[c])) / L)
-            # a minimum may also be done when the point is stationary and steps no longer lower U beyond round-off
-            # (they wander along directions where U is flat to second order)
-            flat = mode == "minimum" and gain <= e_floor[c]
-            if stat[c] <= gtol and (small or flat):
-                converged[c] = True
-                continue
-            if step == 0.0:
-                # no acceptable step at this sampling: look wider, with more samples
-                ns[c] = min(2 * ns[c], 16 * ns0)
-                rho[c] = min(10 * rho[c], max_step_rel * L)
-            else:
-                rho[c] = float(np.clip(4.0 * step, rho_min, min(rho[c] * 4.0, max_step_rel * L)))
-            nxt.append(c)
-        active = np.array(nxt, dtype=int)
+        D, zt, et = _trial_points(land, st, still, steps, mode)
+        active = _accept_steps(st, still, D, zt, et, mode, gtol, xtol_rel, rho_min, max_step_rel, ns0, L)
     for c in active:
-        reason[c] = (f"not converged in {max_iter} iterations (stationarity {stat[c]:.3g}, "
-                     f"{npieces[c]} pieces at radius {rho[c]:.3g})")
-    # final pieces at the converged points (the step moved them after the last sample)
-    # (a piece touching the point in a thin wedge may have been missed: up to three more tries with 2x samples)
-    todo = np.flatnonzero(converged)
-    n = ns0
-    for attempt in range(4):
-        if not len(todo):
-            break
-        got, ne, nh = sample_pieces(land, z[todo], np.maximum(rho[todo], rho_min), n, rng,
-                                    [focus[c] for c in todo])
-        n_evals += ne
-        n_hess += nh
-        retry = []
-        for c, p in zip(todo, got):
-            if p is None:
-                converged[c] = False
-                reason[c] = "non-finite energy or gradient near the refined point"
-                continue
-            _, lam = min_norm_point(p.grad)
-            st = float(np.linalg.norm(lam @ p.grad))
-            if pieces_out[c] is None or st <= stat[c] or len(p) >= npieces[c]:
-                stat[c], npieces[c], lam_out[c], pieces_out[c] = st, len(p), lam, p
-            if stat[c] > 10 * gtol:
-                retry.append(c)
-                focus[c] = smooth_basis(p, lam)[1]
-        todo = np.array(retry, dtype=int)
-        n *= 2
-    for c in todo:
-        converged[c] = False
-        reason[c] = f"not stationary after refinement (minimal-norm gradient {stat[c]:.3g})"
-    return KinkPoints(z=z, energy=energy, converged=converged, stationarity=stat, n_pieces=npieces, lam=lam_out,
-                      pieces=pieces_out, radius=rho, n_iter=n_iter, n_evals=n_evals, n_hessians=n_hess,
-                      reason=reason)
+        st.reason[c] = (f"not converged in {max_iter} iterations (stationarity {st.stat[c]:.3g}, "
+                        f"{st.npieces[c]} pieces at radius {st.rho[c]:.3g})")
+    _final_pieces(land, st, rng, ns0, rho_min, gtol)
+    return KinkPoints(z=st.z, energy=st.energy, converged=st.converged, stationarity=st.stat, n_pieces=st.npieces,
+                      lam=st.lam, pieces=st.pieces, radius=st.rho, n_iter=st.n_iter, n_evals=st.n_evals,
+                      n_hessians=st.n_hess, reason=st.reason)
 
 
 def replace_rows(dst: Any, rows: np.ndarray, src: Any) -> None:
@@ -654,6 +715,137 @@ def _caps(w: np.ndarray, down: np.ndarray) -> list[np.ndarray]:
     return [idx[lab == c] for c in np.unique(lab)]
 
 
+def _sharp_plan(kp: KinkPoints, c: int, sc: Any, rng: np.random.Generator, ls: LocalStructure) -> tuple:
+    """(c, V (d, m), T (d, d-m), reduced-Hessian eigenpairs (d-m,), (d-m, d-m), V directions (n, m)) of point c."""
+    p, lam = kp.pieces[c], kp.lam[c]
+    touch = touching(p, kp.energy[c], kp.radius[c], sc.sigma_E) | (lam > 0)
+    V, T = smooth_basis(p, touch.astype(float))
+    W = np.einsum("k,kij->ij", lam, p.hess)
+    WT = T.T @ (0.5 * (W + W.T)) @ T
+    eT, vT = np.linalg.eigh(WT) if T.shape[1] else (np.zeros(0), np.zeros((0, 0)))
+    m = V.shape[1]
+    ls.n_sharp[c] = m
+    if m:
+        ls.kind[c] = "kink"
+    wv = _sphere_directions(m, rng) if m else np.zeros((0, 0))
+    if m == 2:
+        wv = _circle_with_kinks(wv, p.grad[touch] @ V)
+    return c, V, T, eT, vT, wv
+
+
+def _sharp_derivatives(land: "Landscape", kp: KinkPoints, plan: list, eps: float, ls: LocalStructure) -> dict:
+    """Forward-difference derivatives of U (point -> (n,), nats per latent unit) along V directions."""
+    pts, owner = [], []
+    for c, V, T, eT, vT, wv in plan:
+        if len(wv):
+            pts.append(kp.z[c][None, :] + eps * (wv @ V.T))
+            owner.append(c)
+    phis = {}
+    if pts:
+        allp = np.vstack(pts)
+        e = to_numpy(land.energy(allp))
+        ls.n_evals += len(allp)
+        start = 0
+        for c, blk in zip(owner, pts):
+            phis[c] = (e[start:start + len(blk)] - kp.energy[c]) / eps
+            start += len(blk)
+    return phis
+
+
+def _push_and_descent(ls: LocalStructure, c: int, V: np.ndarray, T: np.ndarray, vT: np.ndarray, wv: np.ndarray,
+                      caps: list, v_index: int, n_negT: int, phi: np.ndarray | None) -> None:
+    """The push-off directions (2, d) of an index-1 point c and a descent direction (d,) where c is no minimum."""
+    m = V.shape[1]
+    if ls.index[c] == 1:
+        if v_index == 1:
+            # the middle of each downhill cap (not its steepest direction, which may run exactly along a
+            # kink, where the gradient is not that of either side)
+            for side, cap in enumerate(caps[:2]):
+                mid = wv[cap].mean(axis=0)
+                mid = mid / np.linalg.norm(mid) if np.linalg.norm(mid) > 1e-12 else wv[cap[0]]
+                ls.push[c, side] = V @ mid
+        else:
+            u = T @ vT[:, 0]
+            ls.push[c, 0], ls.push[c, 1] = u, -u
+    if ls.index[c] != 0:
+        if m and v_index != 0 and len(caps):
+            k = caps[0][np.argmin(phi[caps[0]])]
+            ls.descent[c] = V @ wv[k]
+        elif n_negT:
+            ls.descent[c] = T @ vT[:, 0]
+
+
+def _classify(ls: LocalStructure, kp: KinkPoints, entry: tuple, phis: dict, sc: Any, L: float,
+              flat_tol: float) -> None:
+    """Index, eigenvalues (d,) nats per latent unit², vectors (d, d), push-offs and descent of one plan entry."""
+    c, V, T, eT, vT, wv = entry
+    d = kp.z.shape[1]
+    m = V.shape[1]
+    n_negT = int((eT < -flat_tol).sum())
+    v_index, caps = 0, []
+    if m:
+        phi = phis[c]
+        gscale = float(np.max(np.linalg.norm(kp.pieces[c].grad, axis=1))) + sc.sigma_E / L
+        down = phi < -1e-6 * gscale
+        caps = _caps(wv, down)
+        v_index = {0: 0, 2: 1}.get(len(caps), -1 if len(caps) == 1 else 2)
+    ls.index[c] = -1 if v_index < 0 else n_negT + v_index
+    sharp = np.full(m, np.inf)
+    if v_index == 1:
+        sharp[0] = -np.inf
+    allv = np.concatenate([eT, sharp])
+    order = np.argsort(allv, kind="stable")
+    ls.eigenvalues[c] = allv[order]
+    ls.vectors[c] = np.hstack([T @ vT if T.shape[1] else np.zeros((d, 0)), V])[:, order]
+    _push_and_descent(ls, c, V, T, vT, wv, caps, v_index, n_negT, phis.get(c))
+
+
+def _probe_directions(kp: KinkPoints, c: int, rng: np.random.Generator, npr: int, sc: Any) -> np.ndarray:
+    """Unit probe directions (2n, d) around point c: random, the pieces' gradients, V and T, ± each."""
+    d = kp.z.shape[1]
+    p = kp.pieces[c]
+    dirs = [rng.standard_normal((npr, d))]
+    G = p.grad[:64]
+    if len(G) > 1:
+        dirs.append(G - G.mean(axis=0))                # across the kinks between the pieces
+    dirs.append(G)
+    touch = touching(p, kp.energy[c], kp.radius[c], sc.sigma_E) | (kp.lam[c] > 0)
+    V, T = smooth_basis(p, touch.astype(float))
+    dirs.append(np.hstack([V, T]).T)
+    D = np.vstack(dirs)
+    D = D[np.linalg.norm(D, axis=1) > 0]
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    return np.vstack([D, -D])
+
+
+def _certify_minima(land: "Landscape", kp: KinkPoints, ls: LocalStructure, cand: np.ndarray,
+                    rng: np.random.Generator, sc: Any, probe_rel: float, flat_tol: float, n_probes: int | None) -> None:
+    """Probe index-0 rows ``cand`` (n,) at 3 radii: minimum flags, largest U drop (nats), descent (d,)."""
+    d = kp.z.shape[1]
+    L = sc.length
+    npr = max(64, 8 * d) if n_probes is None else int(n_probes)
+    radii = probe_rel * L * np.array([1.0, 1e-2, 1e-4])
+    blocks = [_probe_directions(kp, c, rng, npr, sc) for c in cand]
+    pts = np.vstack([(kp.z[c][None, None, :] + radii[:, None, None] * D[None, :, :]).reshape(-1, d)
+                     for c, D in zip(cand, blocks)])
+    e = to_numpy(land.energy(pts))
+    ls.n_evals += len(pts)
+    start = 0
+    for c, D in zip(cand, blocks):
+        n = len(radii) * len(D)
+        de = (e[start:start + n] - kp.energy[c]).reshape(len(radii), len(D))
+        start += n
+        tol = 1e-9 * (sc.sigma_E + abs(kp.energy[c])) + 0.5 * flat_tol * radii[:, None] ** 2
+        bad = ~(de >= -tol)
+        ls.probe_drop[c] = float(max(0.0, -np.nanmin(np.where(np.isfinite(de), de, -np.inf))))
+        if bad.any():
+            r, j = np.unravel_index(np.argmin(np.where(np.isfinite(de), de / radii[:, None], -np.inf)), de.shape)
+            ls.descent[c] = D[j]
+            ls.index[c] = -1
+        else:
+            ls.is_minimum[c] = True
+
+
 def local_structure(land: "Landscape", kp: KinkPoints, flat_tol: float = 0.0, probe_rel: float = 1e-3,
                     n_probes: int | None = None, seed: int = 0) -> LocalStructure:
     """Index, curvature, push-off directions and the minimum certificate of refined points (module docstring).
@@ -669,142 +861,34 @@ def local_structure(land: "Landscape", kp: KinkPoints, flat_tol: float = 0.0, pr
     sc = land.scales()
     L = sc.length
     rng = np.random.default_rng([seed, 11])
-    kind = ["smooth"] * C
-    n_sharp = np.zeros(C, dtype=int)
-    index = np.full(C, -1)
-    eig = np.full((C, d), np.nan)
-    vecs = np.zeros((C, d, d))
-    push = np.zeros((C, 2, d))
-    descent = np.zeros((C, d))
-    is_min = np.zeros(C, dtype=bool)
-    drop = np.zeros(C)
-    n_evals = 0
+    ls = LocalStructure(kind=["smooth"] * C, n_sharp=np.zeros(C, dtype=int), index=np.full(C, -1),
+                        eigenvalues=np.full((C, d), np.nan), vectors=np.zeros((C, d, d)), push=np.zeros((C, 2, d)),
+                        descent=np.zeros((C, d)), is_minimum=np.zeros(C, dtype=bool), probe_drop=np.zeros(C),
+                        n_evals=0)
     eps = 1e-7 * L
     # 1. sharp (V) structure: directional derivatives along a fine set of V directions, all points in one batch
-    plan = []
-    for c in range(C):
-        p, lam = kp.pieces[c], kp.lam[c]
-        if not kp.converged[c] or p is None:
-            continue
-        touch = touching(p, kp.energy[c], kp.radius[c], sc.sigma_E) | (lam > 0)
-        V, T = smooth_basis(p, touch.astype(float))
-        W = np.einsum("k,kij->ij", lam, p.hess)
-        WT = T.T @ (0.5 * (W + W.T)) @ T
-        eT, vT = np.linalg.eigh(WT) if T.shape[1] else (np.zeros(0), np.zeros((0, 0)))
-        m = V.shape[1]
-        n_sharp[c] = m
-        if m:
-            kind[c] = "kink"
-        wv = _sphere_directions(m, rng) if m else np.zeros((0, 0))
-        if m == 2:
-            wv = _circle_with_kinks(wv, p.grad[touch] @ V)
-        plan.append((c, V, T, eT, vT, wv))
-    pts, owner = [], []
-    for c, V, T, eT, vT, wv in plan:
-        if len(wv):
-            pts.append(kp.z[c][None, :] + eps * (wv @ V.T))
-            owner.append(c)
-    phis = {}
-    if pts:
-        allp = np.vstack(pts)
-        e = to_numpy(land.energy(allp))
-        n_evals += len(allp)
-        start = 0
-        for c, blk in zip(owner, pts):
-            phis[c] = (e[start:start + len(blk)] - kp.energy[c]) / eps
-            start += len(blk)
-    for c, V, T, eT, vT, wv in plan:
-        m = V.shape[1]
-        n_negT = int((eT < -flat_tol).sum())
-        v_index, caps = 0, []
-        if m:
-            phi = phis[c]
-            gscale = float(np.max(np.linalg.norm(kp.pieces[c].grad, axis=1))) + sc.sigma_E / L
-            down = phi < -1e-6 * gscale
-            caps = _caps(wv, down)
-            v_index = {0: 0, 2: 1}.get(len(caps), -1 if len(caps) == 1 else 2)
-        index[c] = -1 if v_index < 0 else n_negT + v_index
-        sharp = np.full(m, np.inf)
-        if v_index == 1:
-            sharp[0] = -np.inf
-        allv = np.concatenate([eT, sharp])
-        order = np.argsort(allv, kind="stable")
-        eig[c] = allv[order]
-        vecs[c] = np.hstack([T @ vT if T.shape[1] else np.zeros((d, 0)), V])[:, order]
-        if index[c] == 1:
-            if v_index == 1:
-                # the middle of each downhill cap (not its steepest direction, which may run exactly along a
-                # kink, where the gradient is not that of either side)
-                for side, cap in enumerate(caps[:2]):
-                    mid = wv[cap].mean(axis=0)
-                    mid = mid / np.linalg.norm(mid) if np.linalg.norm(mid) > 1e-12 else wv[cap[0]]
-                    push[c, side] = V @ mid
-            else:
-                u = T @ vT[:, 0]
-                push[c, 0], push[c, 1] = u, -u
-        if index[c] != 0:
-            if m and v_index != 0 and len(caps):
-                k = caps[0][np.argmin(phis[c][caps[0]])]
-                descent[c] = V @ wv[k]
-            elif n_negT:
-                descent[c] = T @ vT[:, 0]
+    plan = [_sharp_plan(kp, c, sc, rng, ls) for c in range(C) if kp.converged[c] and kp.pieces[c] is not None]
+    phis = _sharp_derivatives(land, kp, plan, eps, ls)
+    for entry in plan:
+        _classify(ls, kp, entry, phis, sc, L, flat_tol)
     # 2. probes for the candidates of index 0
-    cand = np.flatnonzero(index == 0)
+    cand = np.flatnonzero(ls.index == 0)
     if len(cand):
-        npr = max(64, 8 * d) if n_probes is None else int(n_probes)
-        radii = probe_rel * L * np.array([1.0, 1e-2, 1e-4])
-        blocks = []
-        for c in cand:
-            p = kp.pieces[c]
-            dirs = [rng.standard_normal((npr, d))]
-            G = p.grad[:64]
-            if len(G) > 1:
-                dirs.append(G - G.mean(axis=0))                # across the kinks between the pieces
-            dirs.append(G)
-            touch = touching(p, kp.energy[c], kp.radius[c], sc.sigma_E) | (kp.lam[c] > 0)
-            V, T = smooth_basis(p, touch.astype(float))
-            dirs.append(np.hstack([V, T]).T)
-            D = np.vstack(dirs)
-            D = D[np.linalg.norm(D, axis=1) > 0]
-            D /= np.linalg.norm(D, axis=1, keepdims=True)
-            D = np.vstack([D, -D])
-            blocks.append(D)
-        pts = np.vstack([(kp.z[c][None, None, :] + radii[:, None, None] * D[None, :, :]).reshape(-1, d)
-                         for c, D in zip(cand, blocks)])
-        e = to_numpy(land.energy(pts))
-        n_evals += len(pts)
-        start = 0
-        for c, D in zip(cand, blocks):
-            n = len(radii) * len(D)
-            de = (e[start:start + n] - kp.energy[c]).reshape(len(radii), len(D))
-            start += n
-            tol = 1e-9 * (sc.sigma_E + abs(kp.energy[c])) + 0.5 * flat_tol * radii[:, None] ** 2
-            bad = ~(de >= -tol)
-            drop[c] = float(max(0.0, -np.nanmin(np.where(np.isfinite(de), de, -np.inf))))
-            if bad.any():
-                r, j = np.unravel_index(np.argmin(np.where(np.isfinite(de), de / radii[:, None], -np.inf)), de.shape)
-                descent[c] = D[j]
-                index[c] = -1
-            else:
-                is_min[c] = True
-    return LocalStructure(kind=kind, n_sharp=n_sharp, index=index, eigenvalues=eig, vectors=vecs, push=push,
-                          descent=descent,
-                          is_minimum=is_min, probe_drop=drop, n_evals=n_evals)
+        _certify_minima(land, kp, ls, cand, rng, sc, probe_rel, flat_tol, n_probes)
+    return ls
 
 
 # ---------------------------------------------------------------------------------------------------------- ridges
-def ridge_points(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, span: torch.Tensor, xtol: float,
-                 max_expand: int = 6, max_bisect: int = 60) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                                      torch.Tensor]:
-    """The nearest maximum of U along each line z + s τ (rows of (B, d) tensors): expanding steps of span/4 from
-    s = 0 uphill until the directional derivative ∇U·τ changes sign, then bisection on that sign to ``xtol``
-    (exact on a kink, where the derivative jumps).
+def _line_values(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, sign: torch.Tensor, r: torch.Tensor,
+                 t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U (n,) nats, uphill directional derivative sign·∇U·τ (n,)) at z + sign t τ for rows r (n,) of the lines."""
+    e, g = land.energy_and_grad(z[r] + (sign[r] * t)[:, None] * tau[r])
+    return e, (g * tau[r]).sum(1) * sign[r]
 
-    Returns:
-        (points (B, d), U there (B,), the gradient of the ridge function there (B, d) (∇U at a smooth maximum; at a
-        kink, the combination of the two one-sided gradients whose component along τ vanishes), ok (B,): a maximum
-        was bracketed within ``max_expand`` doublings and every value met was finite).
-    """
+
+def _bracket_maxima(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, span: torch.Tensor,
+                    max_expand: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(sign (B,), bracket ends lo, hi (B,) latent units, ok (B,)) from doubling steps of span/4 uphill."""
     B, d = z.shape
     e0, g0 = land.energy_and_grad(z)
     D0 = (g0 * tau).sum(1)
@@ -831,52 +915,68 @@ def ridge_points(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, span: to
         pend = pend[moving]
     ok[pend] = False                                           # no maximum within the span
     ok &= torch.isfinite(hi)
+    return sign, lo, hi, ok
+
+
+def _bracket_candidates(a: torch.Tensor, b: torch.Tensor, e_lo: torch.Tensor, d_lo: torch.Tensor,
+                        e_hi: torch.Tensor, d_hi: torch.Tensor, xtol: float) -> torch.Tensor:
+    """Trial positions (n, 6), latent units, in [a, b] (n,): tangent and secant estimates ± 1e-3 bracket."""
+    den = d_lo - d_hi
+    safe = torch.where(den > 0, den, torch.ones_like(den))
+    w = torch.clamp(1e-3 * (b - a), min=0.25 * xtol)
+    cands = []
+    for t in ((e_hi - e_lo + d_lo * a - d_hi * b) / safe, a + d_lo * (b - a) / safe):
+        t = torch.where((den > 0) & (t > a) & (t < b), t, 0.5 * (a + b))
+        cands += [t, torch.maximum(t - w, a + 0.5 * w), torch.minimum(t + w, b - 0.5 * w)]
+    return torch.stack(cands, dim=1)                                   # (n, 6)
+
+
+def _first_turn(a: torch.Tensor, b: torch.Tensor, T: torch.Tensor, eT: torch.Tensor, dT: torch.Tensor,
+                ends: tuple) -> tuple[torch.Tensor, ...]:
+    """New brackets (lo, hi, U and D at both ends; each (n,)): the first sign turn of D among a, T (n, 6), b."""
+    e_lo, d_lo, e_hi, d_hi = ends
+    # the new bracket: the first place, going up from lo, where D turns from positive to non-positive (D need not
+    # be monotone: a line may cross several ridges; the one nearest lo is kept)
+    P = torch.cat([a[:, None], T, b[:, None]], dim=1)                # (n, 8)
+    EP = torch.cat([e_lo[:, None], eT, e_hi[:, None]], dim=1)
+    DP = torch.cat([d_lo[:, None], dT, d_hi[:, None]], dim=1)
+    order = P.argsort(dim=1)
+    P, EP, DP = P.gather(1, order), EP.gather(1, order), DP.gather(1, order)
+    turn = (DP[:, :-1] > 0) & (DP[:, 1:] <= 0)
+    k = turn.to(torch.int8).argmax(dim=1)[:, None]                  # first turn (one exists: D(a)>0>=D(b))
+    return (P.gather(1, k)[:, 0], P.gather(1, k + 1)[:, 0], EP.gather(1, k)[:, 0], DP.gather(1, k)[:, 0],
+            EP.gather(1, k + 1)[:, 0], DP.gather(1, k + 1)[:, 0])
+
+
+def _shrink_brackets(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, sign: torch.Tensor, lo: torch.Tensor,
+                     hi: torch.Tensor, ok: torch.Tensor, xtol: float, max_bisect: int) -> None:
+    """Shrink the brackets [lo, hi] (B,) (latent units, in place) of the rows ``ok`` around the maximum to ``xtol``."""
     # shrink [lo, hi] (D > 0 at lo, D <= 0 at hi). Each iteration evaluates, in one call, two estimates of the
     # maximum -- where the tangent lines of U at both ends meet (exact at a kink between linear pieces) and the
     # secant root of D (exact at a smooth quadratic maximum) -- and each ± a thousandth of the bracket, so that the
     # bracket collapses around whichever estimate is right (the midpoint replaces an estimate outside the bracket).
     rows = torch.nonzero(ok).flatten()
-    def at(r, t):
-        e, g = land.energy_and_grad(z[r] + (sign[r] * t)[:, None] * tau[r])
-        return e, (g * tau[r]).sum(1) * sign[r]
     if len(rows):
         n = len(rows)
-        e2, d2 = at(torch.cat([rows, rows]), torch.cat([lo[rows], hi[rows]]))
+        e2, d2 = _line_values(land, z, tau, sign, torch.cat([rows, rows]), torch.cat([lo[rows], hi[rows]]))
         e_lo, d_lo, e_hi, d_hi = e2[:n], d2[:n], e2[n:], d2[n:]
     for _ in range(max_bisect):
         if not len(rows):
             break
         a, b = lo[rows], hi[rows]
         n = len(rows)
-        den = d_lo - d_hi
-        safe = torch.where(den > 0, den, torch.ones_like(den))
-        w = torch.clamp(1e-3 * (b - a), min=0.25 * xtol)
-        cands = []
-        for t in ((e_hi - e_lo + d_lo * a - d_hi * b) / safe, a + d_lo * (b - a) / safe):
-            t = torch.where((den > 0) & (t > a) & (t < b), t, 0.5 * (a + b))
-            cands += [t, torch.maximum(t - w, a + 0.5 * w), torch.minimum(t + w, b - 0.5 * w)]
-        T = torch.stack(cands, dim=1)                                   # (n, 6)
-        eT, dT = at(rows.repeat_interleave(6), T.reshape(-1))
+        T = _bracket_candidates(a, b, e_lo, d_lo, e_hi, d_hi, xtol)
+        eT, dT = _line_values(land, z, tau, sign, rows.repeat_interleave(6), T.reshape(-1))
         eT, dT = eT.reshape(n, 6), dT.reshape(n, 6)
-        # the new bracket: the first place, going up from lo, where D turns from positive to non-positive (D need not
-        # be monotone: a line may cross several ridges; the one nearest lo is kept)
-        P = torch.cat([a[:, None], T, b[:, None]], dim=1)                # (n, 8)
-        EP = torch.cat([e_lo[:, None], eT, e_hi[:, None]], dim=1)
-        DP = torch.cat([d_lo[:, None], dT, d_hi[:, None]], dim=1)
-        order = P.argsort(dim=1)
-        P, EP, DP = P.gather(1, order), EP.gather(1, order), DP.gather(1, order)
-        turn = (DP[:, :-1] > 0) & (DP[:, 1:] <= 0)
-        k = turn.to(torch.int8).argmax(dim=1)[:, None]                  # first turn (one exists: D(a)>0>=D(b))
-        lo[rows], hi[rows] = P.gather(1, k)[:, 0], P.gather(1, k + 1)[:, 0]
-        e_lo, d_lo = EP.gather(1, k)[:, 0], DP.gather(1, k)[:, 0]
-        e_hi, d_hi = EP.gather(1, k + 1)[:, 0], DP.gather(1, k + 1)[:, 0]
+        new_lo, new_hi, e_lo, d_lo, e_hi, d_hi = _first_turn(a, b, T, eT, dT, (e_lo, d_lo, e_hi, d_hi))
+        lo[rows], hi[rows] = new_lo, new_hi
         keep = (hi[rows] - lo[rows]) > xtol
         rows, e_lo, d_lo, e_hi, d_hi = rows[keep], e_lo[keep], d_lo[keep], e_hi[keep], d_hi[keep]
-    t_fin = 0.5 * (lo + torch.nan_to_num(hi))
-    s_star = torch.where(ok, sign * t_fin, torch.zeros_like(lo))
-    zr = z + s_star[:, None] * tau
-    e, g = land.energy_and_grad(zr)
-    ok &= torch.isfinite(e) & torch.isfinite(g).all(1)
+
+
+def _ridge_gradient(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, sign: torch.Tensor, zr: torch.Tensor,
+                    s_star: torch.Tensor, g: torch.Tensor, ok: torch.Tensor, xtol: float) -> torch.Tensor:
+    """Gradient (B, d) of R(y) = max_s U(y + s τ) at the ridge points zr (B, d), nats per latent unit."""
     # the gradient of the ridge function R(y) = max_s U(y + s τ): at a kink the combination of the gradients just
     # before and just after the maximum whose component along τ vanishes (implicit differentiation of the kink's
     # position); the same as ∇U at a smooth maximum
@@ -891,6 +991,29 @@ def ridge_points(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, span: to
                           torch.full_like(den, 0.5)).clamp(0, 1)
         g = g.clone()
         g[r] = lam[:, None] * gl + (1 - lam)[:, None] * gh
+    return g
+
+
+def ridge_points(land: "Landscape", z: torch.Tensor, tau: torch.Tensor, span: torch.Tensor, xtol: float,
+                 max_expand: int = 6, max_bisect: int = 60) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                      torch.Tensor]:
+    """The nearest maximum of U along each line z + s τ (rows of (B, d) tensors): expanding steps of span/4 from
+    s = 0 uphill until the directional derivative ∇U·τ changes sign, then bisection on that sign to ``xtol``
+    (exact on a kink, where the derivative jumps).
+
+    Returns:
+        (points (B, d), U there (B,), the gradient of the ridge function there (B, d) (∇U at a smooth maximum; at a
+        kink, the combination of the two one-sided gradients whose component along τ vanishes), ok (B,): a maximum
+        was bracketed within ``max_expand`` doublings and every value met was finite).
+    """
+    sign, lo, hi, ok = _bracket_maxima(land, z, tau, span, max_expand)
+    _shrink_brackets(land, z, tau, sign, lo, hi, ok, xtol, max_bisect)
+    t_fin = 0.5 * (lo + torch.nan_to_num(hi))
+    s_star = torch.where(ok, sign * t_fin, torch.zeros_like(lo))
+    zr = z + s_star[:, None] * tau
+    e, g = land.energy_and_grad(zr)
+    ok &= torch.isfinite(e) & torch.isfinite(g).all(1)
+    g = _ridge_gradient(land, z, tau, sign, zr, s_star, g, ok, xtol)
     return zr, e, g, ok
 
 

@@ -257,6 +257,111 @@ def validate_saddles(land: Landscape, refined: RefineResult, book: MinimaBook, *
     return out
 
 
+def _ridge_starts(land: Landscape, z0: np.ndarray, tangents: Any, spans: Any,
+                  length: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(starts (C, d), first radii (C,) latent units, ridges found): tangent rows moved to their ridge minimum."""
+    from energyscope.search.nonsmooth import ridge_minimum
+    C = len(z0)
+    n_ridge = 0
+    rad = np.full(C, 1e-3 * length)
+    if tangents is not None:
+        tau = np.asarray(to_numpy(tangents), dtype=np.float64).reshape(C, land.dim)
+        span = np.full(C, 0.1 * length) if spans is None else np.asarray(spans, dtype=np.float64).reshape(C)
+        good = np.linalg.norm(tau, axis=1) > 0
+        if good.any():
+            zr, _, okr = ridge_minimum(land, z0[good], tau[good], span[good])
+            rows = np.flatnonzero(good)[okr]
+            z0 = z0.copy()
+            z0[rows] = zr[okr]
+            rad[rows] = 1e-5 * length
+            n_ridge = int(okr.sum())
+    return z0, rad, n_ridge
+
+
+def _second_chances(land: Landscape, kp: Any, ls: Any, z0: np.ndarray, z_given: np.ndarray, bands: list | None,
+                    length: float, flat_tol: float, max_iter: int, seed: int) -> None:
+    """Re-refine rows not yet index 1 from z0, z_given (C, d), then zoomed bands; replace rows that become so."""
+    from energyscope.search.nonsmooth import local_structure, refine, replace_rows
+    for start in (z0, z_given, "zoom"):
+        again = np.flatnonzero(~(kp.converged & (ls.index == 1)))
+        if not len(again):
+            break
+        rad2 = 1e-3 * length
+        if isinstance(start, str):
+            if bands is None:
+                break
+            again = np.array([c for c in again if bands[c] is not None], dtype=int)
+            if not len(again):
+                break
+            start, rad2 = _zoomed_ridge_points(land, [bands[c] for c in again], z_given[again], length), 1e-5 * length
+        else:
+            start = start[again]
+        kp2 = refine(land, start, "saddle", radius=rad2, max_iter=max_iter, seed=seed + 1)
+        ls2 = local_structure(land, kp2, flat_tol=flat_tol, seed=seed + 1)
+        better = kp2.converged & (ls2.index == 1)
+        if better.any():
+            replace_rows(kp, again[better], _rows(kp2, better))
+            replace_rows(ls, again[better], _rows(ls2, better))
+
+
+def _structure_reasons(kp: Any, ls: Any) -> list:
+    """Per point (C), "" or why its refinement or local structure rules it out as a transition state."""
+    reasons = [""] * len(kp)
+    for c in range(len(kp)):
+        if not kp.converged[c]:
+            reasons[c] = f"saddle refinement on the kink did not converge ({kp.reason[c]})"
+        elif ls.index[c] != 1:
+            reasons[c] = ("refined point is not an index-1 saddle (" + (
+                "U falls along one side only: not stationary" if ls.index[c] < 0 else
+                f"{int(ls.index[c])} independent downhill directions") + f"; {ls.kind[c]}, "
+                f"{int(ls.n_sharp[c])} sharp directions)")
+    return reasons
+
+
+def _push_off_descents(land: Landscape, kp: Any, ls: Any, book: MinimaBook, todo: np.ndarray, reached: np.ndarray,
+                       reasons: list, n_evals: np.ndarray, push_rel: float, length: float, step_cap: float,
+                       quench_max_iter: int) -> None:
+    """Push ``todo`` off both ways by push_rel × length and descend; record minima (C, 2) and evals (C,)."""
+    # push off to both sides and descend; where both descents end in the same minimum (or fail), once more from a
+    # hundredth of the distance with steps that start as small and grow: the basin on one side may be tiny
+    for attempt, (delta, grow) in enumerate(((push_rel * length, None), (1e-2 * push_rel * length, 2.0))):
+        if not len(todo):
+            break
+        pts, _, ne = _push_points(land, kp.z[todo], ls.push[todo, 0], kp.energy[todo], delta,
+                                  mode_minus=ls.push[todo, 1])
+        q = quench_to_minima(land, pts, book, max_iter=quench_max_iter, max_step=step_cap if grow is None else delta,
+                             max_step_max=step_cap, grow=grow)
+        n_evals[todo] += (ne + q.n_evals) // len(todo)
+        ok, idx = q.converged, q.minimum
+        n = len(todo)
+        same = np.array([not (ok[k] and ok[k + n]) or idx[k] < 0 or idx[k + n] < 0 or idx[k] == idx[k + n]
+                         for k in range(n)])
+        if attempt == 0 and same.any():
+            keep = ~same
+            idx = np.concatenate([idx[:n][keep], idx[n:][keep]])
+            ok = np.concatenate([ok[:n][keep], ok[n:][keep]])
+            retry, todo = todo[same], todo[keep]
+        else:
+            retry = np.zeros(0, dtype=int)
+        _judge_pushoffs(todo, idx, ok, kp.energy, book, reached, reasons)
+        todo = retry
+
+
+def _kink_record(kp: Any, ls: Any, c: int, reached: np.ndarray, reasons: list, n_evals: np.ndarray,
+                 ridge_search: bool) -> SaddleRecord:
+    """The :class:`SaddleRecord` of refined kink point c (its energy in nats, eigenvalues ±inf on sharp directions)."""
+    C = len(kp)
+    ev = ls.eigenvalues[c]
+    return SaddleRecord(
+        z=kp.z[c].copy(), energy=float(kp.energy[c]), eigenvalues=ev.copy(),
+        negative_eigenvalue=float(ev[0]) if np.isfinite(kp.energy[c]) and not np.isnan(ev[0]) else float("nan"),
+        mode=ls.push[c, 0].copy(), minima=(int(reached[c, 0]), int(reached[c, 1])), valid=not reasons[c],
+        reason=reasons[c], converged=bool(kp.converged[c]), grad_norm=float(kp.stationarity[c]),
+        n_evals=int(n_evals[c]), n_hessians=int(kp.n_hessians // C),
+        info={"kind": ls.kind[c], "n_sharp": int(ls.n_sharp[c]), "index": int(ls.index[c]),
+              "n_pieces": int(kp.n_pieces[c]), "ridge_search": ridge_search})
+
+
 def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tangents: Any = None,
                       spans: Any = None, bands: list | None = None, radius: float | None = None, push_rel: float = 1e-2,
                       quench_max_step: float | None = None, quench_max_iter: int = 5000, max_iter: int = 40,
@@ -294,26 +399,13 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
         max_iter: refinement iterations at most.
         seed: seeds the refinement's samples.
     """
-    from energyscope.search.nonsmooth import local_structure, refine, replace_rows
+    from energyscope.search.nonsmooth import local_structure, refine
     z0 = np.asarray(to_numpy(candidates), dtype=np.float64).reshape(-1, land.dim)
     C = len(z0)
     if C == 0:
         return []
-    from energyscope.search.nonsmooth import ridge_minimum
     length = land.scales().length
-    n_ridge = 0
-    rad = np.full(C, 1e-3 * length)
-    if tangents is not None:
-        tau = np.asarray(to_numpy(tangents), dtype=np.float64).reshape(C, land.dim)
-        span = np.full(C, 0.1 * length) if spans is None else np.asarray(spans, dtype=np.float64).reshape(C)
-        good = np.linalg.norm(tau, axis=1) > 0
-        if good.any():
-            zr, _, okr = ridge_minimum(land, z0[good], tau[good], span[good])
-            rows = np.flatnonzero(good)[okr]
-            z0 = z0.copy()
-            z0[rows] = zr[okr]
-            rad[rows] = 1e-5 * length
-            n_ridge = int(okr.sum())
+    z0, rad, n_ridge = _ridge_starts(land, z0, tangents, spans, length)
     if radius is not None:
         rad[:] = radius
     kp = refine(land, z0, "saddle", radius=rad, max_iter=max_iter, seed=seed)
@@ -321,75 +413,15 @@ def find_kink_saddles(land: Landscape, candidates: Any, book: MinimaBook, *, tan
     # second chances where that did not give an index-1 point: a wider first sample around the same start (the ridge
     # search may stall short of the ridge's lowest point), then around the candidate as given
     z_given = np.asarray(to_numpy(candidates), dtype=np.float64).reshape(-1, land.dim)
-    for start in (z0, z_given, "zoom"):
-        again = np.flatnonzero(~(kp.converged & (ls.index == 1)))
-        if not len(again):
-            break
-        rad2 = 1e-3 * length
-        if isinstance(start, str):
-            if bands is None:
-                break
-            again = np.array([c for c in again if bands[c] is not None], dtype=int)
-            if not len(again):
-                break
-            start, rad2 = _zoomed_ridge_points(land, [bands[c] for c in again], z_given[again], length), 1e-5 * length
-        else:
-            start = start[again]
-        kp2 = refine(land, start, "saddle", radius=rad2, max_iter=max_iter, seed=seed + 1)
-        ls2 = local_structure(land, kp2, flat_tol=book.base.flat_tol, seed=seed + 1)
-        better = kp2.converged & (ls2.index == 1)
-        if better.any():
-            replace_rows(kp, again[better], _rows(kp2, better))
-            replace_rows(ls, again[better], _rows(ls2, better))
-    reasons = [""] * C
-    for c in range(C):
-        if not kp.converged[c]:
-            reasons[c] = f"saddle refinement on the kink did not converge ({kp.reason[c]})"
-        elif ls.index[c] != 1:
-            reasons[c] = ("refined point is not an index-1 saddle (" + (
-                "U falls along one side only: not stationary" if ls.index[c] < 0 else
-                f"{int(ls.index[c])} independent downhill directions") + f"; {ls.kind[c]}, "
-                f"{int(ls.n_sharp[c])} sharp directions)")
+    _second_chances(land, kp, ls, z0, z_given, bands, length, book.base.flat_tol, max_iter, seed)
+    reasons = _structure_reasons(kp, ls)
     todo = np.array([c for c in range(C) if not reasons[c]], dtype=int)
     reached = np.full((C, 2), -1, dtype=int)
     n_evals = np.full(C, kp.n_evals // C + ls.n_evals // C, dtype=np.int64)
-    # push off to both sides and descend; where both descents end in the same minimum (or fail), once more from a
-    # hundredth of the distance with steps that start as small and grow: the basin on one side may be tiny
     step_cap = 0.05 * length if quench_max_step is None else quench_max_step
-    for attempt, (delta, grow) in enumerate(((push_rel * length, None), (1e-2 * push_rel * length, 2.0))):
-        if not len(todo):
-            break
-        pts, _, ne = _push_points(land, kp.z[todo], ls.push[todo, 0], kp.energy[todo], delta,
-                                  mode_minus=ls.push[todo, 1])
-        q = quench_to_minima(land, pts, book, max_iter=quench_max_iter, max_step=step_cap if grow is None else delta,
-                             max_step_max=step_cap, grow=grow)
-        n_evals[todo] += (ne + q.n_evals) // len(todo)
-        ok, idx = q.converged, q.minimum
-        n = len(todo)
-        same = np.array([not (ok[k] and ok[k + n]) or idx[k] < 0 or idx[k + n] < 0 or idx[k] == idx[k + n]
-                         for k in range(n)])
-        if attempt == 0 and same.any():
-            keep = ~same
-            idx = np.concatenate([idx[:n][keep], idx[n:][keep]])
-            ok = np.concatenate([ok[:n][keep], ok[n:][keep]])
-            retry, todo = todo[same], todo[keep]
-        else:
-            retry = np.zeros(0, dtype=int)
-        _judge_pushoffs(todo, idx, ok, kp.energy, book, reached, reasons)
-        todo = retry
-    out = []
-
-    for c in range(C):
-        ev = ls.eigenvalues[c]
-        out.append(SaddleRecord(
-            z=kp.z[c].copy(), energy=float(kp.energy[c]), eigenvalues=ev.copy(),
-            negative_eigenvalue=float(ev[0]) if np.isfinite(kp.energy[c]) and not np.isnan(ev[0]) else float("nan"),
-            mode=ls.push[c, 0].copy(), minima=(int(reached[c, 0]), int(reached[c, 1])), valid=not reasons[c],
-            reason=reasons[c], converged=bool(kp.converged[c]), grad_norm=float(kp.stationarity[c]),
-            n_evals=int(n_evals[c]), n_hessians=int(kp.n_hessians // C),
-            info={"kind": ls.kind[c], "n_sharp": int(ls.n_sharp[c]), "index": int(ls.index[c]),
-                  "n_pieces": int(kp.n_pieces[c]), "ridge_search": n_ridge > 0}))
-    return out
+    _push_off_descents(land, kp, ls, book, todo, reached, reasons, n_evals, push_rel, length, step_cap,
+                       quench_max_iter)
+    return [_kink_record(kp, ls, c, reached, reasons, n_evals, n_ridge > 0) for c in range(C)]
 
 
 def _zoomed_ridge_points(land: Landscape, bands: list, tops: np.ndarray, length: float, levels: int = 3,
