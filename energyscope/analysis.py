@@ -89,7 +89,9 @@ class Analysis:
     @property
     def typed_settings(self) -> AnalysisSettings:
         """:attr:`settings` as an :class:`~energyscope.settings.AnalysisSettings` (results saved by energyscope
-        0.1.0 kept the stages' settings as ``minima_kwargs``, ... dicts; those are read too)."""
+        0.1.0 kept the stages' settings as ``minima_kwargs``, ... dicts; those are read too). Settings that held
+        arrays or callables (``starts``, ``reference``, ``partition``) come back as their recorded description,
+        e.g. ``"array (120, 2)"``: the record says what was used, it does not keep the data."""
         saved = dict(self.settings or {})
         old = {k: saved.pop(k) for k in ("minima_kwargs", "connect_kwargs", "tree_kwargs", "interpret_kwargs")
                if k in saved}
