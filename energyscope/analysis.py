@@ -213,8 +213,8 @@ def _rebuild_tree(result: Analysis, tree_data: Any) -> DisconnectivityGraph | No
     """The disconnectivity tree after a load: from its saved form, else (a save without one) rebuilt from the
     network. A saved tree that cannot be read is rebuilt too: the network holds everything the tree is made of."""
     from energyscope.search.network import TransitionNetwork
-    if not isinstance(result.network, TransitionNetwork):  # none, or a newer layout kept as plain data
-        return None
+    if not isinstance(result.network, TransitionNetwork) or len(result.network.minima) == 0:
+        return None  # no network (or a newer layout kept as plain data), or one without minima: no tree
     if tree_data is not None:
         try:
             return DisconnectivityGraph.from_dict(tree_data)

@@ -164,6 +164,7 @@ def run(land: Landscape, settings: AnalysisSettings, progress: bool = True) -> A
             # take many minutes and report 0 % everywhere); the data mass is still defined
             import dataclasses
             mass = dataclasses.replace(mass, which=("data",))
+            result.settings["mass"] = mass.to_dict()  # the settings record what was used
             diag["warnings"].append("interpret: prior and sampler masses skipped: U appears unbounded below, so "
                                     "exp(-U) has no normalisable mass (add the base prior)")
         with _deadline.time_limit(s.time_limit) as budget:

@@ -99,19 +99,24 @@ class Integer(Constraint):
 
 
 class Real(Constraint):
-    """A finite number with ``low < x`` (or ``<=`` when ``closed_low``) and ``x <= high``."""
+    """A number with ``low < x`` (or ``<=`` when ``closed_low``) and ``x <= high``; finite unless ``allow_inf``
+    (for settings where +inf switches something off)."""
 
-    def __init__(self, low: float | None = None, high: float | None = None, closed_low: bool = False):
-        self.low, self.high, self.closed_low = low, high, closed_low
+    def __init__(self, low: float | None = None, high: float | None = None, closed_low: bool = False,
+                 allow_inf: bool = False):
+        self.low, self.high, self.closed_low, self.allow_inf = low, high, closed_low, allow_inf
         parts = []
         if low is not None:
             parts.append(f"{'>=' if closed_low else '>'} {low:g}")
         if high is not None:
             parts.append(f"<= {high:g}")
-        self.description = "a number " + " and ".join(parts) if parts else "a finite number"
+        kind = "a number" if allow_inf else "a finite number" if not parts else "a number"
+        self.description = kind + (" " + " and ".join(parts) if parts else "") + (" (inf allowed)" if allow_inf
+                                                                                   else "")
 
     def ok(self, value: Any) -> bool:
-        if not _is_real(value):
+        if not (_is_real(value) or (self.allow_inf and isinstance(value, (int, float, np.integer, np.floating))
+                                    and not isinstance(value, (bool, np.bool_)) and float(value) == math.inf)):
             return False
         x = float(value)
         if self.low is not None and not (x >= self.low if self.closed_low else x > self.low):
@@ -138,14 +143,17 @@ class Options(Constraint):
 
 
 class OptionList(Constraint):
-    """A non-empty list or tuple of distinct strings from a fixed set."""
+    """A list or tuple of strings from a fixed set (non-empty unless ``allow_empty``; repeats allowed only with
+    ``distinct=False``)."""
 
-    def __init__(self, *values: str):
-        self.values = values
-        self.description = "a list of distinct names from " + ", ".join(repr(v) for v in values)
+    def __init__(self, *values: str, allow_empty: bool = False, distinct: bool = True):
+        self.values, self.allow_empty, self.distinct = values, allow_empty, distinct
+        self.description = (f"a list of {'distinct ' if distinct else ''}names from "
+                            + ", ".join(repr(v) for v in values))
 
     def ok(self, value: Any) -> bool:
-        return (isinstance(value, (list, tuple)) and len(value) > 0 and len(set(value)) == len(value)
+        return (isinstance(value, (list, tuple)) and (self.allow_empty or len(value) > 0)
+                and (not self.distinct or len(set(value)) == len(value))
                 and all(isinstance(v, str) and v in self.values for v in value))
 
 
@@ -267,11 +275,12 @@ class MinimaSettings(_Settings):
     section: ClassVar[str] = "minima"
     target: ClassVar[str] = "find_minima"
     starts: Any = setting(None, Anything("(R, d) start points or None"), "start points used as given")
-    sources: tuple[str, ...] = setting(_SOURCES, OptionList(*_SOURCES), "where restarts start")
+    sources: tuple[str, ...] = setting(_SOURCES, OptionList(*_SOURCES, distinct=False),
+                                       "where restarts start")
     gtol: float | None = setting(None, Real(0.0) | None, "gradient tolerance (None: unit-free default)")
     max_iter: int = setting(5000, Integer(1), "iterations per descent")
     max_step: float | None = setting(None, Real(0.0) | None, "initial trust radius (latent units)")
-    max_step_max: float | None = setting(None, Real(0.0) | None, "largest trust radius")
+    max_step_max: float | None = setting(None, Real(0.0, allow_inf=True) | None, "largest trust radius")
     method: str = setting("auto", Options("auto", "lbfgs", "fire", "nonsmooth"), "descent method")
     flat_tol: float | None = setting(None, Real(0.0, closed_low=True) | None, "Hessian eigenvalue counted as flat")
     until_complete: bool = setting(False, Boolean(), "add rounds of restarts until the coverage looks complete")
@@ -287,17 +296,19 @@ class ConnectSettings(_Settings):
 
     section: ClassVar[str] = "connect"
     target: ClassVar[str] = "connect"
-    k_nearest: int = setting(4, Integer(1), "nearest neighbours per minimum in the first round")
+    k_nearest: int = setting(4, Integer(0),
+                             "nearest neighbours per minimum in the first round (0: the spanning tree alone)")
     max_attempts_per_pair: int = setting(2, Integer(1), "bands tried per pair")
-    max_rounds: int = setting(10, Integer(1), "rounds of new pairs")
+    max_rounds: int = setting(10, Integer(0), "rounds of new pairs")
     n_images: int | None = setting(None, Integer(3) | None, "images per band (None: from the distance)")
     images_per_length: float = setting(3.0, Real(0.0), "images per length scale")
-    ftol_rel: float = setting(1e-2, Real(0.0), "band force tolerance, relative")
+    ftol_rel: float = setting(1e-2, Real(0.0, closed_low=True), "band force tolerance, relative")
     max_iter: int = setting(1000, Integer(1), "band iterations")
     dense: int = setting(8, Integer(1), "dense evaluations per band segment")
     split: bool = setting(True, Boolean(), "split bands at intermediate minima")
     retry_bump: float = setting(0.15, Real(0.0, closed_low=True), "sideways bulge of retried bands")
-    match_tol: float | None = setting(None, Real(0.0) | None, "distance under which two points are one minimum")
+    match_tol: float | None = setting(None, Real(0.0, closed_low=True) | None,
+                                  "distance under which two points are one minimum")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,15 +333,19 @@ class MassSettings(_Settings):
     mala: dict | None = setting(None, Dictionary() | None, "MALA chain settings")
     partition: Any = setting(None, Anything("a partition of the minima (lists of indices) or None"),
                              "masses of groups of minima instead of single minima")
-    which: tuple[str, ...] | None = setting(None, OptionList("equilibrium", "sampler", "data") | None,
+    which: tuple[str, ...] | None = setting(None, OptionList("equilibrium", "sampler", "data",
+                                                             allow_empty=True) | None,
                                             "which masses (None: all that apply)")
     keep_z: bool = setting(True, Boolean(), "keep the samples (for the report's sample images)")
-    min_ess: float = setting(200.0, Real(0.0, closed_low=True), "importance ESS below which MALA is used")
-    hole_ratio: float = setting(3.0, Real(0.0), "prior-hole flag: prior mass / data mass")
+    min_ess: float = setting(200.0, Real(0.0, closed_low=True, allow_inf=True),
+                             "importance ESS below which MALA is used")
+    hole_ratio: float = setting(3.0, Real(0.0, allow_inf=True), "prior-hole flag: prior mass / data mass")
     min_mass: float = setting(0.01, Real(0.0, 1.0, closed_low=True), "smallest mass a flag considers")
     min_diff: float = setting(0.02, Real(0.0, 1.0, closed_low=True), "sampler ≠ equilibrium: mass difference")
-    n_se: float = setting(4.0, Real(0.0), "sampler ≠ equilibrium: standard errors")
-    tol: float | None = setting(None, Real(0.0) | None, "distance at which a descent counts as at a minimum")
+    n_se: float = setting(4.0, Real(0.0, closed_low=True, allow_inf=True),
+                          "sampler ≠ equilibrium: standard errors")
+    tol: float | None = setting(None, Real(0.0, closed_low=True) | None,
+                                "distance at which a descent counts as at a minimum")
     batch_size: int = setting(4096, Integer(1), "descents run together")
     max_iter: int = setting(5000, Integer(1), "iterations per descent")
 

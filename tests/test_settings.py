@@ -69,9 +69,10 @@ def test_misspelt_analyze_keyword_is_one_error_naming_it():
 @pytest.mark.parametrize("kwargs, message", [
     ({"minima_kwargs": {"max_iter": "10"}}, "minima.max_iter must be an integer >= 1, got '10'"),
     ({"minima_kwargs": {"method": "bfgs"}}, "minima.method must be one of 'auto', 'lbfgs', 'fire', 'nonsmooth'"),
-    ({"minima_kwargs": {"sources": ["prior", "grid"]}}, "minima.sources must be a list of distinct names from"),
+    ({"minima_kwargs": {"sources": ["prior", "grid"]}}, "minima.sources must be a list of names from"),
     ({"connect_kwargs": {"split": 1}}, "connect.split must be True or False, got 1"),
-    ({"connect_kwargs": {"ftol_rel": float("nan")}}, "connect.ftol_rel must be a number > 0, got nan"),
+    ({"connect_kwargs": {"ftol_rel": float("nan")}}, "connect.ftol_rel must be a number >= 0, got nan"),
+    ({"interpret_kwargs": {"hole_ratio": float("nan")}}, "mass.hole_ratio must be a number > 0 (inf allowed), got nan"),
     ({"interpret_kwargs": {"n_prior": 0}}, "mass.n_prior must be an integer >= 1, got 0"),
     ({"interpret_kwargs": {"which": ["prior"]}}, "mass.which must be a list of distinct names from 'equilibrium'"),
     ({"interpret_kwargs": {"hdbscan": "yes"}}, "interpret.hdbscan must be True or False, got 'yes'"),
@@ -98,10 +99,18 @@ def test_stage_functions_called_directly_check_keys_and_values():
     minima = es.find_minima(land, n_restarts=16, seed=0, progress=False)
     with pytest.raises(UnknownSettingError, match=r"connect: unknown setting 'k_neighbours' \(accepted: .*k_nearest"):
         es.connect(land, minima, k_neighbours=2)
-    with pytest.raises(BadArgumentError, match=r"connect: k_nearest must be an integer >= 1, got 0"):
-        es.connect(land, minima, k_nearest=0)
+    with pytest.raises(BadArgumentError, match=r"connect: k_nearest must be an integer >= 0, got -1"):
+        es.connect(land, minima, k_nearest=-1)
     with pytest.raises(UnknownSettingError, match=r"neb: unknown setting 'n_image'; did you mean 'n_images'"):
         es.neb(land, minima.z[0], minima.z[1], n_image=9)
+
+
+def test_settings_accept_what_the_stages_accept():
+    """The constraints are no stricter than the stages: 0 nearest neighbours (the spanning tree alone), an infinite
+    threshold that switches a flag off, an empty list of masses, repeated start sources."""
+    ConnectSettings(k_nearest=0, max_rounds=0, ftol_rel=0.0, match_tol=0.0)
+    MassSettings(hole_ratio=float("inf"), n_se=float("inf"), min_ess=float("inf"), which=[], tol=0.0)
+    MinimaSettings(sources=["prior", "prior", "box"], max_step_max=float("inf"))
 
 
 def test_settings_are_frozen_and_replace_checks_again():

@@ -6,6 +6,7 @@ module import it inside the test, so the others also run (and fail) against an e
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import energyscope as es
 from energyscope.analysis import Analysis, AnalysisFormatError
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -475,3 +477,42 @@ def test_two_processes_never_hold_the_lock_at_once(tmp_path):
     held, refused, overlaps = (sum(c[i] for c in counts) for i in range(3))
     assert overlaps == 0 and held > 0 and refused > 0, counts
     assert os.listdir(out) == []
+
+
+def _same_data(a, b, where="") -> list[str]:
+    """Differences between two nested values, types included (tuple vs list, numpy vs Python, int vs str keys)."""
+    if type(a) is not type(b):
+        return [f"{where}: {type(a).__name__} vs {type(b).__name__}"]
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            return [f"{where}: keys {list(a)} vs {list(b)}"]
+        return [d for k in a for d in _same_data(a[k], b[k], f"{where}[{k!r}]")]
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{where}: length {len(a)} vs {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _same_data(x, y, f"{where}[{i}]")]
+    if isinstance(a, np.ndarray):
+        ok = a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        return [] if ok else [f"{where}: arrays differ"]
+    if dataclasses.is_dataclass(a):
+        return [d for f in dataclasses.fields(a) for d in _same_data(getattr(a, f.name), getattr(b, f.name),
+                                                                      f"{where}.{f.name}")]
+    if isinstance(a, float) and a != a:
+        return [] if b != b else [f"{where}: nan vs {b!r}"]
+    return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+
+
+def test_a_real_network_round_trips_with_its_types():
+    """The network is saved through its to_dict: every edge attribute (Paths and their info, tuples, numpy
+    scalars), the attempts, the info (int keys too) and the network's minima come back as they were."""
+    from mb_helpers import mb_landscape
+    land = mb_landscape(with_reference=False)
+    minima = es.find_minima(land, n_restarts=16, seed=0, progress=False)
+    net = es.connect(land, minima, progress=False)
+    net.info["bad_minima"] = {1: "an int key"}          # as connect records input minima that fail their check
+    back = Analysis(minima=net.minima, network=net).snapshot().network
+    assert back.n_transition_states == net.n_transition_states >= 2
+    assert _same_data(list(net.graph.edges(data=True)), list(back.graph.edges(data=True)), "edges") == []
+    assert _same_data(net.attempts, back.attempts, "attempts") == []
+    assert _same_data(net.info, back.info, "info") == []
+    assert _same_data(net.minima, back.minima, "minima") == []

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from energyscope.errors import EnergyscopeError
+from energyscope.errors import EnergyscopeError, warn as warn_user
 from energyscope._tensor import to_numpy
 
 FORMAT_NAME = "energyscope-analysis"
@@ -211,25 +211,25 @@ class Decoder:
         return {k: self._decode(v) for k, v in obj.items()}
 
     def _revive(self, tag: Any, obj: dict) -> Any:
-        """The registered class ``tag`` names, rebuilt from its fields or data; the plain data when that fails (an
-        older or newer layout keeps its data rather than failing the whole load)."""
+        """The registered class ``tag`` names, rebuilt from its fields or data. When that fails (an older or newer
+        layout), the plain data is kept rather than failing the whole load, and a warning says so."""
         cls = saved_class(tag)
         if "fields" in obj:
             fields = {k: self._decode(v) for k, v in obj["fields"].items()}
             if cls is None or not dataclasses.is_dataclass(cls):
-                return fields
+                return _kept_plain(tag, fields, None if cls is not None else "no such saved type")
             names = {f.name for f in dataclasses.fields(cls) if f.init}
             try:
                 return cls(**{k: v for k, v in fields.items() if k in names})
-            except TypeError:
-                return fields
+            except TypeError as exc:
+                return _kept_plain(tag, fields, f"{type(exc).__name__}: {exc}")
         data = self._decode(obj.get("data"))
         if cls is not None and callable(getattr(cls, "from_dict", None)):
             try:
                 return cls.from_dict(data)
-            except Exception:
-                return data
-        return data
+            except Exception as exc:
+                return _kept_plain(tag, data, f"{type(exc).__name__}: {exc}")
+        return _kept_plain(tag, data, "no such saved type")
 
     def _network_v1(self, d: dict) -> Any:
         from energyscope.search.network import TransitionNetwork
@@ -239,6 +239,13 @@ class Decoder:
         for e in d["edges"]:
             net.graph.add_edge(int(e["i"]), int(e["j"]), **self._decode(e["attrs"]))
         return net
+
+
+def _kept_plain(tag: Any, data: Any, why: str | None) -> Any:
+    """``data`` as loaded, with a warning that the saved ``tag`` could not be rebuilt (``why``; None: quietly)."""
+    if why is not None:
+        warn_user(f"{JSON_NAME}: a saved {str(tag)[:80]!r} could not be rebuilt ({why}); it is kept as plain data")
+    return data
 
 
 def _hashable(x: Any) -> Any:

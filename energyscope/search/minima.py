@@ -311,15 +311,17 @@ class Minima:
     @classmethod
     def from_dict(cls, d: dict) -> "Minima":
         """Rebuild from :meth:`to_dict` output (arrays may come back as lists)."""
-        z = np.asarray(d["z"], dtype=np.float64)
+        def rows(a: Any, dtype: type) -> np.ndarray:  # (k, d), also for k = 0 (reshape(0, -1) is ambiguous)
+            a = np.asarray(a, dtype=dtype)
+            return a.reshape(k, -1) if k else a.reshape(0, a.shape[-1] if a.ndim == 2 else 0)
         k = len(np.asarray(d["energy"]))
-        z = z.reshape(k, -1) if z.size or k else z.reshape(0, 0)
+        z = rows(d["z"], np.float64)
         cov = d.get("coverage")
         gn = d.get("grad_norm")
         fv = d.get("flat_vectors")
         return cls(z=z, energy=np.asarray(d["energy"], dtype=np.float64),
                    hits=np.asarray(d["hits"], dtype=np.int64),
-                   hessian_eigenvalues=np.asarray(d["hessian_eigenvalues"], dtype=np.float64).reshape(k, -1),
+                   hessian_eigenvalues=rows(d["hessian_eigenvalues"], np.float64),
                    coverage=None if cov is None else Coverage.from_dict(cov),
                    dedup_tol=float(d.get("dedup_tol", 1e-4)), flat_tol=float(d.get("flat_tol", 0.0)),
                    stats=dict(d.get("stats") or {}),

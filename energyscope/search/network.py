@@ -24,7 +24,7 @@ from energyscope.errors import BadArgumentError
 from energyscope.settings import ConnectSettings, checked_keywords
 from energyscope.search.book import MinimaBook, default_match_tol
 from energyscope.search.minima import Minima
-from energyscope.search.paths import Path, _plain, _revive  # noqa: F401 (Path is public here too)
+from energyscope.search.paths import Path  # noqa: F401 (Path is public here too)
 
 
 @dataclass
@@ -162,20 +162,19 @@ class TransitionNetwork:
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
-        """Plain, JSON-able data with numpy arrays kept as arrays (inverse: :meth:`from_dict`); no pickling."""
-        edges = []
-        for u, v, data in self.graph.edges(data=True):
-            e = {"i": int(u), "j": int(v)}
-            for key, val in data.items():
-                e[key] = _plain(val)
-            edges.append(e)
-        return {"minima": self.minima.to_dict(), "edges": edges, "attempts": [a.to_dict() for a in self.attempts],
-                "info": _plain(self.info)}
+        """The network as data (inverse: :meth:`from_dict`): its minima, attempts and info, and one dict per edge
+        (``i``, ``j`` and the edge's attributes as they are: arrays, :class:`Path`, tuples). The results codec
+        saves this faithfully, the package's classes included; no pickling."""
+        edges = [{"i": int(u), "j": int(v), **data} for u, v, data in self.graph.edges(data=True)]
+        return {"minima": self.minima, "edges": edges, "attempts": list(self.attempts), "info": dict(self.info)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TransitionNetwork":
-        net = cls(Minima.from_dict(d["minima"]), attempts=[Attempt.from_dict(a) for a in d.get("attempts", [])],
-                  info=d.get("info"))
+        """A network from :meth:`to_dict`'s data (its minima, attempts and paths as objects, or in their own plain
+        ``to_dict`` forms)."""
+        minima = d["minima"] if isinstance(d["minima"], Minima) else Minima.from_dict(d["minima"])
+        attempts = [a if isinstance(a, Attempt) else Attempt.from_dict(a) for a in d.get("attempts", [])]
+        net = cls(minima, attempts=attempts, info=d.get("info"))
         for e in d.get("edges", []):
             attrs = {k: v for k, v in e.items() if k not in ("i", "j")}
             if isinstance(attrs.get("path"), dict):
