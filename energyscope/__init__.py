@@ -17,10 +17,12 @@ from energyscope.search.minima import Coverage, Minima, find_minima, quench
 from energyscope.search.network import Path, TransitionNetwork, connect
 from energyscope.search.neb import neb
 from energyscope.tree.graph import DisconnectivityGraph, disconnectivity
+from energyscope.kinetics.api import kinetics
+from energyscope.kinetics.model import Kinetics
 from energyscope.analysis import Analysis, AnalysisFormatError
 from energyscope.pipeline import analyze
-from energyscope.settings import (AnalysisSettings, ConnectSettings, InterpretSettings, MassSettings,
-                                  MinimaSettings, TreeSettings)
+from energyscope.settings import (AnalysisSettings, ConnectSettings, InterpretSettings, KineticsSettings,
+                                  MassSettings, MinimaSettings, TreeSettings)
 
 
 __all__ = [
@@ -29,8 +31,10 @@ __all__ = [
     "find_minima", "Minima", "Coverage", "quench",
     "neb", "connect", "TransitionNetwork", "Path",
     "disconnectivity", "DisconnectivityGraph",
+    "kinetics", "Kinetics",
     "analyze", "Analysis", "AnalysisFormatError",
     "AnalysisSettings", "MinimaSettings", "ConnectSettings", "TreeSettings", "InterpretSettings", "MassSettings",
+    "KineticsSettings",
     "EnergyscopeError", "BadArgumentError",
     "__version__",
 ]

@@ -320,6 +320,21 @@ class TreeSettings(_Settings):
 
 
 @dataclasses.dataclass(frozen=True)
+class KineticsSettings(_Settings):
+    """Kinetics on the transition network (:func:`~energyscope.kinetics.api.kinetics`); the sampler's step size and
+    chain length come from the landscape."""
+
+    section: ClassVar[str] = "kinetics"
+    target: ClassVar[str] = "kinetics"
+    temperature: float = setting(1.0, Real(0.0), "temperature T (nats; the prior is T = 1)")
+    dynamics: str = setting("langevin", Options("langevin", "harmonic"), "Langevin (Kramers–Langer) or PATHSAMPLE's "
+                            "harmonic TST")
+    approximation: str | None = setting(None, Options("harmonic", "path") | None,
+                                        "harmonic, path (Smoluchowski along each path) or None: the best available")
+    points_per_path: int = setting(400, Integer(10), "resolution of each path integral")
+
+
+@dataclasses.dataclass(frozen=True)
 class MassSettings(_Settings):
     """Basin masses (:func:`~energyscope.interpret.masses.basin_masses`, and its descents:
     :func:`~energyscope.interpret.masses.assign_basins`)."""
@@ -381,6 +396,7 @@ class AnalysisSettings(_Settings):
     tree: TreeSettings = dataclasses.field(default_factory=TreeSettings)
     interpret: InterpretSettings = dataclasses.field(default_factory=InterpretSettings)
     mass: MassSettings = dataclasses.field(default_factory=MassSettings)
+    kinetics: KineticsSettings = dataclasses.field(default_factory=KineticsSettings)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -460,7 +476,7 @@ class AnalysisSettings(_Settings):
 #: the per-stage settings objects of :class:`AnalysisSettings`, by field name
 STAGE_SETTINGS: dict[str, type[_Settings]] = {"minima": MinimaSettings, "connect": ConnectSettings,
                                               "tree": TreeSettings, "interpret": InterpretSettings,
-                                              "mass": MassSettings}
+                                              "mass": MassSettings, "kinetics": KineticsSettings}
 #: keys a saved settings dict may hold that record the run rather than set it
 RECORD_KEYS = ("energyscope_version", "source")
 
@@ -502,5 +518,5 @@ def checked_keywords(settings: type[_Settings] | None = None) -> Callable[[F], F
 
 
 __all__ = ["AnalysisSettings", "MinimaSettings", "ConnectSettings", "TreeSettings", "InterpretSettings",
-           "MassSettings", "Constraint", "Integer", "Real", "Boolean", "Options", "OptionList", "Dictionary",
+           "MassSettings", "KineticsSettings", "Constraint", "Integer", "Real", "Boolean", "Options", "OptionList", "Dictionary",
            "Anything", "setting", "unknown_key_error", "checked_keywords"]

@@ -44,6 +44,23 @@ class MullerBrown(nn.Module):
         return v
 
 
+class TripleWell(nn.Module):
+    """The three-well potential of Metzner, Schütte & Vanden-Eijnden (J. Chem. Phys. 125, 084110 (2006)) on (N, 2) ->
+    (N,): two deep minima near (±1.05, −0.04) (U ≈ −3.995), a shallow one at (0, 1.54) (U ≈ −2.172), two upper
+    saddles near (±0.62, 1.10) (U ≈ −1.647) and a lower one at (0, −0.32) (U ≈ −1.385). The standard test of
+    transition-path and rate methods: the deep wells are joined by two channels, one through the shallow minimum.
+
+    V(x, y) = 3 exp(−x² − (y − 1/3)²) − 3 exp(−x² − (y − 5/3)²) − 5 exp(−(x − 1)² − y²) − 5 exp(−(x + 1)² − y²)
+    + 0.2 x⁴ + 0.2 (y − 1/3)⁴.
+    """
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x, y = z[:, 0], z[:, 1]
+        return (3 * torch.exp(-x**2 - (y - 1 / 3)**2) - 3 * torch.exp(-x**2 - (y - 5 / 3)**2)
+                - 5 * torch.exp(-(x - 1)**2 - y**2) - 5 * torch.exp(-(x + 1)**2 - y**2)
+                + 0.2 * x**4 + 0.2 * (y - 1 / 3)**4)
+
+
 # Styblinski–Tang: f(x) = 1/2 sum(x^4 - 16 x^2 + 5 x); exact 1-D critical points (REFERENCE.md).
 ST_T_MINUS = -2.903534027771177095
 ST_T_ZERO = 0.156731256780340103

@@ -1,0 +1,185 @@
+"""``es.kinetics``: the kinetics of a transition network, an :class:`~energyscope.analysis.Analysis`, or PATHSAMPLE data."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from energyscope.errors import BadArgumentError
+from energyscope.io.pathsample import PathsampleData, log_vib
+from energyscope.kinetics.model import APPROXIMATIONS, Kinetics
+from energyscope.kinetics.paths import path_fluxes
+from energyscope.kinetics.rates import KineticsError, RateNetwork, harmonic_network, langevin_network
+from energyscope.landscape import Landscape
+from energyscope.sampling import sampler_settings
+from energyscope.search.network import TransitionNetwork
+from energyscope.settings import KineticsSettings, checked_keywords
+
+if TYPE_CHECKING:  # pragma: no cover
+    from energyscope.analysis import Analysis
+
+DYNAMICS = ("langevin", "harmonic")
+
+
+@checked_keywords(KineticsSettings)
+def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperature: float = 1.0,
+             dynamics: str = "langevin", approximation: str | None = None, *, landscape: Landscape | None = None,
+             step_size: float | None = None, chain_length: int | None = None, points_per_path: int = 400) -> Kinetics:
+    """Rates between the minima of a transition network, and the first-passage quantities they give.
+
+    Args:
+        source: a :class:`~energyscope.search.network.TransitionNetwork` (from :func:`energyscope.connect`), an
+            :class:`~energyscope.analysis.Analysis` (its network, landscape and sampler), or
+            :class:`~energyscope.io.pathsample.PathsampleData` (``read_pathsample``: keeps its ``log_vib`` and
+            point-group orders, so PATHSAMPLE networks keep their own rates).
+        temperature: T, in the energy's units (nats: the prior p ∝ exp(−U) is T = 1).
+        dynamics: ``"langevin"``: overdamped Langevin dz = −∇U dt + √(2T) dW on the latent U (Kramers–Langer rates
+            from the Hessians at minima and saddles, parallel transition states summed); ``"harmonic"``: harmonic
+            transition-state theory from log_vib and point-group orders, the PATHSAMPLE / PyGT / pele convention.
+        approximation: ``"harmonic"`` (the plain Kramers–Langer / harmonic value) or ``"path"`` (Langevin only:
+            the Smoluchowski flux along each transition state's steepest-descent path, :mod:`~energyscope.kinetics.paths`).
+            Default: the best available, ``"path"`` when the landscape is at hand, else ``"harmonic"``;
+            :attr:`Kinetics.approximation` and :attr:`Kinetics.notes` say which was used and why.
+        landscape: U, for the path correction (an Analysis brings its own).
+        step_size: the model's sampler step s (times are then in sampler steps, Δt = s²/2, at T = 1); default: the
+            landscape's sampler settings where the checkpoint states them.
+        chain_length: the sampler's steps per chain (for the mixing ratio); default: the landscape's sampler.
+        points_per_path: resolution of each path integral.
+    Returns:
+        a :class:`~energyscope.kinetics.model.Kinetics`.
+    Raises:
+        KineticsError: rates that do not exist for this network (saddles or minima on kinks; Langevin rates from
+            PATHSAMPLE files, which hold no negative eigenvalues).
+    """
+    T = _check_temperature(temperature)
+    if dynamics not in DYNAMICS:
+        raise BadArgumentError(f"dynamics must be one of {DYNAMICS}, got {dynamics!r}")
+    if approximation is not None and approximation not in APPROXIMATIONS:
+        raise BadArgumentError(f"approximation must be one of {tuple(APPROXIMATIONS)} or None, got {approximation!r}")
+    network, land, sampler_known = _resolve(source, landscape)
+    notes: list[str] = []
+    if isinstance(network, PathsampleData):
+        if dynamics == "langevin":
+            raise KineticsError("PATHSAMPLE files hold no saddle eigenvalues, so Langevin (Kramers–Langer) rates "
+                                "cannot be formed from them; use dynamics='harmonic' (their own convention)")
+        rn = harmonic_network(network.energy, network.log_vib, network.order, network.ts_minima, network.ts_energy,
+                              network.ts_log_vib, network.ts_order, T)
+        energy = network.energy
+    else:
+        rn = _network_rates(network, dynamics, T)
+        energy = np.asarray(network.minima.energy, dtype=float)
+    harmonic_flux = rn.log_flux.copy()
+    used, reasons = _choose_approximation(approximation, dynamics, network, land, rn, T, points_per_path, notes)
+    if network is not None and not isinstance(network, PathsampleData) and not network.is_connected():
+        notes.append(f"the network has {len(network.components())} components: first-passage times between them are "
+                     "infinite, and the stationary probabilities are the global equilibrium weights")
+    time_unit, step_time, chain = _time_unit(dynamics, T, step_size, chain_length, land, sampler_known, notes)
+    return Kinetics(rn, harmonic_flux, T, dynamics, used, time_unit, step_time, chain, energy,
+                    notes=rn.notes + notes, path_reasons=reasons)
+
+
+def _check_temperature(temperature: Any) -> float:
+    try:
+        T = float(temperature)
+    except (TypeError, ValueError):
+        raise BadArgumentError(f"temperature must be a number > 0, got {temperature!r}") from None
+    if not (np.isfinite(T) and T > 0):
+        raise BadArgumentError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return T
+
+
+def _resolve(source: Any, landscape: Landscape | None) -> tuple[Any, Landscape | None, bool]:
+    """(network or PATHSAMPLE data, landscape or None, whether the landscape came with the source)."""
+    if isinstance(source, (TransitionNetwork, PathsampleData)):
+        return source, landscape, landscape is not None
+    network = getattr(source, "network", None)
+    if isinstance(network, TransitionNetwork):  # an Analysis
+        land = landscape if landscape is not None else getattr(source, "landscape", None)
+        return network, land, land is not None
+    if network is None and hasattr(source, "minima") and hasattr(source, "tree"):
+        raise KineticsError("this analysis has no transition network (its connect stage did not run or failed)")
+    raise BadArgumentError(f"kinetics takes a TransitionNetwork, an Analysis or PathsampleData; got "
+                           f"{type(source).__name__}")
+
+
+def _network_rates(network: TransitionNetwork, dynamics: str, T: float) -> RateNetwork:
+    m = network.minima
+    edges = list(network.graph.edges(data=True))
+    pairs = np.array([(u, v) for u, v, _ in edges], dtype=np.int64).reshape(-1, 2)
+    ts_energy = np.array([d["energy"] for _, _, d in edges], dtype=float)
+    flat_tol = float(m.flat_tol or 0.0)
+    if dynamics == "harmonic":
+        nodes = network.graph.nodes
+        ev = m.hessian_eigenvalues
+        lv = np.array([nodes[k]["log_vib"] if "log_vib" in nodes[k] else
+                       (log_vib(ev[k], flat_tol) if ev is not None and ev.shape[1] else 0.0) for k in range(len(m))])
+        order = np.array([nodes[k].get("order", 1) for k in range(len(m))])
+        ts_lv = np.array([d["log_vib"] if "log_vib" in d else log_vib(d.get("eigenvalues", []), flat_tol)
+                          for _, _, d in edges])
+        ts_order = np.array([d.get("order", 1) for _, _, d in edges])
+        return harmonic_network(m.energy, lv, order, pairs, ts_energy, ts_lv, ts_order, T)
+    missing = [k for k, (_, _, d) in enumerate(edges) if d.get("eigenvalues") is None]
+    if missing:
+        raise KineticsError(f"{len(missing)} transition state(s) carry no Hessian eigenvalues (e.g. a network read "
+                            "from PATHSAMPLE files), so Langevin rates cannot be formed; use dynamics='harmonic'")
+    ts_ev = np.array([np.asarray(d["eigenvalues"], dtype=float) for _, _, d in edges]).reshape(len(edges), -1)
+    return langevin_network(m.hessian_eigenvalues, m.energy, pairs, ts_energy, ts_ev, T, flat_tol)
+
+
+def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: Landscape | None, rn: RateNetwork,
+                          T: float, points_per_path: int, notes: list[str]) -> tuple[str, list[str]]:
+    """Apply the path correction where asked for (or by default where possible); returns (used, per-edge reasons)."""
+    if asked == "harmonic":
+        return "harmonic", []
+    why_not = ""
+    if dynamics != "langevin":
+        why_not = "the path correction is defined for Langevin dynamics"
+    elif land is None:
+        why_not = "no landscape at hand (pass landscape=, or use an Analysis that still holds it)"
+    elif len(rn.pairs) == 0:
+        why_not = "the network has no transition states"
+    if why_not:
+        if asked == "path":
+            raise KineticsError(f"approximation='path' is not available: {why_not}")
+        notes.append(f"harmonic approximation: {why_not}")
+        return "harmonic", []
+    edges = [(u, v, d) for u, v, d in network.graph.edges(data=True) if u != v]
+    m = network.minima
+    z_s = np.array([np.asarray(d["z"], dtype=float) for _, _, d in edges])
+    ends = np.stack([np.asarray(m.z[[u for u, _, _ in edges]]), np.asarray(m.z[[v for _, v, _ in edges]])], axis=1)
+    results = path_fluxes(land, z_s, ends, T, float(m.flat_tol or 0.0), points_per_path=points_per_path)
+    reasons = [r.reason for r in results]
+    ok = np.array([not r.reason and np.isfinite(r.log_flux) for r in results])
+    rn.log_flux = np.where(ok, [r.log_flux for r in results], rn.log_flux)
+    if not ok.any():
+        notes.append(f"harmonic approximation: the path correction failed on every transition state ({reasons[0]})")
+        return "harmonic", reasons
+    if not ok.all():
+        notes.append(f"path correction on {int(ok.sum())} of {len(ok)} transition states; the others keep their "
+                     "harmonic flux (see path_reasons)")
+    return "path", reasons
+
+
+def _time_unit(dynamics: str, T: float, step_size: float | None, chain_length: int | None, land: Landscape | None,
+               sampler_known: bool, notes: list[str]) -> tuple[str, float | None, int | None]:
+    if dynamics == "harmonic":
+        return "time units", None, chain_length
+    cfg, defaulted = sampler_settings(land) if land is not None else ({}, ["steps", "step_size"])
+    s = step_size if step_size is not None else (None if "step_size" in defaulted else cfg.get("step_size"))
+    chain = chain_length if chain_length is not None else (None if "steps" in defaulted else cfg.get("steps"))
+    if s is None:
+        notes.append("times in time units: the sampler's step size is not known (pass step_size=)")
+        return "time units", None, chain
+    if not (float(s) > 0):
+        raise BadArgumentError(f"step_size must be > 0, got {s!r}")
+    if T != 1.0:
+        notes.append(f"times in time units: a sampler step z ← z − (s²/2)∇U + s·ε is this dynamics only at T = 1 "
+                     f"(here T = {T:g}); one step would be Δt = {float(s) ** 2 / 2:.3g}")
+        return "time units", None, chain
+    if land is not None and cfg.get("noise") is False:
+        notes.append("the sampler runs without noise, so it never crosses a barrier; times are those of the "
+                     "Langevin dynamics it discretises")
+    return "sampler steps", float(s) ** 2 / 2, None if chain is None else int(chain)
+
+
+__all__ = ["kinetics", "DYNAMICS"]

@@ -1,0 +1,251 @@
+"""The :class:`Kinetics` of a transition network: stationary probabilities, first passage, committors, relaxation.
+
+Sets of minima (A, B) are iterables of 0-based minimum indices; a partition is a list of such sets (basins,
+superbasins at a level, label groups, ...). Every time is in :attr:`Kinetics.time_unit`: the model's own sampler
+steps where its step size is known (a Langevin step z ← z − (s²/2)∇U + s·ε is Euler–Maruyama with Δt = s²/2 at
+T = 1), else the dynamics' time unit.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy.special import logsumexp
+
+from energyscope.errors import BadArgumentError
+from energyscope.kinetics import markov
+from energyscope.kinetics.rates import RateNetwork
+
+APPROXIMATIONS = {
+    "harmonic": "harmonic transition-state theory (Kramers–Langer for Langevin): exact as barrier/kT → ∞",
+    "path": "Smoluchowski flux along each steepest-descent path with its transverse harmonic free energy: exact for "
+            "1-D U and as barrier/kT → ∞",
+}
+
+
+@dataclass
+class Kinetics:
+    """Rates between minima, and what follows from them (see the module docstring).
+
+    Attributes:
+        network: the :class:`~energyscope.kinetics.rates.RateNetwork` used (log basin weights, log fluxes).
+        log_flux_harmonic: (E,) the harmonic fluxes, kept beside corrected ones for comparison.
+        temperature: T (nats, i.e. in units of the energy at T = 1).
+        dynamics: "langevin" or "harmonic" (PATHSAMPLE's harmonic TST).
+        approximation: "harmonic" or "path" (see ``APPROXIMATIONS``).
+        time_unit: "sampler steps" or "time units".
+        step_time: Δt of one sampler step in the dynamics' time units (None when times are not in steps).
+        chain_length: the sampler's number of steps per chain, when known.
+        energy: (K,) minima energies (nats), for the free-energy graph.
+        notes: what was assumed or left out, one sentence each.
+        path_reasons: per transition state, why its path correction was not used ("" where it was).
+    """
+
+    network: RateNetwork
+    log_flux_harmonic: np.ndarray
+    temperature: float
+    dynamics: str
+    approximation: str
+    time_unit: str = "time units"
+    step_time: float | None = None
+    chain_length: int | None = None
+    energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    notes: list[str] = field(default_factory=list)
+    path_reasons: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.log_flux_harmonic = np.asarray(self.log_flux_harmonic, dtype=float).ravel()
+        self.energy = np.asarray(self.energy, dtype=float).ravel()
+        self._chain: tuple[np.ndarray, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_minima(self) -> int:
+        return self.network.n_minima
+
+    @property
+    def _scale(self) -> float:
+        """Time units per reported unit (Δt per step when times are in sampler steps)."""
+        return float(self.step_time) if self.step_time else 1.0
+
+    @property
+    def log_stationary(self) -> np.ndarray:
+        """(K,) log equilibrium probabilities."""
+        lw = self.network.log_weight
+        return lw - logsumexp(lw)
+
+    @property
+    def stationary(self) -> np.ndarray:
+        """(K,) equilibrium probabilities π (sum 1): the basin weights Z_i normalised."""
+        return np.exp(self.log_stationary)
+
+    def rate_matrix(self) -> np.ndarray:
+        """(K, K) rates k_ij of jumps i → j per :attr:`time_unit` (0 where no transition state)."""
+        return np.exp(self.network.log_rate_matrix()) * self._scale
+
+    def _branching(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._chain is None:
+            self._chain = markov.branching(self.network.log_rate_matrix())
+        return self._chain
+
+    def _mask(self, A: Iterable[int], name: str) -> np.ndarray:
+        try:
+            idx = np.asarray(sorted({int(a) for a in A}), dtype=np.int64)
+        except (TypeError, ValueError):
+            raise BadArgumentError(f"{name} must be an iterable of minimum indices, got {A!r}") from None
+        if len(idx) == 0:
+            raise BadArgumentError(f"{name} is empty")
+        if idx.min() < 0 or idx.max() >= self.n_minima:
+            raise BadArgumentError(f"{name} names minimum {int(idx.max() if idx.max() >= self.n_minima else idx.min())}"
+                                   f", but there are minima 0..{self.n_minima - 1}")
+        m = np.zeros(self.n_minima, dtype=bool)
+        m[idx] = True
+        return m
+
+    def _two_sets(self, A: Iterable[int], B: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self._mask(A, "A"), self._mask(B, "B")
+        if (a & b).any():
+            raise BadArgumentError(f"A and B share minima {np.nonzero(a & b)[0].tolist()}; they must be disjoint")
+        return a, b
+
+    def _local_equilibrium(self, a: np.ndarray) -> np.ndarray:
+        lp = self.log_stationary[a]
+        return np.exp(lp - logsumexp(lp))
+
+    # ------------------------------------------------------------------ first passage
+    def mfpt_from(self, B: Iterable[int]) -> np.ndarray:
+        """(K,) mean first-passage time from each minimum to the set B (0 on B, inf where B is unreachable)."""
+        P, tau = self._branching()
+        return markov.mfpt_to(P, tau, self._mask(B, "B")) / self._scale
+
+    def mfpt(self, A: Iterable[int], B: Iterable[int]) -> float:
+        """Mean first-passage time from A (started in local equilibrium inside A) to B, in :attr:`time_unit`."""
+        a, b = self._two_sets(A, B)
+        T = self.mfpt_from(np.nonzero(b)[0])[a]
+        w = self._local_equilibrium(a)
+        return float(np.dot(w, T)) if np.isfinite(T).all() else float("inf")
+
+    def rate(self, A: Iterable[int], B: Iterable[int]) -> float:
+        """The rate A → B per :attr:`time_unit`: PATHSAMPLE's / PyGT's k^F = Σ_a (π_a/π_A) / T_aB (T_aB: the mean
+        first-passage time from a to B; Wales 2009, Swinburne & Wales 2020)."""
+        a, b = self._two_sets(A, B)
+        T = self.mfpt_from(np.nonzero(b)[0])[a]
+        return float(np.dot(self._local_equilibrium(a), 1.0 / T))
+
+    def committor(self, A: Iterable[int], B: Iterable[int]) -> np.ndarray:
+        """(K,) probability, from each minimum, of reaching B before A (0 on A, 1 on B)."""
+        a, b = self._two_sets(A, B)
+        P, _ = self._branching()
+        return markov.committor(P, a, b)
+
+    def mfpt_matrix(self, partition: Sequence[Iterable[int]]) -> np.ndarray:
+        """(n, n) mean first-passage times between the sets of a partition: M[I, J] = mfpt(sets[I], sets[J]),
+        0 on the diagonal."""
+        masks = [self._mask(s, f"set {k}") for k, s in enumerate(partition)]
+        n = len(masks)
+        M = np.zeros((n, n))
+        for J in range(n):
+            T = self.mfpt_from(np.nonzero(masks[J])[0])
+            for I in range(n):
+                if I == J:
+                    continue
+                if (masks[I] & masks[J]).any():
+                    raise BadArgumentError(f"sets {I} and {J} of the partition overlap")
+                t = T[masks[I]]
+                M[I, J] = float(np.dot(self._local_equilibrium(masks[I]), t)) if np.isfinite(t).all() else np.inf
+        return M
+
+    # ------------------------------------------------------------------ relaxation
+    def _relaxation(self) -> tuple[np.ndarray, float]:
+        rates, resolution = markov.relaxation_rates(self.network.log_rate_matrix())
+        return rates, resolution
+
+    @property
+    def relaxation_times(self) -> np.ndarray:
+        """Relaxation times 1/|λ_k| of the generator's non-zero eigenvalues, slowest first, in :attr:`time_unit`.
+        Where a time exceeds what a dense eigen-solver resolves (see :attr:`relaxation_resolved`) it is a lower
+        bound."""
+        rates, resolution = self._relaxation()
+        with np.errstate(divide="ignore"):
+            t = 1.0 / np.maximum(rates, resolution)
+        return np.sort(t)[::-1] / self._scale
+
+    @property
+    def relaxation_resolved(self) -> np.ndarray:
+        """(K − c,) bool, slowest first: whether each relaxation time is resolved (False: a lower bound only)."""
+        rates, resolution = self._relaxation()
+        return np.sort(rates) > resolution
+
+    # ------------------------------------------------------------------ the sampler
+    @property
+    def mixing_ratio(self) -> float | None:
+        """Slowest relaxation time over the sampler's chain length (both in steps); None where unknown."""
+        if self.time_unit != "sampler steps" or not self.chain_length:
+            return None
+        t = self.relaxation_times
+        return float(t[0] / self.chain_length) if len(t) else 0.0
+
+    def crossings(self, partition: Sequence[Iterable[int]] | None = None) -> list[dict]:
+        """For each ordered pair of sets (default: each minimum alone), the mean first-passage time and whether the
+        sampler's chain is long enough to make the crossing on average (``crossable``; None where the chain length or
+        the step is unknown)."""
+        partition = [[k] for k in range(self.n_minima)] if partition is None else partition
+        M = self.mfpt_matrix(partition)
+        out = []
+        for I in range(len(M)):
+            for J in range(len(M)):
+                if I != J:
+                    ok = None if self.time_unit != "sampler steps" or not self.chain_length else \
+                        bool(M[I, J] <= self.chain_length)
+                    out.append({"from": I, "to": J, "mfpt": float(M[I, J]), "crossable": ok})
+        return out
+
+    # ------------------------------------------------------------------ variants
+    def harmonic(self) -> "Kinetics":
+        """The same network with the plain harmonic (Kramers–Langer) fluxes."""
+        net = dataclasses.replace(self.network, log_flux=self.log_flux_harmonic.copy())
+        return dataclasses.replace(self, network=net, approximation="harmonic", path_reasons=[])
+
+    def free_energy_graph(self, regroup: float | None = None):
+        """The free-energy disconnectivity graph at this temperature (:mod:`energyscope.kinetics.free_energy`)."""
+        from energyscope.kinetics.free_energy import free_energy_graph
+        return free_energy_graph(self, regroup=regroup)
+
+    def summary(self) -> str:
+        """One paragraph: approximation, slowest relaxation and (where known) the sampler's chain length."""
+        t = self.relaxation_times
+        slow = f"slowest relaxation {t[0]:.3g} {self.time_unit}" if len(t) else "a single minimum: nothing to relax"
+        chain = f"; the sampler runs {self.chain_length} steps (ratio {self.mixing_ratio:.3g})" \
+            if self.mixing_ratio is not None else ""
+        return (f"{self.dynamics} kinetics at T = {self.temperature:g}, {self.approximation} approximation: "
+                f"{slow}{chain}")
+
+    def __repr__(self) -> str:
+        return f"Kinetics({self.n_minima} minima, {len(self.network.pairs)} transition states; {self.summary()})"
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """Plain data (arrays kept as arrays); inverse :meth:`from_dict`."""
+        return {"log_weight": self.network.log_weight, "pairs": self.network.pairs, "log_flux": self.network.log_flux,
+                "log_frequency": self.network.log_frequency,
+                "network_notes": list(self.network.notes), "log_flux_harmonic": self.log_flux_harmonic,
+                "temperature": float(self.temperature), "dynamics": self.dynamics,
+                "approximation": self.approximation, "time_unit": self.time_unit,
+                "step_time": None if self.step_time is None else float(self.step_time),
+                "chain_length": None if self.chain_length is None else int(self.chain_length),
+                "energy": self.energy, "notes": list(self.notes), "path_reasons": list(self.path_reasons)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Kinetics":
+        net = RateNetwork(np.asarray(d["log_weight"], dtype=float), np.asarray(d["pairs"]).reshape(-1, 2),
+                          np.asarray(d["log_flux"], dtype=float), d.get("log_frequency"),
+                          list(d.get("network_notes", [])))
+        return cls(net, np.asarray(d["log_flux_harmonic"], dtype=float), float(d["temperature"]), str(d["dynamics"]),
+                   str(d["approximation"]), str(d.get("time_unit", "time units")), d.get("step_time"),
+                   d.get("chain_length"), np.asarray(d.get("energy", []), dtype=float), list(d.get("notes", [])),
+                   list(d.get("path_reasons", [])))
+
+
+__all__ = ["Kinetics", "APPROXIMATIONS"]
