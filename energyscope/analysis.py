@@ -21,6 +21,7 @@ from energyscope.interpret.records import BasinRecord, GalleryPath, LabelSummary
 from energyscope.io import results as _store
 from energyscope.io.codec import FORMAT_NAME, FORMAT_VERSION, JSON_NAME, AnalysisFormatError, Decoder, Encoder
 from energyscope.io.results import atomic_write_bytes
+from energyscope.kinetics.model import Kinetics
 from energyscope.search.minima import Minima
 from energyscope.search.network import TransitionNetwork
 from energyscope.settings import AnalysisSettings
@@ -51,14 +52,19 @@ class Analysis:
         views: data for the landscape picture: for d = 2 ``grid_x`` (G,), ``grid_y`` (G,), ``grid_U`` (G, G);
             ``reference`` (N, d), ``reference_labels`` (N,), ``reference_basin`` (N,) when there are reference latents.
         interpretation: extra results of the interpretation stage (masses details, flags, samples, ...), as saved.
+        kinetics: the :class:`~energyscope.kinetics.model.Kinetics` of the network at ``settings["kinetics"]``'s
+            temperature (times in the model's sampler steps), or None: no network, the stage failed
+            (``stage_errors["kinetics"]``), or the rates do not exist for this landscape, e.g. on kinks
+            (``diagnostics["not_available"]["kinetics"]`` says why).
         landscape: the :class:`~energyscope.landscape.Landscape` analysed (None after :meth:`load`).
         model: the landscape's description (dims, conventions, metadata).
         settings: every setting used, defaults filled in, as saved: :meth:`AnalysisSettings.to_dict
             <energyscope.settings.AnalysisSettings.to_dict>` plus ``energyscope_version`` (:attr:`typed_settings`
             reads it back as an :class:`~energyscope.settings.AnalysisSettings`).
         timings: seconds per stage.
-        diagnostics: ``stage_errors`` ({stage: message}), ``unconverged_restarts``, ``dropped_nonfinite``,
-            ``failed_connections`` (list of {i, j, reason}), ``nan_counts`` and ``warnings``.
+        diagnostics: ``stage_errors`` ({stage: message}), ``not_available`` ({result: why it does not exist for
+            this landscape}), ``unconverged_restarts``, ``dropped_nonfinite``, ``failed_connections`` (list of
+            {i, j, reason}), ``nan_counts`` and ``warnings``.
         created: ISO time the analysis finished (kept through save/load, so a rebuilt report is identical).
     """
 
@@ -71,6 +77,7 @@ class Analysis:
     paths: list[GalleryPath] = dataclasses.field(default_factory=list)
     views: dict = dataclasses.field(default_factory=dict)
     interpretation: dict = dataclasses.field(default_factory=dict)
+    kinetics: Kinetics | None = None
     landscape: Any = None
     model: dict = dataclasses.field(default_factory=dict)
     settings: dict = dataclasses.field(default_factory=dict)
@@ -79,7 +86,7 @@ class Analysis:
     created: str = ""
 
     _SAVED = ("minima", "network", "basins", "label_agreement", "prototypes", "paths", "views", "interpretation",
-              "model", "settings", "timings", "diagnostics", "created")
+              "kinetics", "model", "settings", "timings", "diagnostics", "created")
 
     # ------------------------------------------------------------------ convenience
     @property

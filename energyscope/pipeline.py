@@ -1,6 +1,6 @@
 """The whole pipeline in one call: :func:`analyze` runs the stages, in order, on a Landscape.
 
-    settings ─► minima (find_minima) ─► network (connect) ─► tree (disconnectivity) ─► interpret ─► Analysis
+    settings ─► minima (find_minima) ─► network (connect) ─► tree (disconnectivity) ─► interpret ─► kinetics ─► Analysis
 
 Each stage is called with its keywords written out (from :class:`~energyscope.settings.AnalysisSettings`, checked
 once, before anything runs). Each is timed; one that raises records its error in
@@ -25,7 +25,10 @@ from energyscope.errors import BadArgumentError
 from energyscope.interpret import stage as interpret_stage
 from energyscope.interpret.records import basin_records, gallery, label_summary, landscape_views, mass_counts
 from energyscope.interpret.stage import Interpretation
+from energyscope.kinetics import api as kinetics_stage
+from energyscope.kinetics.rates import KineticsError
 from energyscope.landscape import Landscape, as_landscape
+from energyscope.sampling import sampler_settings
 from energyscope.search import minima as minima_stage
 from energyscope.search import network as network_stage
 from energyscope.search.minima import Minima
@@ -173,9 +176,32 @@ def run(land: Landscape, settings: AnalysisSettings, progress: bool = True) -> A
             diag["warnings"].append(f"interpret: the time limit of {float(s.time_limit):g} s stopped descents "
                                     "part-way; their samples count as not settled")
 
+    # 5. kinetics ----------------------------------------------------------------------------------------------------
+    if result.network is not None:
+        with _Stage("kinetics", result):
+            _kinetics_stage(result, land, s)
+    else:
+        diag["stage_errors"].setdefault("kinetics", "skipped: no transition network")
+
     result.timings["total"] = round(time.perf_counter() - t_start, 3)
     result.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     return result
+
+
+def _kinetics_stage(result: Analysis, land: Landscape, s: AnalysisSettings) -> None:
+    """Rates on the network in the sampler's own steps: the sampler the mass stage used (the checkpoint's settings,
+    overridden by ``mass.sampler``), said to be the default where neither stated it."""
+    cfg, defaulted = sampler_settings(land, s.mass.sampler)
+    try:
+        kin = kinetics_stage.kinetics(result.network, landscape=land, step_size=cfg["step_size"],
+                                      chain_length=cfg["steps"], **s.kinetics.as_kwargs())
+    except KineticsError as exc:  # rates that do not exist here (kinks): said, not guessed; not a failure
+        result.diagnostics.setdefault("not_available", {})["kinetics"] = str(exc)
+        return
+    if defaulted:
+        kin.notes.append(f"the sampler's {' and '.join(defaulted)} are energyscope's defaults (the checkpoint does not "
+                         f"state them): steps = {cfg['steps']}, step size = {cfg['step_size']:g}")
+    result.kinetics = kin
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from mb_helpers import E_MA, E_MB, E_MC, E_S1, E_S2, exact_connect, mb_analysis,
 def test_pipeline_finds_the_known_minima_barriers_and_tree():
     res = mb_analysis()
     assert res.diagnostics["stage_errors"] == {}
-    assert set(res.timings) == {"minima", "network", "tree", "interpret", "total"}
+    assert set(res.timings) == {"minima", "network", "tree", "interpret", "kinetics", "total"}
+    assert res.kinetics is not None and res.kinetics.n_minima == 3
     assert all(v >= 0 for v in res.timings.values())
     np.testing.assert_allclose(res.minima.energy, MULLER_BROWN_MINIMA_ENERGY, atol=1e-6)
     np.testing.assert_allclose(res.minima.z, MULLER_BROWN_MINIMA, atol=1e-5)

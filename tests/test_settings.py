@@ -14,8 +14,9 @@ from energyscope.interpret.masses import assign_basins, basin_masses
 from energyscope.interpret.stage import interpret
 from energyscope.search.minima import find_minima
 from energyscope.search.network import connect
-from energyscope.settings import (AnalysisSettings, ConnectSettings, InterpretSettings, MassSettings, MinimaSettings,
-                                  TreeSettings)
+from energyscope.kinetics.api import kinetics
+from energyscope.settings import (AnalysisSettings, ConnectSettings, InterpretSettings, KineticsSettings, MassSettings,
+                                  MinimaSettings, TreeSettings)
 from energyscope.tree.graph import disconnectivity
 from mb_helpers import mb_landscape
 
@@ -35,6 +36,8 @@ def keyword_defaults(fn, skip: int) -> dict:
     (InterpretSettings, [(interpret, 2)], set()),
     # basin_masses takes the reference from interpret; assign_basins's first keywords are the points and a bar label
     (MassSettings, [(basin_masses, 2), (assign_basins, 3)], {"reference", "desc"}),
+    # the landscape and the sampler's step and chain length come from the analysis itself
+    (KineticsSettings, [(kinetics, 1)], {"landscape", "step_size", "chain_length"}),
 ])
 def test_settings_mirror_the_stage_functions(cls, functions, not_settings):
     """Each settings class has exactly the stage's keywords (those the pipeline does not set), with its defaults: the

@@ -66,7 +66,7 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
                               network.ts_log_vib, network.ts_order, T)
         energy = network.energy
     else:
-        rn = _network_rates(network, dynamics, T)
+        rn = _network_rates(network, dynamics, T, land)
         energy = np.asarray(network.minima.energy, dtype=float)
     harmonic_flux = rn.log_flux.copy()
     used, reasons = _choose_approximation(approximation, dynamics, network, land, rn, T, points_per_path, notes)
@@ -102,7 +102,7 @@ def _resolve(source: Any, landscape: Landscape | None) -> tuple[Any, Landscape |
                            f"{type(source).__name__}")
 
 
-def _network_rates(network: TransitionNetwork, dynamics: str, T: float) -> RateNetwork:
+def _network_rates(network: TransitionNetwork, dynamics: str, T: float, land: Landscape | None) -> RateNetwork:
     m = network.minima
     edges = list(network.graph.edges(data=True))
     pairs = np.array([(u, v) for u, v, _ in edges], dtype=np.int64).reshape(-1, 2)
@@ -119,10 +119,16 @@ def _network_rates(network: TransitionNetwork, dynamics: str, T: float) -> RateN
         ts_order = np.array([d.get("order", 1) for _, _, d in edges])
         return harmonic_network(m.energy, lv, order, pairs, ts_energy, ts_lv, ts_order, T)
     missing = [k for k, (_, _, d) in enumerate(edges) if d.get("eigenvalues") is None]
-    if missing:
+    if missing and (land is None or any(np.size(edges[k][2].get("z", ())) != land.dim for k in missing)):
         raise KineticsError(f"{len(missing)} transition state(s) carry no Hessian eigenvalues (e.g. a network read "
-                            "from PATHSAMPLE files), so Langevin rates cannot be formed; use dynamics='harmonic'")
-    ts_ev = np.array([np.asarray(d["eigenvalues"], dtype=float) for _, _, d in edges]).reshape(len(edges), -1)
+                            "from PATHSAMPLE files), so Langevin rates cannot be formed; pass landscape= (their "
+                            "Hessians are then computed) or use dynamics='harmonic'")
+    ts_ev = [d.get("eigenvalues") for _, _, d in edges]
+    if missing:  # a network built by hand: the Hessians at its saddles, from the landscape
+        ev, _ = land.hessian_eigh(np.array([np.asarray(edges[k][2]["z"], dtype=float) for k in missing]))
+        for k, row in zip(missing, ev):
+            ts_ev[k] = row
+    ts_ev = np.array([np.asarray(e, dtype=float) for e in ts_ev]).reshape(len(edges), -1)
     return langevin_network(m.hessian_eigenvalues, m.energy, pairs, ts_energy, ts_ev, T, flat_tol)
 
 

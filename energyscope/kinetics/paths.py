@@ -52,54 +52,123 @@ class PathFlux:
         return len(self.s)
 
 
-def _descend_both_ways(land: Landscape, z_s: np.ndarray, mode: np.ndarray, ends: np.ndarray, h: np.ndarray,
-                       max_steps: np.ndarray) -> list[list[np.ndarray]]:
-    """Steepest-descent paths (arc-length steps h, second-order Runge–Kutta) from each saddle ± h·mode.
+def _clip(step: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Each row of ``step`` shortened to length at most h (rows)."""
+    n = np.linalg.norm(step, axis=1, keepdims=True)
+    return step * np.minimum(1.0, h[:, None] / np.maximum(n, 1e-300))
+
+
+#: relative agreement of U − U_min with ½ δᵀHδ at which the descent hands over to the harmonic flow's exact path
+HARMONIC_RTOL = 0.02
+#: the descent's time step lets the stiffest direction relax over about this many steps (accuracy of the path)
+STIFF_STEPS = 100
+
+
+@dataclass
+class _Ends:
+    """The two minima of each transition state: positions (E, 2, d), energies (E, 2), Hessian eigenvalues (E, 2, d)
+    and eigenvectors (E, 2, d, d, columns)."""
+
+    z: np.ndarray
+    energy: np.ndarray
+    lam: np.ndarray
+    vec: np.ndarray
+
+
+def _harmonic_tail(delta: np.ndarray, lam: np.ndarray, vec: np.ndarray, h: float, flat_tol: float) -> list:
+    """The gradient flow's exact path in a harmonic well, δ(t) = V exp(−Λt) Vᵀ δ₀, sampled every ≤ h of arc length
+    until its stiff part is below h/10 (flat directions, λ ≤ flat_tol, do not decay)."""
+    c0 = vec.T @ delta
+    stiff = lam > flat_tol
+    out, t = [], 0.0
+    for _ in range(100_000):
+        c = np.where(stiff, c0 * np.exp(-np.where(stiff, lam, 0.0) * t), c0)
+        if np.linalg.norm(c[stiff]) < h / 10:
+            break
+        out.append(vec @ c)
+        speed = np.linalg.norm(lam[stiff] * c[stiff])
+        t += h / max(speed, 1e-300)
+    return out
+
+
+def _descend_both_ways(land: Landscape, z_s: np.ndarray, mode: np.ndarray, ends: _Ends, h: np.ndarray,
+                       alpha: np.ndarray, max_steps: np.ndarray, flat_tol: float, settled: float,
+                       well: float) -> list[list[np.ndarray]]:
+    """Steepest-descent paths from each saddle ± h·mode down to its minima, all rows at once.
+
+    The gradient flow dz/dt = −∇U is integrated by semi-implicit Euler steps (I/α + H) Δz = −∇U (stable in stiff
+    valleys, so they are followed, not zig-zagged across, and the slow approach along a soft valley takes few steps),
+    each step shortened to at most h of arc length (so the path is resolved where it is steep). Once a row is in a minimum's harmonic region (U − U_min agrees with ½ δᵀHδ to
+    ``HARMONIC_RTOL``), the rest of its path is the harmonic flow's exact solution.
 
     Args:
-        z_s: (E, d) saddles; mode: (E, d) unit negative modes; ends: (E, 2, d) the two minima each should reach;
-        h: (E,) step lengths; max_steps: (E,) caps.
+        z_s: (E, d) saddles; mode: (E, d) unit negative modes; ends: the two minima of each;
+        h: (E,) longest step; alpha: (E,) 1/α, the least inverse time step (the minima's softest curvature);
+        max_steps: (E,) caps.
     Returns:
-        for each of the 2E rows (saddle e, side + then −), the list of points from the saddle down; a row that came
-        within 2h of one of its two minima ends at that minimum exactly, else it ends where it stopped.
+        for each of the 2E rows (saddle e, side + then −), the points from the saddle down; a row that reached one
+        of its two minima ends at that minimum exactly, else where it stopped.
     """
     E, d = z_s.shape
     rows = np.repeat(np.arange(E), 2)
     sign = np.tile([1.0, -1.0], E)
-    hr, cap = h[rows], max_steps[rows]
+    hr, ar, cap = h[rows], alpha[rows], max_steps[rows]
     z = z_s[rows] + sign[:, None] * hr[:, None] * mode[rows]
     paths = [[z_s[e].copy(), z[k].copy()] for k, e in enumerate(rows)]
+    start_gap = np.linalg.norm(ends.z - z_s[:, None, :], axis=2)  # (E, 2)
     active = np.ones(2 * E, dtype=bool)
     for step in range(int(cap.max()) + 1):
         idx = np.nonzero(active)[0]
         if not len(idx):
             break
-        ei = rows[idx]
-        dist = np.linalg.norm(ends[ei] - z[idx][:, None, :], axis=2)  # (n, 2)
-        near = dist.min(axis=1) < 2 * hr[idx]
-        for k, which in zip(idx[near], dist[near].argmin(axis=1)):
-            paths[k].append(ends[rows[k], which].copy())
-        stop = near | (step >= cap[idx])
-        active[idx[stop]] = False
-        idx = idx[~stop]
+        active[idx[step >= cap[idx]]] = False
+        idx = idx[step < cap[idx]]
         if not len(idx):
             continue
-        _, g = land.energy_and_grad(z[idx])
-        g = to_numpy(g)
-        gn = np.linalg.norm(g, axis=1, keepdims=True)
-        ok = (gn[:, 0] > 0) & np.isfinite(gn[:, 0])
+        u, g = land.energy_and_grad(z[idx])
+        u, g = to_numpy(u), to_numpy(g)
+        e_idx = rows[idx]
+        delta = z[idx][:, None, :] - ends.z[e_idx]  # (n, 2, d)
+        dist = np.linalg.norm(delta, axis=2)
+        which = dist.argmin(axis=1)
+        n = np.arange(len(idx))
+        dl = delta[n, which]
+        quad = 0.5 * np.einsum("nd,nde,ne->n", dl, _hessians(ends, e_idx, which), dl)
+        rise = u - ends.energy[e_idx, which]
+        done = (dist[n, which] < 2 * hr[idx]) | (
+            (dist[n, which] < 0.5 * start_gap[e_idx, which])
+            & ((np.abs(quad - rise) <= HARMONIC_RTOL * np.abs(rise) + 1e-14) | (rise <= settled)))
+        for r in np.nonzero(done)[0]:
+            k, e, w = idx[r], e_idx[r], which[r]
+            tail = _harmonic_tail(dl[r], ends.lam[e, w], ends.vec[e, w], hr[k], flat_tol)
+            paths[k].extend(ends.z[e, w] + t for t in tail)
+            paths[k].append(ends.z[e, w].copy())
+        active[idx[done]] = False
+        idx, g = idx[~done], g[~done]
+        if not len(idx):
+            continue
+        lam, vec = np.linalg.eigh(to_numpy(land.hessian(z[idx])))
+        stiffest = np.maximum(lam[:, -1], 1e-300)
+        # above the well (U − U_min > ``well``): explicit Euler along −∇U with time step 1/(2 λ_max), which follows
+        # the steepest-descent path itself; in the well, semi-implicit Euler (I/α + H) Δz = −∇U, 1/α at least the
+        # minima's softest curvature, which reaches the minimum in few steps where the exact path matters least
+        inv_alpha = np.maximum(np.maximum(ar[idx], 2.0 * np.maximum(0.0, -lam[:, 0])), stiffest / STIFF_STEPS)
+        coeff = np.einsum("ndk,nd->nk", vec, g) / (inv_alpha[:, None] + lam)
+        implicit = -np.einsum("ndk,nk->nd", vec, coeff)
+        in_well = (rise <= well)[~done]
+        step_z = _clip(np.where(in_well[:, None], implicit, -0.5 * g / stiffest[:, None]), hr[idx])
+        ok = np.isfinite(step_z).all(axis=1) & (np.abs(step_z).sum(axis=1) > 0)
         active[idx[~ok]] = False
-        idx, g, gn = idx[ok], g[ok], gn[ok]
-        zm = z[idx] - 0.5 * hr[idx, None] * g / gn
-        _, gm = land.energy_and_grad(zm)
-        gm = to_numpy(gm)
-        gmn = np.linalg.norm(gm, axis=1, keepdims=True)
-        ok = (gmn[:, 0] > 0) & np.isfinite(gmn[:, 0])
-        active[idx[~ok]] = False
-        z[idx[ok]] = z[idx[ok]] - hr[idx[ok], None] * gm[ok] / gmn[ok]
+        z[idx[ok]] += step_z[ok]
         for k in idx[ok]:
             paths[k].append(z[k].copy())
     return paths
+
+
+def _hessians(ends: _Ends, e: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """(n, d, d) Hessians of the minima ends[e, which], rebuilt from their eigen-decomposition."""
+    V, lam = ends.vec[e, which], ends.lam[e, which]
+    return np.einsum("nij,nj,nkj->nik", V, lam, V)
 
 
 def _transverse_eigenvalues(H: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -146,17 +215,43 @@ def path_fluxes(land: Landscape, z_saddle: np.ndarray, ends: np.ndarray, tempera
     mode = vec[:, :, 0]
     reach = np.linalg.norm(ends - z_saddle[:, None, :], axis=2).sum(axis=1)
     h = np.minimum(reach / points_per_path, 0.1 * np.sqrt(T / np.abs(ev[:, 0])))
-    max_steps = np.ceil(4 * reach / h).astype(np.int64) + 50
-    descents = _descend_both_ways(land, z_saddle, mode, ends, h, max_steps)
+    flat = ends.reshape(-1, d)
+    m_lam, m_vec = land.hessian_eigh(flat)
+    minima = _Ends(ends, to_numpy(land.energy(flat)).reshape(E, 2), m_lam.reshape(E, 2, d),
+                   m_vec.reshape(E, 2, d, d))
+    soft = np.where(m_lam > flat_tol, m_lam, np.inf).reshape(E, -1).min(axis=1)
+    soft = np.where(np.isfinite(soft), soft, np.abs(ev[:, 0]))
+    # enough steps for the arc length at h per step, and for the approach to each minimum's harmonic region
+    max_steps = np.ceil(4 * reach / h).astype(np.int64) + 20_000
+    descents = _descend_both_ways(land, z_saddle, mode, minima, h, soft, max_steps, flat_tol, settled=0.01 * T,
+                                  well=T)
     out = []
     for e in range(E):
         plus, minus = (np.array(p) for p in descents[2 * e:2 * e + 2])
-        out.append(_one_flux(land, plus, minus, ends[e], mode[e], T, flat_tol))
+        out.append(_one_flux(land, plus, minus, ends[e], mode[e], T, flat_tol, float(h[e])))
     return out
 
 
+#: a stretch of path where a transverse curvature is negative is tolerated when it carries at most this share of
+#: ∫ exp(U/T) ds (it is far below the saddle); there its negative directions are left out of F
+RIDGE_SHARE = 1e-3
+
+
+def _resample(z: np.ndarray, k_saddle: int, h: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The path at arc-length spacing ≤ h (linear interpolation between the integrator's points), keeping the
+    saddle as a node. Returns (points, arc length, index of the saddle)."""
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(z, axis=0), axis=1))])
+    grids = []
+    for a, b in ((0.0, s[k_saddle]), (s[k_saddle], s[-1])):
+        n = max(int(np.ceil((b - a) / h)), 1)
+        grids.append(np.linspace(a, b, n + 1))
+    grid = np.concatenate([grids[0], grids[1][1:]])
+    pts = np.stack([np.interp(grid, s, z[:, c]) for c in range(z.shape[1])], axis=1)
+    return pts, grid, len(grids[0]) - 1
+
+
 def _one_flux(land: Landscape, plus: np.ndarray, minus: np.ndarray, ends: np.ndarray, mode: np.ndarray, T: float,
-              flat_tol: float) -> PathFlux:
+              flat_tol: float, h: float) -> PathFlux:
     empty = np.zeros(0)
     reached = []
     for side in (plus, minus):
@@ -167,28 +262,29 @@ def _one_flux(land: Landscape, plus: np.ndarray, minus: np.ndarray, ends: np.nda
                         f"(reached {reached})", empty, empty, empty)
     # Orient from minimum i (ends[0]) to minimum j: the side that reached i, reversed, then the other side.
     to_i, to_j = (plus, minus) if reached[0] == 0 else (minus, plus)
-    z = np.concatenate([to_i[::-1], to_j[1:]])
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(z, axis=0), axis=1))])
+    z, s, k_s = _resample(np.concatenate([to_i[::-1], to_j[1:]]), len(to_i) - 1, h)
     u, g = land.energy_and_grad(np.ascontiguousarray(z))
     u, g = to_numpy(u), to_numpy(g)
     # The steepest-descent path runs along ∇U (its sign does not matter for the plane across it); at the saddle
     # along the negative mode; at the two minima, where ∇U = 0, along the last step.
     tangent = g.copy()
-    tangent[len(to_i) - 1] = mode
+    tangent[k_s] = mode
     tangent[0], tangent[-1] = z[1] - z[0], z[-1] - z[-2]
     tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-300)
-    H = to_numpy(land.hessian(np.ascontiguousarray(z)))
-    lam = _transverse_eigenvalues(H, tangent)
-    stiff = np.abs(lam) > flat_tol
-    if (lam < -flat_tol).any():
-        k = int(np.nonzero((lam < -flat_tol).any(axis=1))[0][0])
-        return PathFlux(float("nan"), f"the path crosses a ridge: a transverse curvature is negative "
-                        f"({lam[k].min():.3g}) at s = {s[k]:.3g}", s, u, np.full_like(u, np.nan))
-    n_perp = stiff.sum(axis=1)
+    lam = _transverse_eigenvalues(to_numpy(land.hessian(np.ascontiguousarray(z))), tangent)
+    ridge = (lam < -flat_tol).any(axis=1)
+    reason = ""
+    if ridge.any():
+        share = np.exp(_log_trapezoid(np.where(ridge, u, -np.inf) / T, s) - _log_trapezoid(u / T, s))
+        k = int(np.nonzero(ridge)[0][0])
+        what = (f"a transverse curvature is negative ({lam[ridge].min():.3g}) on {ridge.mean():.1%} of the path "
+                f"(first at s = {s[k]:.3g}), which carries {share:.2g} of ∫exp(U/T)ds")
+        if not share <= RIDGE_SHARE:
+            return PathFlux(float("nan"), f"the path crosses a ridge: {what}", s, u, np.full_like(u, np.nan))
+    stiff = lam > flat_tol
     F = u + (T / 2) * np.where(stiff, np.log(np.where(stiff, lam, 1.0)), 0.0).sum(axis=1) \
-        - (T * n_perp / 2) * np.log(2 * np.pi * T)
-    log_integral = _log_trapezoid(F / T, s)
-    return PathFlux(float(np.log(T) - log_integral), "", s, u, F)
+        - (T * stiff.sum(axis=1) / 2) * np.log(2 * np.pi * T)
+    return PathFlux(float(np.log(T) - _log_trapezoid(F / T, s)), reason, s, u, F)
 
 
 __all__ = ["PathFlux", "path_fluxes"]

@@ -73,7 +73,7 @@ def first_passage_times(land: Landscape, start, target_z, radius: float, tempera
     n_steps = int(np.ceil(max_time / dt))
     for step in range(1, n_steps + 1):
         _, g = land.energy_and_grad(z[active])
-        eps = torch.randn(len(active), land.dim, generator=gen, dtype=z.dtype).to(z.device)
+        eps = torch.randn(len(active), land.dim, generator=gen, dtype=z.dtype, device="cpu").to(z.device)  # one stream on any device
         z[active] = z[active] - dt * g + noise * eps
         if step % check_every == 0:
             hit = (torch.cdist(z[active], tgt) <= radius).any(dim=1)
