@@ -252,6 +252,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise CLIError(f"--restarts must be at least 1, got {args.restarts}")
     if args.time_limit is not None and not args.time_limit > 0:
         raise CLIError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
+    if not (np.isfinite(args.temperature) and args.temperature > 0):
+        raise CLIError(f"--temperature must be a positive number, got {args.temperature:g}")
     if args.bounds is not None and not np.isfinite(args.bounds).all():
         raise CLIError(f"--bounds must be finite numbers, got {args.bounds[0]:g} {args.bounds[1]:g}")
     if args.bounds is not None and not args.bounds[0] < args.bounds[1]:
@@ -271,7 +273,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     with lock_output(out):  # a second writer is refused now, not after the analysis (hours, perhaps)
         result = pipeline.analyze(land, seed=args.seed, n_restarts=args.restarts, progress=not args.quiet,
                                   bounds=None if args.bounds is None else tuple(args.bounds),
-                                  time_limit=args.time_limit)
+                                  time_limit=args.time_limit, kinetics_kwargs={"temperature": args.temperature})
         _save_or_rescue(result, out)
         # once the new results are saved, a report from an earlier run must not sit beside them if we are
         # interrupted before it is rewritten (`energyscope report OUT` rebuilds it)
@@ -376,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="time for each stage after the minima search: once spent, bands, descents and chains stop "
                         "where they are and no new part starts (recorded; the verdict says so)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="temperature of the kinetics section (default 1: the prior itself; times are in the model's "
+                        "sampler steps only at T = 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.set_defaults(func=cmd_analyze)
 

@@ -51,6 +51,7 @@ def analyze(
     connect_kwargs: Mapping[str, Any] | None = None,
     tree_kwargs: Mapping[str, Any] | None = None,
     interpret_kwargs: Mapping[str, Any] | None = None,
+    kinetics_kwargs: Mapping[str, Any] | None = None,
     masses: bool = True,
     n_paths: int = 6,
     n_frames: int = 9,
@@ -62,7 +63,8 @@ def analyze(
 
     Stages: ``minima`` (:func:`~energyscope.search.minima.find_minima`), ``network``
     (:func:`~energyscope.search.network.connect`), ``tree`` (:func:`~energyscope.tree.graph.disconnectivity`) and
-    ``interpret`` (prototypes, masses per basin, label agreement, path gallery, the d = 2 contour grid). A stage that
+    ``interpret`` (prototypes, masses per basin, label agreement, path gallery, the d = 2 contour grid) and
+    ``kinetics`` (:func:`~energyscope.kinetics.api.kinetics`: rates in the model's sampler steps). A stage that
     raises is recorded in ``diagnostics["stage_errors"]``; later stages that do not depend on it still run.
 
     Parameters:
@@ -74,9 +76,10 @@ def analyze(
         progress: show one progress bar per stage; False for scripts.
         settings: every setting at once, as an :class:`~energyscope.settings.AnalysisSettings`; then no other
             setting may be given.
-        minima_kwargs, connect_kwargs, tree_kwargs, interpret_kwargs: settings of each stage as dicts (the fields of
-            :class:`~energyscope.settings.MinimaSettings`, ``ConnectSettings``, ``TreeSettings`` and, for
-            ``interpret_kwargs``, ``InterpretSettings`` and ``MassSettings``).
+        minima_kwargs, connect_kwargs, tree_kwargs, interpret_kwargs, kinetics_kwargs: settings of each stage as dicts
+            (the fields of :class:`~energyscope.settings.MinimaSettings`, ``ConnectSettings``, ``TreeSettings``,
+            for ``interpret_kwargs`` ``InterpretSettings`` and ``MassSettings``, and ``KineticsSettings``: e.g.
+            ``{"temperature": 0.5}``).
         masses: estimate prior / sampler / data mass per basin (the slowest part of interpretation).
         n_paths: how many minimum-energy paths the gallery shows (the lowest transition states of the merge tree).
         n_frames: frames per decoded filmstrip.
@@ -92,7 +95,7 @@ def analyze(
     pipeline = dict(seed=seed, n_restarts=n_restarts, bounds=bounds, masses=masses, n_paths=n_paths,
                     n_frames=n_frames, grid_size=grid_size, time_limit=time_limit)
     stage_dicts = dict(minima_kwargs=minima_kwargs, connect_kwargs=connect_kwargs, tree_kwargs=tree_kwargs,
-                       interpret_kwargs=interpret_kwargs)
+                       interpret_kwargs=interpret_kwargs, kinetics_kwargs=kinetics_kwargs)
     if settings is None:
         settings = AnalysisSettings.from_arguments(**stage_dicts, **pipeline, **unknown)
     else:
@@ -199,8 +202,8 @@ def _kinetics_stage(result: Analysis, land: Landscape, s: AnalysisSettings) -> N
         result.diagnostics.setdefault("not_available", {})["kinetics"] = str(exc)
         return
     if defaulted:
-        kin.notes.append(f"the sampler's {' and '.join(defaulted)} are energyscope's defaults (the checkpoint does not "
-                         f"state them): steps = {cfg['steps']}, step size = {cfg['step_size']:g}")
+        kin.notes.append(f"the sampler settings {', '.join(defaulted)} are energyscope's defaults (the checkpoint does "
+                         f"not state them): steps = {cfg['steps']}, step size = {cfg['step_size']:g}")
     result.kinetics = kin
 
 

@@ -417,7 +417,7 @@ class AnalysisSettings(_Settings):
     @classmethod
     def from_arguments(cls, *, minima_kwargs: Mapping | None = None, connect_kwargs: Mapping | None = None,
                        tree_kwargs: Mapping | None = None, interpret_kwargs: Mapping | None = None,
-                       **pipeline: Any) -> "AnalysisSettings":
+                       kinetics_kwargs: Mapping | None = None, **pipeline: Any) -> "AnalysisSettings":
         """Settings from :func:`~energyscope.analyze`'s keywords, including the per-stage dicts it takes (as
         energyscope 0.1.0 did); ``interpret_kwargs`` may mix interpretation and mass settings."""
         def owned(where: str) -> dict[str, str]:
@@ -426,7 +426,8 @@ class AnalysisSettings(_Settings):
         for key in pipeline:
             if key not in cls.pipeline_names():
                 raise unknown_key_error("analyze", key, cls.pipeline_names() + (
-                    "minima_kwargs", "connect_kwargs", "tree_kwargs", "interpret_kwargs", "settings", "progress"))
+                    "minima_kwargs", "connect_kwargs", "tree_kwargs", "interpret_kwargs", "kinetics_kwargs",
+                    "settings", "progress"))
         given = {} if interpret_kwargs is None else interpret_kwargs
         if not isinstance(given, Mapping):
             raise BadArgumentError(f"interpret_kwargs must be a dict of settings, got {type(given).__name__}")
@@ -441,6 +442,7 @@ class AnalysisSettings(_Settings):
                    tree=TreeSettings.from_dict(tree_kwargs, "tree_kwargs"),
                    interpret=InterpretSettings(**{k: v for k, v in given.items() if k in InterpretSettings.names()}),
                    mass=MassSettings(**{k: v for k, v in given.items() if k in MassSettings.names()}),
+                   kinetics=KineticsSettings.from_dict(kinetics_kwargs, "kinetics_kwargs"),
                    **pipeline)
 
     @classmethod

@@ -408,6 +408,20 @@ def test_no_minima_is_a_clear_message_not_a_crash():
     assert len(net.minima) == 0 and net.n_transition_states == 0
 
 
+def test_temperature_option_reaches_the_kinetics(ckpt, tmp_path, capsys, monkeypatch):
+    real = es.pipeline.analyze
+    monkeypatch.setattr("energyscope.pipeline.analyze", lambda land, **kw: real(
+        land, **{**kw, "n_restarts": 8, "masses": False, "n_paths": 1, "grid_size": 16}))
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out", "--temperature", "0.5", "--quiet")
+    assert code == 0, err
+    saved = es.Analysis.load(tmp_path / "out")
+    assert saved.settings["kinetics"]["temperature"] == 0.5 and saved.kinetics.temperature == 0.5
+    assert saved.kinetics.time_unit == "time units"  # a sampler step is this dynamics only at T = 1
+    code, _, err = run(capsys, "analyze", ckpt, "-o", tmp_path / "out2", "--temperature", "0", "--quiet")
+    assert code == 2
+    assert_one_line_error(err, "--temperature must be a positive number, got 0")
+
+
 @pytest.mark.parametrize("args,fragment", [(["--seed", "-1"], "seed must be an integer in [0, 2^63)"),
                                            (["--seed", str(2**64)], "seed must be an integer in [0, 2^63)"),
                                            (["--device", "banana"], "unknown device 'banana'")])

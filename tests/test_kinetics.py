@@ -255,3 +255,37 @@ def test_kink_networks_refuse_harmonic_rates():
     assert network.n_transition_states > 0 and not np.isfinite(minima.hessian_eigenvalues).all()
     with pytest.raises(KineticsError, match="kinks"):
         es.kinetics(network, landscape=land)
+
+
+# ------------------------------------------------------------------------------------------- in analyze and the report
+def test_analyze_saves_and_reloads_the_kinetics(tmp_path):
+    from mb_helpers import run_mb
+    res = run_mb(masses=False, kinetics_kwargs={"temperature": 25.0})
+    kin = res.kinetics
+    assert kin.temperature == 25.0 and res.settings["kinetics"]["temperature"] == 25.0
+    assert kin.approximation == "path" and kin.time_unit == "time units"
+    res.save(tmp_path / "out")
+    again = es.Analysis.load(tmp_path / "out").kinetics
+    assert again.mfpt([0], [1]) == kin.mfpt([0], [1]) and again.notes == kin.notes
+    np.testing.assert_array_equal(again.network.log_flux, kin.network.log_flux)
+    with pytest.raises(es.BadArgumentError, match="kinetics_kwargs"):
+        run_mb(masses=False, kinetics_kwargs={"temprature": 1.0})
+
+
+def test_kinked_landscape_says_kinetics_is_not_available(tmp_path):
+    land = es.Landscape(KinkProduct(2, rotation_seed=None), dim=2)
+    res = es.analyze(land, seed=0, n_restarts=64, masses=False, progress=False, n_paths=1, grid_size=16)
+    assert res.kinetics is None and "kinetics" not in res.stage_errors
+    why = res.diagnostics["not_available"]["kinetics"]
+    assert "kinks" in why
+    html = res.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Kinetics not available" in html and "kinks" in html
+
+
+def test_a_single_minimum_has_nothing_to_relax():
+    land = es.Landscape(lambda z: 0.5 * (z**2).sum(dim=1), dim=3)
+    minima = es.find_minima(land, n_restarts=8, seed=0, progress=False)
+    kin = es.kinetics(es.connect(land, minima, progress=False), landscape=land, step_size=0.4, chain_length=60)
+    assert kin.n_minima == 1 and len(kin.relaxation_times) == 0 and kin.mixing_ratio == 0.0
+    np.testing.assert_allclose(kin.stationary, [1.0])
+    assert "nothing to relax" in kin.summary()

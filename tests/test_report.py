@@ -18,7 +18,7 @@ from energyscope.analysis import Analysis
 from energyscope.report import fmt, pct, render_report, text_summary
 from mb_helpers import SMALL_MASSES, mb_analysis, run_mb
 
-SECTIONS = ("summary", "tree", "basins", "paths", "masses", "labels", "map", "diagnostics")
+SECTIONS = ("summary", "tree", "basins", "paths", "masses", "labels", "kinetics", "map", "diagnostics")
 
 
 class _Collect(HTMLParser):
@@ -82,13 +82,19 @@ def test_report_sections_images_and_self_contained(tmp_path):
     ids = [a.get("id") for t, a in page.tags if t == "section"]
     assert ids == list(SECTIONS)
     imgs = png_images(page)
-    # tree + 2 paths + masses + confusion + contour map (no decoder: no thumbnails)
-    assert len(imgs) == 6
+    # tree + 2 paths + masses + confusion + first-passage matrix + free-energy graph + contour map (no decoder: no
+    # thumbnails)
+    assert len(imgs) == 8
     assert all(i.width >= 300 and i.height >= 200 for i in imgs)
     text = " ".join(page.text)
     for heading in ("Summary", "Disconnectivity graph", "Basins", "Path gallery", "Prior versus data mass",
-                    "Basins versus labels", "Contour map", "Diagnostics"):
+                    "Basins versus labels", "Kinetics: how long the sampler takes between basins",
+                    "Free-energy disconnectivity graph at T = 1", "Contour map", "Diagnostics"):
         assert heading in text
+    # the kinetics section states the slowest mode beside the chain length, in the sampler's steps
+    kin = res.kinetics
+    assert f"the sampler runs {kin.chain_length} steps (ratio {kin.mixing_ratio:.3g})" in text
+    assert "energyscope's defaults" in text  # Müller–Brown states no sampler: the defaults are named as such
     # the basin table: one row per minimum with the exact barriers
     rows = re.findall(r"<tr>\s*<td>(\d+)</td>", html)
     assert rows == ["0", "1", "2"]

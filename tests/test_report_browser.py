@@ -219,7 +219,8 @@ def _check_page(seen: dict, shot: Path, n_images: int) -> None:
         assert complete and nw > 0 and nh > 0, f"image {alt!r} did not decode"
         assert shown > 0
     lay = seen["layout"]
-    assert lay["sections"] == ["summary", "tree", "basins", "paths", "masses", "labels", "map", "diagnostics"]
+    assert lay["sections"] == ["summary", "tree", "basins", "paths", "masses", "labels", "kinetics", "map",
+                              "diagnostics"]
     assert lay["scroll"] <= lay["inner"], "the page is wider than a 1366-pixel laptop window"
     img = Image.open(shot)
     img.load()
@@ -233,7 +234,8 @@ def test_report_in_headless_chromium(tmp_path):
     html = mb_analysis().write_report(tmp_path / "report.html")
     shot = tmp_path / "report.png"
     seen = load_in_browser(html, tmp_path, shot)
-    _check_page(seen, shot, n_images=6)
+    # tree, 2 path cards, masses, confusion, first-passage matrix, free-energy graph, contour map
+    _check_page(seen, shot, n_images=8)
 
 
 def test_report_with_thumbnails_and_filmstrips_in_headless_chromium(tmp_path):
@@ -242,8 +244,8 @@ def test_report_with_thumbnails_and_filmstrips_in_headless_chromium(tmp_path):
     html = res.write_report(tmp_path / "report.html")
     shot = tmp_path / "report.png"
     seen = load_in_browser(html, tmp_path, shot)
-    # tree, 3 basin thumbnails, 2 path cards, masses, confusion, contour map
-    _check_page(seen, shot, n_images=9)
+    # tree, 3 basin thumbnails, 2 path cards, masses, confusion, first-passage matrix, free-energy graph, contour map
+    _check_page(seen, shot, n_images=11)
     assert sorted(alt for *_, alt in seen["images"] if alt.startswith("prototype")) == [
         "prototype 0", "prototype 1", "prototype 2"]
 

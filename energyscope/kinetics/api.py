@@ -128,7 +128,7 @@ def _network_rates(network: TransitionNetwork, dynamics: str, T: float, land: La
         ev, _ = land.hessian_eigh(np.array([np.asarray(edges[k][2]["z"], dtype=float) for k in missing]))
         for k, row in zip(missing, ev):
             ts_ev[k] = row
-    ts_ev = np.array([np.asarray(e, dtype=float) for e in ts_ev]).reshape(len(edges), -1)
+    ts_ev = np.array([np.asarray(e, dtype=float) for e in ts_ev]).reshape(len(edges), m.dim)
     return langevin_network(m.hessian_eigenvalues, m.energy, pairs, ts_energy, ts_ev, T, flat_tol)
 
 

@@ -158,7 +158,7 @@ def langevin_network(minima_eigenvalues, minima_energy, ts_pairs, ts_energy, ts_
     energy = np.asarray(minima_energy, dtype=float)
     log_weight, n_min = langevin_weights(minima_eigenvalues, energy, T, flat_tol)
     pairs = _check_pairs(ts_pairs, len(energy))
-    ts_ev = np.asarray(ts_eigenvalues, dtype=float).reshape(len(pairs), -1)
+    ts_ev = np.asarray(ts_eigenvalues, dtype=float).reshape(len(pairs), np.shape(minima_eigenvalues)[1])
     keep = pairs[:, 0] != pairs[:, 1]
     notes = [] if keep.all() else [f"{int((~keep).sum())} transition state(s) joining a minimum to itself left out "
                                    "(they do not move the chain)"]

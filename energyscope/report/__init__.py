@@ -17,6 +17,7 @@ import numpy as np
 from energyscope.interpret.masses import BasinMasses
 from energyscope.interpret.records import LabelSummary
 from energyscope.report import figures
+from energyscope.report.kinetics import kinetics_card, kinetics_context, mixing_sentence
 from energyscope.report.notes import mass_notes
 from energyscope.settings import AnalysisSettings
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # the report reads an Analysis; the Analysis draws itself wit
 
 STAGE_NAMES = {"minima": "minima search", "network": "transition network (NEB + saddles)",
                "tree": "disconnectivity tree", "interpret": "interpretation (prototypes, masses, labels, paths)",
-               "total": "total"}
+               "kinetics": "kinetics (rates, first passage)", "total": "total"}
 
 
 # ---------------------------------------------------------------------------------------------------------- formats
@@ -355,6 +356,9 @@ def context(result: Analysis) -> dict:
     la = result.label_agreement
     if la is not None:
         cards.append(("NMI basins vs labels", fmt(la.nmi, 3)))
+    card = kinetics_card(result)
+    if card is not None:
+        cards.append(card)
     return {
         "title": _title(result),
         "created": result.created or "",
@@ -379,6 +383,7 @@ def context(result: Analysis) -> dict:
         "map_img": map_img,
         "map_kind": map_kind,
         "dim": model.get("dim"),
+        "kinetics": kinetics_context(result, figs.draw),
         "diagnostics": _diagnostics(result, figs.errors),
     }
 
@@ -448,6 +453,13 @@ def text_summary(result: Analysis, max_basins: int = 12) -> str:
             s += f"; HDBSCAN baseline NMI {fmt(hd.nmi, 3)}, ARI {fmt(hd.ari, 3)}"
         lines.append("")
         lines.append(s)
+    if result.kinetics is not None:
+        lines.append("")
+        lines.append(f"kinetics ({result.kinetics.dynamics}, T = {result.kinetics.temperature:g}, "
+                     f"{result.kinetics.approximation} approximation): {mixing_sentence(result.kinetics)[0]}")
+    elif (result.diagnostics or {}).get("not_available", {}).get("kinetics"):
+        lines.append("")
+        lines.append(f"kinetics not available: {result.diagnostics['not_available']['kinetics']}")
     t = result.timings or {}
     if t:
         lines.append("")

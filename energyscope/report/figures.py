@@ -94,7 +94,7 @@ def thumbnail_uris(x: np.ndarray, size_in: float = 0.6) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------------------ tree
 def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | None, dominant: dict[int, Any] | None = None,
-                        max_thumbnails: int = 80) -> str:
+                        max_thumbnails: int = 80, ylabel: str = "U − U(global minimum) [nats]") -> str:
     """The disconnectivity graph, drawn by ``tree.plot``, with a decoded prototype under every leaf.
 
     Args:
@@ -103,6 +103,7 @@ def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | Non
             are, lines and tables rasterised by :func:`energyscope.render.thumbnails`).
         dominant: minimum id -> dominant label, to colour leaves by group (None: no colouring).
         max_thumbnails: above this many minima the thumbnails are left out (they would be unreadably small).
+        ylabel: the energy axis' label.
     """
     n = len(tree)
     with_thumbs = prototypes is not None and len(prototypes) >= n and n <= max_thumbnails
@@ -120,7 +121,46 @@ def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | Non
         kwargs["color_label"] = "dominant label"
     drawn = tree.plot(**kwargs)
     tidy_tree_axes(drawn)
-    ax.set_ylabel("U − U(global minimum) [nats]")
+    ax.set_ylabel(ylabel)
+    return figure_uri(fig)
+
+
+def mfpt_uri(mfpt: np.ndarray, names: Sequence[str], unit: str, chain_length: int | None) -> str:
+    """Mean first-passage times between basins as a heat map (log colour scale), each cell annotated; with a chain
+    length, the cells the sampler crosses within one chain are outlined.
+
+    Args:
+        mfpt: (n, n) times, row = from, column = to (diagonal ignored); names: (n,) basin names; unit: the time unit.
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+    n = len(mfpt)
+    off = ~np.eye(n, dtype=bool)
+    vals = np.where(off & np.isfinite(mfpt) & (mfpt > 0), mfpt, np.nan)
+    size = float(np.clip(1.6 + 0.55 * n, 4.0, 11.0))
+    fig = new_figure(size + 1.4, size)
+    ax = fig.add_subplot(1, 1, 1)
+    finite = vals[np.isfinite(vals)]
+    norm = LogNorm(vmin=float(finite.min()), vmax=float(max(finite.max(), finite.min() * 1.0001))) if len(finite) \
+        else None
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap="viridis_r", norm=norm)
+    if n <= 16:
+        for i in range(n):
+            for j in range(n):
+                if i != j:
+                    t = mfpt[i, j]
+                    light = not np.isfinite(vals[i, j]) or norm is None or float(norm(vals[i, j])) < 0.4
+                    ax.text(j, i, "∞" if not np.isfinite(t) else f"{t:.2g}", ha="center", va="center",
+                            fontsize=7 if n > 8 else 8, color="black" if light else "white")
+    if chain_length:
+        for i, j in zip(*np.nonzero(off & (mfpt <= chain_length))):
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=2))
+    ax.set_xticks(range(n), labels=names, rotation=90 if n > 8 else 0, fontsize="small")
+    ax.set_yticks(range(n), labels=names, fontsize="small")
+    ax.set_xlabel("to basin")
+    ax.set_ylabel("from basin")
+    if norm is not None:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"mean first-passage time [{unit}]")
     return figure_uri(fig)
 
 
