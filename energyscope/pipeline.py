@@ -201,10 +201,30 @@ def _kinetics_stage(result: Analysis, land: Landscape, s: AnalysisSettings) -> N
     except KineticsError as exc:  # rates that do not exist here (kinks): said, not guessed; not a failure
         result.diagnostics.setdefault("not_available", {})["kinetics"] = str(exc)
         return
+    _compare_weights(kin, result)
     if defaulted:
         kin.notes.append(f"the sampler settings {', '.join(defaulted)} are energyscope's defaults (the checkpoint does "
                          f"not state them): steps = {cfg['steps']}, step size = {cfg['step_size']:g}")
     result.kinetics = kin
+
+
+def _compare_weights(kin: Any, result: Analysis) -> None:
+    """Say where the kinetics' harmonic basin weights disagree with the equilibrium masses the interpretation measured
+    (beyond 4 standard errors and 5 points): there the basins are not harmonic at this temperature."""
+    if kin.temperature != 1.0 or len(result.basins) != kin.n_minima:
+        return
+    mass = np.array([np.nan if b.prior_mass is None else float(b.prior_mass) for b in result.basins])
+    se = np.array([0.0 if b.prior_mass_se is None else float(b.prior_mass_se) for b in result.basins])
+    if not np.isfinite(mass).all():
+        return
+    gap = np.abs(kin.stationary - mass)
+    off = np.nonzero((gap > 0.05) & (gap > 4 * se))[0]
+    if len(off):
+        k = int(off[np.argmax(gap[off])])
+        kin.notes.append(f"the harmonic basin weights differ from the measured equilibrium masses in {len(off)} of "
+                         f"{kin.n_minima} basins (most in basin {k}: {100 * kin.stationary[k]:.1f}% against "
+                         f"{100 * mass[k]:.1f}%): those basins are not harmonic at T = 1, and the times carry that "
+                         "uncertainty")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -160,7 +160,10 @@ def mfpt_uri(mfpt: np.ndarray, names: Sequence[str], unit: str, chain_length: in
     ax.set_xlabel("to basin")
     ax.set_ylabel("from basin")
     if norm is not None:
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"mean first-passage time [{unit}]")
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"mean first-passage time [{unit}]")
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))  # plain text, not mathtext
+        cb.ax.yaxis.set_minor_formatter(NullFormatter())
     return figure_uri(fig)
 
 
