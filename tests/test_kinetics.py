@@ -289,3 +289,21 @@ def test_a_single_minimum_has_nothing_to_relax():
     assert kin.n_minima == 1 and len(kin.relaxation_times) == 0 and kin.mixing_ratio == 0.0
     np.testing.assert_allclose(kin.stationary, [1.0])
     assert "nothing to relax" in kin.summary()
+
+
+def test_free_energies_are_pathsamples_own(tmp_path):
+    """For a PATHSAMPLE network F_i = E_i + T S_i/2 + T log o_i and F_e = E_e + T S_e/2 + T log o_e (its REGROUPFREE
+    definitions); lumping two minima gives F = −T log(exp(−F_1/T) + exp(−F_2/T))."""
+    (tmp_path / "min.data").write_text("0.0 1.0 1 1 1 1\n0.3 -0.5 2 1 1 1\n2.0 0.2 1 1 1 1\n")
+    (tmp_path / "ts.data").write_text("0.5 0.4 1 1 2 1 1 1\n4.0 -1.0 2 2 3 1 1 1\n")
+    T = 0.8
+    kin = es.kinetics(read_pathsample(tmp_path), temperature=T, dynamics="harmonic")
+    F = np.array([0.0 + T * 0.5, 0.3 - T * 0.25 + T * np.log(2), 2.0 + T * 0.1])
+    F_ts = np.array([0.5 + T * 0.2, 4.0 - T * 0.5 + T * np.log(2)])
+    fe = kin.free_energy_graph(regroup=0.0)
+    np.testing.assert_allclose(fe.minima_free_energy, F, rtol=1e-12)
+    assert len(fe.groups) == 3 and fe.tree.merge_energy(0, 1) == pytest.approx(F_ts[0], rel=1e-12)
+    assert fe.tree.merge_energy(1, 2) == pytest.approx(F_ts[1], rel=1e-12)
+    lumped = kin.free_energy_graph(regroup=0.5)  # the 0–1 free-energy barrier is 0.006 nats from minimum 1's side
+    assert sorted(map(sorted, lumped.groups)) == [[0, 1], [2]]
+    assert lumped.free_energy[0] == pytest.approx(-T * np.logaddexp(-F[0] / T, -F[1] / T), rel=1e-12)

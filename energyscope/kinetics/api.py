@@ -56,7 +56,7 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
         raise BadArgumentError(f"dynamics must be one of {DYNAMICS}, got {dynamics!r}")
     if approximation is not None and approximation not in APPROXIMATIONS:
         raise BadArgumentError(f"approximation must be one of {tuple(APPROXIMATIONS)} or None, got {approximation!r}")
-    network, land, sampler_known = _resolve(source, landscape)
+    network, land = _resolve(source, landscape)
     notes: list[str] = []
     if isinstance(network, PathsampleData):
         if dynamics == "langevin":
@@ -73,7 +73,7 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
     if network is not None and not isinstance(network, PathsampleData) and not network.is_connected():
         notes.append(f"the network has {len(network.components())} components: first-passage times between them are "
                      "infinite, and the stationary probabilities are the global equilibrium weights")
-    time_unit, step_time, chain = _time_unit(dynamics, T, step_size, chain_length, land, sampler_known, notes)
+    time_unit, step_time, chain = _time_unit(dynamics, T, step_size, chain_length, land, notes)
     return Kinetics(rn, harmonic_flux, T, dynamics, used, time_unit, step_time, chain, energy,
                     notes=rn.notes + notes, path_reasons=reasons)
 
@@ -88,14 +88,13 @@ def _check_temperature(temperature: Any) -> float:
     return T
 
 
-def _resolve(source: Any, landscape: Landscape | None) -> tuple[Any, Landscape | None, bool]:
-    """(network or PATHSAMPLE data, landscape or None, whether the landscape came with the source)."""
+def _resolve(source: Any, landscape: Landscape | None) -> tuple[Any, Landscape | None]:
+    """(network or PATHSAMPLE data, landscape or None)."""
     if isinstance(source, (TransitionNetwork, PathsampleData)):
-        return source, landscape, landscape is not None
+        return source, landscape
     network = getattr(source, "network", None)
     if isinstance(network, TransitionNetwork):  # an Analysis
-        land = landscape if landscape is not None else getattr(source, "landscape", None)
-        return network, land, land is not None
+        return network, landscape if landscape is not None else getattr(source, "landscape", None)
     if network is None and hasattr(source, "minima") and hasattr(source, "tree"):
         raise KineticsError("this analysis has no transition network (its connect stage did not run or failed)")
     raise BadArgumentError(f"kinetics takes a TransitionNetwork, an Analysis or PathsampleData; got "
@@ -167,7 +166,9 @@ def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: 
 
 
 def _time_unit(dynamics: str, T: float, step_size: float | None, chain_length: int | None, land: Landscape | None,
-               sampler_known: bool, notes: list[str]) -> tuple[str, float | None, int | None]:
+               notes: list[str]) -> tuple[str, float | None, int | None]:
+    """(time unit, Δt per sampler step or None, chain length or None): sampler steps where the step is known and
+    T = 1."""
     if dynamics == "harmonic":
         return "time units", None, chain_length
     cfg, defaulted = sampler_settings(land) if land is not None else ({}, ["steps", "step_size"])

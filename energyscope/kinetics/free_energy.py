@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import logsumexp
 
 from energyscope.errors import BadArgumentError
 from energyscope.tree.graph import DisconnectivityGraph
@@ -74,35 +73,54 @@ def free_energy_graph(kin: "Kinetics", regroup: float | None = None) -> FreeEner
     K = net.n_minima
     member = np.arange(K)  # group of each minimum
     while True:
-        groups = _groups(member)
-        Fg = np.array([-T * logsumexp(-F_min[g] / T) for g in groups])
-        barrier = {ab: f - max(Fg[ab[0]], Fg[ab[1]]) for ab, f in _group_ts(net.pairs, F_ts, member, T).items()}
-        if not barrier or min(barrier.values()) > threshold:
+        Fg = _group_free_energy(F_min, member, T)
+        ab, f = _group_ts(net.pairs, F_ts, member, T)
+        if not len(f):
             break
-        a, b = min(barrier, key=barrier.get)  # the lowest barrier first; the groups' F change after each merge
-        member[member == b] = a
+        barrier = f - np.maximum(Fg[ab[:, 0]], Fg[ab[:, 1]])
+        k = int(np.argmin(barrier))  # the lowest barrier first; the groups' F change after each merge
+        if barrier[k] > threshold:
+            break
+        member[member == ab[k, 1]] = ab[k, 0]
         _, member = np.unique(member, return_inverse=True)
-    groups = [set(g.tolist()) for g in _groups(member)]
-    Fg = np.array([-T * logsumexp(-F_min[list(g)] / T) for g in groups])
-    rows = [(a, b, max(f, Fg[a], Fg[b])) for (a, b), f in _group_ts(net.pairs, F_ts, member, T).items()]
+    Fg = _group_free_energy(F_min, member, T)
+    groups = [set(np.nonzero(member == g)[0].tolist()) for g in range(len(Fg))]
+    ab, f = _group_ts(net.pairs, F_ts, member, T)
+    rows = np.column_stack([ab.astype(float), np.maximum(f, np.maximum(Fg[ab[:, 0]], Fg[ab[:, 1]]))])
     ids = [min(g, key=lambda k: F_min[k]) for g in groups]
-    tree = DisconnectivityGraph(Fg, np.array(rows, dtype=float).reshape(-1, 3), ids=ids)
+    tree = DisconnectivityGraph(Fg, rows.reshape(-1, 3), ids=ids)
     notes = [f"{K} minima regrouped into {len(groups)} free-energy minima (barriers ≤ {threshold:.3g} nats lumped)"] \
         if len(groups) < K else []
     return FreeEnergyGraph(tree, groups, Fg, F_min, T, threshold, notes)
 
 
-def _groups(member: np.ndarray) -> list[np.ndarray]:
-    return [np.nonzero(member == g)[0] for g in range(int(member.max()) + 1)]
+def _log_sum_by(keys: np.ndarray, log_terms: np.ndarray, n: int) -> np.ndarray:
+    """(n,) log Σ exp(log_terms) over the entries of each key 0..n-1, shifted per key so nothing under- or
+    overflows (−inf for a key with no entries)."""
+    top = np.full(n, -np.inf)
+    np.maximum.at(top, keys, log_terms)
+    sums = np.bincount(keys, weights=np.exp(log_terms - top[keys]), minlength=n)
+    with np.errstate(divide="ignore"):
+        return top + np.log(sums)
 
 
-def _group_ts(pairs: np.ndarray, F_ts: np.ndarray, member: np.ndarray, T: float) -> dict[tuple[int, int], float]:
-    """For each pair of groups joined by transition states, their one transition state F_IJ = −T log Σ exp(−F_e/T)."""
+def _group_free_energy(F_min: np.ndarray, member: np.ndarray, T: float) -> np.ndarray:
+    """(G,) F_I = −T log Σ_{i∈I} exp(−F_i/T)."""
+    return -T * _log_sum_by(member, -F_min / T, int(member.max()) + 1)
+
+
+def _group_ts(pairs: np.ndarray, F_ts: np.ndarray, member: np.ndarray, T: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of groups joined by transition states, (P, 2) with a < b, and their one transition state each,
+    F_IJ = −T log Σ exp(−F_e/T) (P,)."""
     gi, gj = member[pairs[:, 0]], member[pairs[:, 1]]
-    out: dict[tuple[int, int], list[float]] = {}
-    for e in np.nonzero(gi != gj)[0]:
-        out.setdefault((int(min(gi[e], gj[e])), int(max(gi[e], gj[e]))), []).append(-F_ts[e] / T)
-    return {ab: -T * float(logsumexp(v)) for ab, v in out.items()}
+    between = gi != gj
+    lo, hi = np.minimum(gi, gj)[between], np.maximum(gi, gj)[between]
+    if not len(lo):
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    G = int(member.max()) + 1
+    keys, inverse = np.unique(lo * G + hi, return_inverse=True)
+    f = -T * _log_sum_by(inverse, -F_ts[between] / T, len(keys))
+    return np.column_stack([keys // G, keys % G]), f
 
 
 __all__ = ["FreeEnergyGraph", "free_energy_graph"]
