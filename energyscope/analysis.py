@@ -22,6 +22,7 @@ from energyscope.io import results as _store
 from energyscope.io.codec import FORMAT_NAME, FORMAT_VERSION, JSON_NAME, AnalysisFormatError, Decoder, Encoder
 from energyscope.io.results import atomic_write_bytes
 from energyscope.kinetics.model import Kinetics
+from energyscope.kinetics.simulate import SamplerTransitions
 from energyscope.search.minima import Minima
 from energyscope.search.network import TransitionNetwork
 from energyscope.settings import AnalysisSettings
@@ -56,6 +57,8 @@ class Analysis:
             temperature (times in the model's sampler steps), or None: no network, the stage failed
             (``stage_errors["kinetics"]``), or the rates do not exist for this landscape, e.g. on kinks
             (``diagnostics["not_available"]["kinetics"]`` says why).
+        sampler_transitions: where the model's own sampler goes in one chain from each of the lowest minima
+            (:class:`~energyscope.kinetics.simulate.SamplerTransitions`; measured when ``masses`` is on), or None.
         landscape: the :class:`~energyscope.landscape.Landscape` analysed (None after :meth:`load`).
         model: the landscape's description (dims, conventions, metadata).
         settings: every setting used, defaults filled in, as saved: :meth:`AnalysisSettings.to_dict
@@ -78,6 +81,7 @@ class Analysis:
     views: dict = dataclasses.field(default_factory=dict)
     interpretation: dict = dataclasses.field(default_factory=dict)
     kinetics: Kinetics | None = None
+    sampler_transitions: SamplerTransitions | None = None
     landscape: Any = None
     model: dict = dataclasses.field(default_factory=dict)
     settings: dict = dataclasses.field(default_factory=dict)
@@ -86,7 +90,7 @@ class Analysis:
     created: str = ""
 
     _SAVED = ("minima", "network", "basins", "label_agreement", "prototypes", "paths", "views", "interpretation",
-              "kinetics", "model", "settings", "timings", "diagnostics", "created")
+              "kinetics", "sampler_transitions", "model", "settings", "timings", "diagnostics", "created")
 
     # ------------------------------------------------------------------ convenience
     @property

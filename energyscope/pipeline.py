@@ -27,6 +27,7 @@ from energyscope.interpret.records import basin_records, gallery, label_summary,
 from energyscope.interpret.stage import Interpretation
 from energyscope.kinetics import api as kinetics_stage
 from energyscope.kinetics.rates import KineticsError
+from energyscope.kinetics.simulate import chain_transitions
 from energyscope.landscape import Landscape, as_landscape
 from energyscope.sampling import sampler_settings
 from energyscope.search import minima as minima_stage
@@ -191,10 +192,21 @@ def run(land: Landscape, settings: AnalysisSettings, progress: bool = True) -> A
     return result
 
 
+#: chains of the model's own sampler started at each minimum for the one-chain check (up to CHECK_MINIMA minima)
+CHECK_CHAINS = 256
+CHECK_MINIMA = 24
+
+
 def _kinetics_stage(result: Analysis, land: Landscape, s: AnalysisSettings) -> None:
     """Rates on the network in the sampler's own steps: the sampler the mass stage used (the checkpoint's settings,
-    overridden by ``mass.sampler``), said to be the default where neither stated it."""
+    overridden by ``mass.sampler``), said to be the default where neither stated it. With ``masses`` on, the
+    sampler itself is also run for one chain from each of the lowest minima (the check that needs no
+    approximation; on kinks the only kinetics there is)."""
     cfg, defaulted = sampler_settings(land, s.mass.sampler)
+    if s.masses and cfg["steps"] > 0 and cfg["noise"] and result.minima is not None and len(result.minima) > 1:
+        starts = np.argsort(result.minima.energy)[:CHECK_MINIMA]
+        result.sampler_transitions = _substep(result, "sampler check", lambda: chain_transitions(
+            land, result.minima, cfg, starts=starts, n_chains=CHECK_CHAINS, seed=s.seed), stage="kinetics")
     try:
         kin = kinetics_stage.kinetics(result.network, landscape=land, step_size=cfg["step_size"],
                                       chain_length=cfg["steps"], **s.kinetics.as_kwargs())
@@ -267,14 +279,14 @@ class _Stage:
         return True
 
 
-def _substep(result: Analysis, name: str, fn: Callable[[], Any]) -> Any:
-    """Run one part of the interpretation; a failure is recorded (``interpret: name``) and the rest goes on."""
+def _substep(result: Analysis, name: str, fn: Callable[[], Any], stage: str = "interpret") -> Any:
+    """Run one part of a stage; a failure is recorded (``stage: name``) and the rest goes on."""
     try:
         return fn()
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        result.diagnostics.setdefault("stage_errors", {})[f"interpret: {name}"] = _error_text(exc)
+        result.diagnostics.setdefault("stage_errors", {})[f"{stage}: {name}"] = _error_text(exc)
         return None
 
 

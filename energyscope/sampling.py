@@ -6,6 +6,8 @@ Used for the sampler mass (:mod:`energyscope.interpret.masses`) and as a start s
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -57,15 +59,28 @@ def short_run_samples(land: Landscape, n: int = 4096, sampler: dict | None = Non
     Returns ((n, d) samples, info with the settings used and which of them were defaults).
     """
     cfg, defaulted = sampler_settings(land, sampler)
-    z = land.as_tensor(land.base_samples(n, seed=seed))
-    gen = torch.Generator(device="cpu").manual_seed(int(seed) + 1)
+    z = run_sampler(land, land.base_samples(n, seed=seed), cfg, seed=int(seed) + 1, progress=progress)
+    return z, {"seed": seed, **cfg, "defaults_used": defaulted}
+
+
+def run_sampler(land: Landscape, z0: Any, cfg: dict, seed: int = 0, progress: bool = False,
+                desc: str = "short-run sampler") -> np.ndarray:
+    """The sampler's chains from given starts: ``cfg["steps"]`` steps z ← z − (s²/2)∇U(z) + noise · s · ε.
+
+    Args:
+        z0: (n, d) starts; cfg: settings from :func:`sampler_settings` (steps, step_size, noise).
+    Returns:
+        (n, d) end points.
+    """
+    z = land.as_tensor(z0)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
     s = cfg["step_size"]
-    for _ in _progress(range(cfg["steps"]), progress, "short-run sampler", total=cfg["steps"]):
+    for _ in _progress(range(cfg["steps"]), progress, desc, total=cfg["steps"]):
         _, g = land.energy_and_grad(z)
         z = z - 0.5 * s**2 * g
         if cfg["noise"]:
             z = z + cfg["noise"] * s * torch.randn(z.shape, generator=gen, dtype=land.dtype).to(land.device)
-    return to_numpy(z), {"seed": seed, **cfg, "defaults_used": defaulted}
+    return to_numpy(z)
 
 
-__all__ = ["SAMPLER_DEFAULTS", "sampler_settings", "short_run_samples"]
+__all__ = ["SAMPLER_DEFAULTS", "sampler_settings", "short_run_samples", "run_sampler"]

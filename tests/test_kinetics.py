@@ -307,3 +307,22 @@ def test_free_energies_are_pathsamples_own(tmp_path):
     lumped = kin.free_energy_graph(regroup=0.5)  # the 0–1 free-energy barrier is 0.006 nats from minimum 1's side
     assert sorted(map(sorted, lumped.groups)) == [[0, 1], [2]]
     assert lumped.free_energy[0] == pytest.approx(-T * np.logaddexp(-F[0] / T, -F[1] / T), rel=1e-12)
+
+
+def test_the_sampler_itself_agrees_with_the_network_from_the_deep_wells(triple_well):
+    """One chain of the model's own sampler (400 steps of size 0.1, T = 1: 2 time units) from each minimum, quenched:
+    from the deep wells it lands where the network's occupation at the same time says (to 3 standard errors); from the
+    shallow well (0.5 kT deep) the jump model is rough, which the report then says."""
+    from energyscope.kinetics.simulate import SamplerTransitions, chain_transitions
+    land, network = triple_well
+    st = chain_transitions(land, network.minima, {"steps": 400, "step_size": 0.1, "noise": True}, n_chains=400, seed=0)
+    assert st.matrix.shape == (3, 3) and np.allclose(st.other, 0.0)
+    kin = es.kinetics(network, landscape=land, step_size=0.1, chain_length=400)
+    deep = list(np.argsort(network.minima.energy)[:2])
+    for i in deep:
+        net = kin.occupation([i], 400)
+        assert np.all(np.abs(net - st.matrix[i]) <= 3 * st.stderr[i] + 0.01), (net, st.matrix[i])
+    again = SamplerTransitions.from_dict(st.to_dict())
+    np.testing.assert_array_equal(again.matrix, st.matrix)
+    p = kin.passage_probability([deep[0]], [deep[1]], 400)
+    assert 0 < p < 1 and p >= kin.occupation([deep[0]], 400)[deep[1]]  # reached by then ≥ there then

@@ -82,9 +82,9 @@ def test_report_sections_images_and_self_contained(tmp_path):
     ids = [a.get("id") for t, a in page.tags if t == "section"]
     assert ids == list(SECTIONS)
     imgs = png_images(page)
-    # tree + 2 paths + masses + confusion + first-passage matrix + free-energy graph + contour map (no decoder: no
-    # thumbnails)
-    assert len(imgs) == 8
+    # tree + 2 paths + masses + confusion + first-passage matrix + free-energy graph + the sampler check + contour
+    # map (no decoder: no thumbnails)
+    assert len(imgs) == 9
     assert all(i.width >= 300 and i.height >= 200 for i in imgs)
     text = " ".join(page.text)
     for heading in ("Summary", "Disconnectivity graph", "Basins", "Path gallery", "Prior versus data mass",

@@ -234,8 +234,8 @@ def test_report_in_headless_chromium(tmp_path):
     html = mb_analysis().write_report(tmp_path / "report.html")
     shot = tmp_path / "report.png"
     seen = load_in_browser(html, tmp_path, shot)
-    # tree, 2 path cards, masses, confusion, first-passage matrix, free-energy graph, contour map
-    _check_page(seen, shot, n_images=8)
+    # tree, 2 path cards, masses, confusion, first-passage matrix, free-energy graph, sampler check, contour map
+    _check_page(seen, shot, n_images=9)
 
 
 def test_report_with_thumbnails_and_filmstrips_in_headless_chromium(tmp_path):
@@ -244,8 +244,9 @@ def test_report_with_thumbnails_and_filmstrips_in_headless_chromium(tmp_path):
     html = res.write_report(tmp_path / "report.html")
     shot = tmp_path / "report.png"
     seen = load_in_browser(html, tmp_path, shot)
-    # tree, 3 basin thumbnails, 2 path cards, masses, confusion, first-passage matrix, free-energy graph, contour map
-    _check_page(seen, shot, n_images=11)
+    # tree, 3 basin thumbnails, 2 path cards, masses, confusion, first-passage matrix, free-energy graph, sampler
+    # check, contour map
+    _check_page(seen, shot, n_images=12)
     assert sorted(alt for *_, alt in seen["images"] if alt.startswith("prototype")) == [
         "prototype 0", "prototype 1", "prototype 2"]
 

@@ -47,7 +47,7 @@ SAVED_TYPE_MODULES = (
     "energyscope.tree.graph",
     "energyscope.interpret.masses", "energyscope.interpret.labels", "energyscope.interpret.stage",
     "energyscope.interpret.records", "energyscope.io.pathsample",
-    "energyscope.kinetics.rates", "energyscope.kinetics.model",
+    "energyscope.kinetics.rates", "energyscope.kinetics.model", "energyscope.kinetics.simulate",
 )
 #: Stable names that changed: old name -> current name (none yet; add one when a saved class is renamed).
 RENAMED: dict[str, str] = {}

@@ -187,19 +187,51 @@ class Kinetics:
         t = self.relaxation_times
         return float(t[0] / self.chain_length) if len(t) else 0.0
 
+    def passage_probability(self, A: Iterable[int], B: Iterable[int], t: float) -> float:
+        """Probability that a chain started in A (local equilibrium) has reached B within time t (in
+        :attr:`time_unit`): 1 − ρ_A · exp(L_NN t) · 1, with L_NN the generator with B absorbing (exact for the
+        network; ``scipy.linalg.expm``)."""
+        from scipy.linalg import expm
+        a, b = self._two_sets(A, B)
+        if not t >= 0:
+            raise BadArgumentError(f"t must be a time >= 0, got {t!r}")
+        keep = ~b
+        L = self.rate_matrix()[np.ix_(keep, keep)]
+        exit_rate = self.rate_matrix()[keep].sum(axis=1)
+        L[np.diag_indices_from(L)] = -exit_rate
+        survival = expm(L * float(t)) @ np.ones(int(keep.sum()))
+        rho = np.zeros(self.n_minima)
+        rho[a] = self._local_equilibrium(a)
+        return float(np.clip(1.0 - np.dot(rho[keep], survival), 0.0, 1.0))
+
+    def occupation(self, A: Iterable[int], t: float) -> np.ndarray:
+        """(K,) probability of being in each basin at time t (in :attr:`time_unit`) for a chain started in A (local
+        equilibrium): ρ_A · exp(L t) (``scipy.linalg.expm``)."""
+        from scipy.linalg import expm
+        a = self._mask(A, "A")
+        if not t >= 0:
+            raise BadArgumentError(f"t must be a time >= 0, got {t!r}")
+        R = self.rate_matrix()
+        rho = np.zeros(self.n_minima)
+        rho[a] = self._local_equilibrium(a)
+        return np.clip(rho @ expm((R - np.diag(R.sum(axis=1))) * float(t)), 0.0, 1.0)
+
     def crossings(self, partition: Sequence[Iterable[int]] | None = None) -> list[dict]:
-        """For each ordered pair of sets (default: each minimum alone), the mean first-passage time and whether the
-        sampler's chain is long enough to make the crossing on average (``crossable``; None where the chain length or
-        the step is unknown)."""
+        """For each ordered pair of sets (default: each minimum alone): the mean first-passage time, and where the
+        sampler's chain length is known (times in sampler steps), the probability ``within_chain`` that one chain
+        started in the first set (local equilibrium) has reached the second by its last step, and ``crossable``:
+        whether that is at least one half (None where unknown)."""
         partition = [[k] for k in range(self.n_minima)] if partition is None else partition
         M = self.mfpt_matrix(partition)
+        known = self.time_unit == "sampler steps" and bool(self.chain_length)
         out = []
         for I in range(len(M)):
             for J in range(len(M)):
                 if I != J:
-                    ok = None if self.time_unit != "sampler steps" or not self.chain_length else \
-                        bool(M[I, J] <= self.chain_length)
-                    out.append({"from": I, "to": J, "mfpt": float(M[I, J]), "crossable": ok})
+                    p = self.passage_probability(partition[I], partition[J], float(self.chain_length)) \
+                        if known else None
+                    out.append({"from": I, "to": J, "mfpt": float(M[I, J]), "within_chain": p,
+                                "crossable": None if p is None else bool(p >= 0.5)})
         return out
 
     # ------------------------------------------------------------------ variants

@@ -14,7 +14,10 @@ import torch
 
 from energyscope._tensor import to_numpy
 from energyscope.errors import BadArgumentError
+from energyscope.interpret.masses import assign_basins
 from energyscope.landscape import Landscape
+from energyscope.sampling import run_sampler
+from energyscope.search.minima import Minima
 
 
 @dataclass
@@ -87,4 +90,64 @@ def first_passage_times(land: Landscape, start, target_z, radius: float, tempera
     return FirstPassage(times, arrived, float(dt))
 
 
-__all__ = ["FirstPassage", "first_passage_times"]
+@dataclass
+class SamplerTransitions:
+    """Where the model's own sampler goes in one chain: chains started at each minimum, run for the chain length,
+    quenched to the basin they end in.
+
+    Attributes:
+        starts: (S,) the minima the chains started at (0-based).
+        matrix: (S, K) fraction of the chains from each start that ended in each basin (rows may sum to less than 1:
+            the rest ended in no known basin, ``other``).
+        other: (S,) that rest.
+        n_chains: chains per start; steps, step_size: the sampler's settings.
+    """
+
+    starts: np.ndarray
+    matrix: np.ndarray
+    other: np.ndarray
+    n_chains: int
+    steps: int
+    step_size: float
+
+    @property
+    def stderr(self) -> np.ndarray:
+        """(S, K) binomial standard errors of :attr:`matrix`."""
+        p = self.matrix
+        return np.sqrt(p * (1 - p) / max(self.n_chains, 1))
+
+    def to_dict(self) -> dict:
+        return {"starts": self.starts, "matrix": self.matrix, "other": self.other, "n_chains": int(self.n_chains),
+                "steps": int(self.steps), "step_size": float(self.step_size)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SamplerTransitions":
+        return cls(np.asarray(d["starts"], dtype=np.int64), np.asarray(d["matrix"], dtype=float),
+                   np.asarray(d["other"], dtype=float), int(d["n_chains"]), int(d["steps"]), float(d["step_size"]))
+
+
+def chain_transitions(land: Landscape, minima: Minima, sampler: dict, starts=None, n_chains: int = 256,
+                      seed: int = 0, progress: bool = False) -> SamplerTransitions:
+    """Run the model's own sampler (settings ``sampler``: steps, step_size, noise) for one chain from each start
+    minimum and quench the end points to their basins: the one-chain transition probabilities, measured on the true U
+    with no approximation (kinks included).
+
+    Args:
+        minima: the known minima (the basins); starts: which of them to start from (default all).
+        n_chains: chains per start.
+    """
+    starts = np.arange(len(minima)) if starts is None else np.asarray(list(starts), dtype=np.int64)
+    if n_chains < 2:
+        raise BadArgumentError(f"n_chains must be at least 2, got {n_chains}")
+    z0 = np.repeat(np.asarray(minima.z, dtype=float)[starts], n_chains, axis=0)
+    ends = run_sampler(land, z0, sampler, seed=seed, progress=progress, desc="sampler from each minimum")
+    basin = assign_basins(land, minima, ends, progress=progress, desc="quench sampler chains").basin
+    K = len(minima)
+    rows = np.asarray(basin).reshape(len(starts), n_chains)
+    matrix = np.stack([np.bincount(r[r >= 0], minlength=K)[:K] / n_chains for r in rows]) if len(starts) else \
+        np.zeros((0, K))
+    return SamplerTransitions(starts, matrix, 1.0 - matrix.sum(axis=1), int(n_chains), int(sampler["steps"]),
+                              float(sampler["step_size"]))
+
+
+__all__ = ["FirstPassage", "first_passage_times", "SamplerTransitions", "chain_transitions"]

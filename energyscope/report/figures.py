@@ -125,12 +125,12 @@ def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | Non
     return figure_uri(fig)
 
 
-def mfpt_uri(mfpt: np.ndarray, names: Sequence[str], unit: str, chain_length: int | None) -> str:
-    """Mean first-passage times between basins as a heat map (log colour scale), each cell annotated; with a chain
-    length, the cells the sampler crosses within one chain are outlined.
+def mfpt_uri(mfpt: np.ndarray, names: Sequence[str], unit: str, outlined: np.ndarray | None = None) -> str:
+    """Mean first-passage times between basins as a heat map (log colour scale), each cell annotated.
 
     Args:
         mfpt: (n, n) times, row = from, column = to (diagonal ignored); names: (n,) basin names; unit: the time unit.
+        outlined: (n, n) bool, cells to outline (the report: crossings most of the sampler's chains make).
     """
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
@@ -152,8 +152,8 @@ def mfpt_uri(mfpt: np.ndarray, names: Sequence[str], unit: str, chain_length: in
                     light = not np.isfinite(vals[i, j]) or norm is None or float(norm(vals[i, j])) < 0.4
                     ax.text(j, i, "∞" if not np.isfinite(t) else f"{t:.2g}", ha="center", va="center",
                             fontsize=7 if n > 8 else 8, color="black" if light else "white")
-    if chain_length:
-        for i, j in zip(*np.nonzero(off & (mfpt <= chain_length))):
+    if outlined is not None:
+        for i, j in zip(*np.nonzero(off & np.asarray(outlined, dtype=bool))):
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=2))
     ax.set_xticks(range(n), labels=names, rotation=90 if n > 8 else 0, fontsize="small")
     ax.set_yticks(range(n), labels=names, fontsize="small")
@@ -164,6 +164,36 @@ def mfpt_uri(mfpt: np.ndarray, names: Sequence[str], unit: str, chain_length: in
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"mean first-passage time [{unit}]")
         cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))  # plain text, not mathtext
         cb.ax.yaxis.set_minor_formatter(NullFormatter())
+    return figure_uri(fig)
+
+
+def transitions_uri(panels: Sequence[tuple[str, np.ndarray]], row_names: Sequence[str],
+                    col_names: Sequence[str]) -> str:
+    """One-chain transition probabilities as heat maps side by side (same 0–1 colour scale), each cell annotated.
+
+    Args:
+        panels: (title, (S, K) probabilities: row = start basin, column = basin after one chain) per panel.
+    """
+    S, K = panels[0][1].shape
+    w = float(np.clip(1.5 + 0.45 * K, 3.5, 8.0))
+    fig = new_figure(w * len(panels) + 1.0, float(np.clip(1.5 + 0.45 * S, 3.0, 8.0)))
+    axes = [fig.add_subplot(1, len(panels), k + 1) for k in range(len(panels))]
+    im = None
+    for ax, (title, P) in zip(axes, panels):
+        im = ax.imshow(P, cmap="Blues", vmin=0.0, vmax=1.0)
+        if S * K <= 24 * 24 and K <= 16:
+            for i in range(S):
+                for j in range(K):
+                    ax.text(j, i, f"{100 * P[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                            color="white" if P[i, j] > 0.55 else "black")
+        ax.set_title(title, fontsize="medium")
+        ax.set_xticks(range(K), labels=col_names, fontsize="small", rotation=90 if K > 12 else 0)
+        ax.set_yticks(range(S), labels=row_names, fontsize="small")
+        ax.set_xlabel("basin after one chain")
+    axes[0].set_ylabel("chain started at minimum")
+    cb = fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label="probability [%]")
+    from matplotlib.ticker import FuncFormatter
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.0f}"))
     return figure_uri(fig)
 
 
