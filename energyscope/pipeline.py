@@ -209,7 +209,7 @@ def _kinetics_stage(result: Analysis, land: Landscape, s: AnalysisSettings) -> N
             land, result.minima, cfg, starts=starts, n_chains=CHECK_CHAINS, seed=s.seed), stage="kinetics")
     try:
         kin = kinetics_stage.kinetics(result.network, landscape=land, step_size=cfg["step_size"],
-                                      chain_length=cfg["steps"], **s.kinetics.as_kwargs())
+                                      chain_length=cfg["steps"], noise=float(cfg["noise"]), **s.kinetics.as_kwargs())
     except KineticsError as exc:  # rates that do not exist here (kinks): said, not guessed; not a failure
         result.diagnostics.setdefault("not_available", {})["kinetics"] = str(exc)
         return

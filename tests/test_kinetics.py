@@ -326,3 +326,46 @@ def test_the_sampler_itself_agrees_with_the_network_from_the_deep_wells(triple_w
     np.testing.assert_array_equal(again.matrix, st.matrix)
     p = kin.passage_probability([deep[0]], [deep[1]], 400)
     assert 0 < p < 1 and p >= kin.occupation([deep[0]], 400)[deep[1]]  # reached by then ≥ there then
+
+
+def test_one_dimensional_flux_is_the_exact_integral():
+    """In 1-D the path correction's flux is the exact Smoluchowski flux T / ∫ exp(U/T) dx between the minima."""
+    from scipy.integrate import quad
+    b, T = 3.0, 1.0
+    land = es.Landscape(lambda z: b * (z[:, 0] ** 2 - 1) ** 2, dim=1)
+    minima = es.find_minima(land, n_restarts=32, seed=0, bounds=(-2, 2), progress=False)
+    net = es.connect(land, minima, progress=False)
+    kin = es.kinetics(net, temperature=T, landscape=land, approximation="path")
+    assert kin.approximation == "path" and not any(kin.path_reasons)
+    exact = T / quad(lambda x: np.exp(b * (x * x - 1) ** 2 / T), -1, 1, epsabs=0, epsrel=1e-12)[0]
+    assert np.exp(kin.network.log_flux[0]) == pytest.approx(exact, rel=1e-4)
+
+
+def test_sampler_noise_sets_its_temperature(triple_well):
+    land, network = triple_well
+    kin = es.kinetics(network, landscape=land, step_size=0.1, noise=0.5)
+    assert kin.time_unit == "time units" and any("only at T = 0.25" in n for n in kin.notes)
+    cold = es.kinetics(network, temperature=0.25, landscape=land, step_size=0.1, noise=0.5)
+    assert cold.time_unit == "sampler steps"
+    silent = es.kinetics(network, landscape=land, step_size=0.1, noise=0.0)
+    assert silent.time_unit == "time units" and any("never crosses" in n for n in silent.notes)
+
+
+def test_sets_masks_and_bad_networks(triple_well):
+    land, network = triple_well
+    kin = es.kinetics(network, landscape=land)
+    assert kin.mfpt(np.array([True, False, False]), np.array([False, True, False])) == kin.mfpt([0], [1])
+    with pytest.raises(es.BadArgumentError, match="whole minimum indices"):
+        kin.mfpt([0.5], [1])
+    with pytest.raises(es.BadArgumentError, match="finite"):
+        RateNetwork([0.0, 0.0], [(0, 1)], [np.nan])
+    with pytest.raises(es.BadArgumentError, match="itself"):
+        RateNetwork([0.0, 0.0], [(1, 1)], [0.0])
+    with pytest.raises(es.BadArgumentError, match="there are 2 minima"):
+        RateNetwork([0.0, 0.0], [(0, 5)], [0.0])
+
+
+def test_times_beyond_the_float_range_are_not_called_unreachable():
+    kin = chain_kinetics(1e-300, 1.0, 1e-10, 1e-3)  # a connected chain whose first passage exceeds 1.8e308
+    with pytest.warns(UserWarning, match="exceed the float range"):
+        assert kin.mfpt([0], [2]) == np.inf

@@ -37,7 +37,7 @@ def keyword_defaults(fn, skip: int) -> dict:
     # basin_masses takes the reference from interpret; assign_basins's first keywords are the points and a bar label
     (MassSettings, [(basin_masses, 2), (assign_basins, 3)], {"reference", "desc"}),
     # the landscape and the sampler's step and chain length come from the analysis itself
-    (KineticsSettings, [(kinetics, 1)], {"landscape", "step_size", "chain_length"}),
+    (KineticsSettings, [(kinetics, 1)], {"landscape", "step_size", "chain_length", "noise"}),
 ])
 def test_settings_mirror_the_stage_functions(cls, functions, not_settings):
     """Each settings class has exactly the stage's keywords (those the pipeline does not set), with its defaults: the

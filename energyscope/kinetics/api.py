@@ -24,7 +24,8 @@ DYNAMICS = ("langevin", "harmonic")
 @checked_keywords(KineticsSettings)
 def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperature: float = 1.0,
              dynamics: str = "langevin", approximation: str | None = None, *, landscape: Landscape | None = None,
-             step_size: float | None = None, chain_length: int | None = None, points_per_path: int = 400) -> Kinetics:
+             step_size: float | None = None, chain_length: int | None = None, noise: float | None = None,
+             points_per_path: int = 400) -> Kinetics:
     """Rates between the minima of a transition network, and the first-passage quantities they give.
 
     Args:
@@ -44,6 +45,8 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
         step_size: the model's sampler step s (times are then in sampler steps, Δt = s²/2, at T = 1); default: the
             landscape's sampler settings where the checkpoint states them.
         chain_length: the sampler's steps per chain (for the mixing ratio); default: the landscape's sampler.
+        noise: the sampler's noise factor ν (z ← z − (s²/2)∇U + ν·s·ε samples at temperature ν²); default: the
+            landscape's sampler, else 1. Times are in sampler steps only where T = ν².
         points_per_path: resolution of each path integral.
     Returns:
         a :class:`~energyscope.kinetics.model.Kinetics`.
@@ -73,7 +76,7 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
     if network is not None and not isinstance(network, PathsampleData) and not network.is_connected():
         notes.append(f"the network has {len(network.components())} components: first-passage times between them are "
                      "infinite, and the stationary probabilities are the global equilibrium weights")
-    time_unit, step_time, chain = _time_unit(dynamics, T, step_size, chain_length, land, notes)
+    time_unit, step_time, chain = _time_unit(dynamics, T, step_size, chain_length, noise, land, notes)
     return Kinetics(rn, harmonic_flux, T, dynamics, used, time_unit, step_time, chain, energy,
                     notes=rn.notes + notes, path_reasons=reasons)
 
@@ -110,13 +113,20 @@ def _network_rates(network: TransitionNetwork, dynamics: str, T: float, land: La
     if dynamics == "harmonic":
         nodes = network.graph.nodes
         ev = m.hessian_eigenvalues
+        known = ev is not None and ev.ndim == 2 and ev.shape[1] > 0
         lv = np.array([nodes[k]["log_vib"] if "log_vib" in nodes[k] else
-                       (log_vib(ev[k], flat_tol) if ev is not None and ev.shape[1] else 0.0) for k in range(len(m))])
+                       (log_vib(ev[k], flat_tol) if known else 0.0) for k in range(len(m))])
         order = np.array([nodes[k].get("order", 1) for k in range(len(m))])
         ts_lv = np.array([d["log_vib"] if "log_vib" in d else log_vib(d.get("eigenvalues", []), flat_tol)
                           for _, _, d in edges])
         ts_order = np.array([d.get("order", 1) for _, _, d in edges])
-        return harmonic_network(m.energy, lv, order, pairs, ts_energy, ts_lv, ts_order, T)
+        rn = harmonic_network(m.energy, lv, order, pairs, ts_energy, ts_lv, ts_order, T)
+        blind = sum("log_vib" not in nodes[k] for k in range(len(m))) if not known else 0
+        blind += sum("log_vib" not in d and d.get("eigenvalues") is None for _, _, d in edges)
+        if blind:
+            rn.notes.append(f"{blind} stationary point(s) have no Hessian eigenvalues or log_vib: their log_vib is "
+                            "taken as 0")
+        return rn
     missing = [k for k, (_, _, d) in enumerate(edges) if d.get("eigenvalues") is None]
     if missing and (land is None or any(np.size(edges[k][2].get("z", ())) != land.dim for k in missing)):
         raise KineticsError(f"{len(missing)} transition state(s) carry no Hessian eigenvalues (e.g. a network read "
@@ -157,6 +167,8 @@ def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: 
     ok = np.array([not r.reason and np.isfinite(r.log_flux) for r in results])
     rn.log_flux = np.where(ok, [r.log_flux for r in results], rn.log_flux)
     if not ok.any():
+        if asked == "path":
+            raise KineticsError(f"approximation='path' failed on every transition state ({reasons[0]})")
         notes.append(f"harmonic approximation: the path correction failed on every transition state ({reasons[0]})")
         return "harmonic", reasons
     if not ok.all():
@@ -165,10 +177,10 @@ def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: 
     return "path", reasons
 
 
-def _time_unit(dynamics: str, T: float, step_size: float | None, chain_length: int | None, land: Landscape | None,
-               notes: list[str]) -> tuple[str, float | None, int | None]:
+def _time_unit(dynamics: str, T: float, step_size: float | None, chain_length: int | None, noise: float | None,
+               land: Landscape | None, notes: list[str]) -> tuple[str, float | None, int | None]:
     """(time unit, Δt per sampler step or None, chain length or None): sampler steps where the step is known and
-    T = 1."""
+    the sampler's own temperature ν² is T."""
     if dynamics == "harmonic":
         return "time units", None, chain_length
     cfg, defaulted = sampler_settings(land) if land is not None else ({}, ["steps", "step_size"])
@@ -179,13 +191,15 @@ def _time_unit(dynamics: str, T: float, step_size: float | None, chain_length: i
         return "time units", None, chain
     if not (float(s) > 0):
         raise BadArgumentError(f"step_size must be > 0, got {s!r}")
-    if T != 1.0:
-        notes.append(f"times in time units: a sampler step z ← z − (s²/2)∇U + s·ε is this dynamics only at T = 1 "
-                     f"(here T = {T:g}); one step would be Δt = {float(s) ** 2 / 2:.3g}")
+    nu = float(noise if noise is not None else (1.0 if "noise" in defaulted else cfg.get("noise", 1.0)))
+    if nu == 0.0:
+        notes.append("times in time units: the sampler runs without noise (noise = 0), so it never crosses a "
+                     "barrier at all")
         return "time units", None, chain
-    if land is not None and cfg.get("noise") is False:
-        notes.append("the sampler runs without noise, so it never crosses a barrier; times are those of the "
-                     "Langevin dynamics it discretises")
+    if abs(T - nu * nu) > 1e-12 * max(T, nu * nu):
+        notes.append(f"times in time units: a sampler step z ← z − (s²/2)∇U + {nu:g}·s·ε is this dynamics only at "
+                     f"T = {nu * nu:g} (here T = {T:g}); one step would be Δt = {float(s) ** 2 / 2:.3g}")
+        return "time units", None, chain
     return "sampler steps", float(s) ** 2 / 2, None if chain is None else int(chain)
 
 

@@ -68,6 +68,8 @@ def free_energy_graph(kin: "Kinetics", regroup: float | None = None) -> FreeEner
     if not threshold >= 0:
         raise BadArgumentError(f"regroup must be a free energy >= 0, got {regroup!r}")
     net = kin.network
+    if net.n_minima == 0:
+        raise BadArgumentError("free_energy_graph: the network has no minima")
     F_min = -T * net.log_weight
     F_ts = -T * (net.log_flux - net.log_frequency)
     K = net.n_minima

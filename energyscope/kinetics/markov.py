@@ -82,7 +82,8 @@ def mfpt_to(P: np.ndarray, tau: np.ndarray, target: np.ndarray) -> np.ndarray:
         raise BadArgumentError("mfpt: the target set is empty")
     free = np.nonzero(~target)[0]
     order = _elimination_order(P, free)
-    steps, _, _ = _eliminate(P, tau, order)
+    with np.errstate(over="ignore"):  # a time beyond the float range is inf; Kinetics says so
+        steps, _, _ = _eliminate(P, tau, order)
     T = np.zeros(len(tau))
     # Back-substitution, last removed first: T_x = (tau_x + sum_z row_x[z] T_z) / (1 - P_xx); rows only point at
     # nodes removed later or at the target (T = 0). A node whose row had lost all its mass cannot reach the target.
@@ -91,9 +92,9 @@ def mfpt_to(P: np.ndarray, tau: np.ndarray, target: np.ndarray) -> np.ndarray:
             T[x] = np.inf
             continue
         nz = np.nonzero(row)[0]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             s = tx + float(np.dot(row[nz], T[nz])) if len(nz) else tx
-        T[x] = s / d if np.isfinite(s) else np.inf
+            T[x] = s / d if np.isfinite(s) else np.inf
     return T
 
 

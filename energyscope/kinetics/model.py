@@ -91,10 +91,19 @@ class Kinetics:
         return self._chain
 
     def _mask(self, A: Iterable[int], name: str) -> np.ndarray:
+        arr = np.asarray(list(A) if not isinstance(A, np.ndarray) else A)
+        if arr.dtype == bool:  # a mask over the minima (PyGT's convention)
+            if arr.shape != (self.n_minima,):
+                raise BadArgumentError(f"{name}: a boolean mask must have one entry per minimum ({self.n_minima}), "
+                                       f"got shape {arr.shape}")
+            arr = np.nonzero(arr)[0]
         try:
-            idx = np.asarray(sorted({int(a) for a in A}), dtype=np.int64)
+            vals = arr.astype(float).ravel()
         except (TypeError, ValueError):
             raise BadArgumentError(f"{name} must be an iterable of minimum indices, got {A!r}") from None
+        if not (np.isfinite(vals) & (vals == np.round(vals))).all():
+            raise BadArgumentError(f"{name} must hold whole minimum indices, got {A!r}")
+        idx = np.unique(vals.astype(np.int64))
         if len(idx) == 0:
             raise BadArgumentError(f"{name} is empty")
         if idx.min() < 0 or idx.max() >= self.n_minima:
@@ -115,10 +124,29 @@ class Kinetics:
         return np.exp(lp - logsumexp(lp))
 
     # ------------------------------------------------------------------ first passage
+    def component(self) -> np.ndarray:
+        """(K,) connected component of each minimum (first passage between components never happens)."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        K, p = self.n_minima, self.network.pairs
+        graph = coo_matrix((np.ones(len(p)), (p[:, 0], p[:, 1])), shape=(K, K))
+        return connected_components(graph, directed=False)[1]
+
     def mfpt_from(self, B: Iterable[int]) -> np.ndarray:
-        """(K,) mean first-passage time from each minimum to the set B (0 on B, inf where B is unreachable)."""
+        """(K,) mean first-passage time from each minimum to the set B (0 on B, inf where B is unreachable).
+
+        A time beyond the float range (> 1.8e308 time units) is inf too; it is then warned about, never silently
+        taken for "not connected"."""
         P, tau = self._branching()
-        return markov.mfpt_to(P, tau, self._mask(B, "B")) / self._scale
+        b = self._mask(B, "B")
+        T = markov.mfpt_to(P, tau, b) / self._scale
+        comp = self.component()
+        overflow = ~np.isfinite(T) & np.isin(comp, comp[b])
+        if overflow.any():
+            from energyscope.errors import warn
+            warn(f"mean first-passage times from {int(overflow.sum())} minima exceed the float range (> 1.8e308 "
+                 f"{self.time_unit}); they are reported as inf although the minima are connected")
+        return T
 
     def mfpt(self, A: Iterable[int], B: Iterable[int]) -> float:
         """Mean first-passage time from A (started in local equilibrium inside A) to B, in :attr:`time_unit`."""
@@ -129,7 +157,8 @@ class Kinetics:
 
     def rate(self, A: Iterable[int], B: Iterable[int]) -> float:
         """The rate A → B per :attr:`time_unit`: PATHSAMPLE's / PyGT's k^F = Σ_a (π_a/π_A) / T_aB (T_aB: the mean
-        first-passage time from a to B; Wales 2009, Swinburne & Wales 2020)."""
+        first-passage time from a to B; Wales 2009, Swinburne & Wales 2020). Unlike :meth:`mfpt` it stays finite when
+        only some of A can reach B (those that cannot add 0)."""
         a, b = self._two_sets(A, B)
         T = self.mfpt_from(np.nonzero(b)[0])[a]
         return float(np.dot(self._local_equilibrium(a), 1.0 / T))
@@ -248,7 +277,8 @@ class Kinetics:
     def summary(self) -> str:
         """One paragraph: approximation, slowest relaxation and (where known) the sampler's chain length."""
         t = self.relaxation_times
-        slow = f"slowest relaxation {t[0]:.3g} {self.time_unit}" if len(t) else "a single minimum: nothing to relax"
+        slow = f"slowest relaxation {t[0]:.3g} {self.time_unit}" if len(t) else \
+            ("no minima" if self.n_minima == 0 else "nothing to relax (one minimum, or no transition state)")
         chain = f"; the sampler runs {self.chain_length} steps (ratio {self.mixing_ratio:.3g})" \
             if self.mixing_ratio is not None else ""
         return (f"{self.dynamics} kinetics at T = {self.temperature:g}, {self.approximation} approximation: "

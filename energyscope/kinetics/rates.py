@@ -63,6 +63,15 @@ class RateNetwork:
             np.asarray(self.log_frequency, dtype=float).ravel()
         if not (len(self.pairs) == len(self.log_flux) == len(self.log_frequency)):
             raise BadArgumentError(f"{len(self.pairs)} transition-state pairs but {len(self.log_flux)} fluxes")
+        self.pairs = _check_pairs(self.pairs, len(self.log_weight))
+        if (self.pairs[:, 0] == self.pairs[:, 1]).any():
+            raise BadArgumentError("a transition state joins a minimum to itself; leave self-loops out of a RateNetwork")
+        for name in ("log_weight", "log_flux", "log_frequency"):
+            v = getattr(self, name)
+            if not np.isfinite(v).all():
+                k = int(np.nonzero(~np.isfinite(v))[0][0])
+                raise BadArgumentError(f"{name}[{k}] is {v[k]!r}; weights, fluxes and frequencies must be finite "
+                                       "(an energy, log_vib or eigenvalue that is not finite?)")
 
     @property
     def n_minima(self) -> int:
@@ -101,6 +110,9 @@ def harmonic_network(energy, log_vib, order, ts_pairs, ts_energy, ts_log_vib, ts
     T = float(temperature)
     energy, log_vib = np.asarray(energy, dtype=float), np.asarray(log_vib, dtype=float)
     order = np.asarray(order, dtype=float)
+    for name, o in (("minima", order), ("transition states", np.asarray(ts_order, dtype=float))):
+        if not (o >= 1).all():
+            raise BadArgumentError(f"point-group orders of the {name} must be >= 1, got {o[~(o >= 1)][0]!r}")
     pairs = _check_pairs(ts_pairs, len(energy))
     keep = pairs[:, 0] != pairs[:, 1]
     notes = [] if keep.all() else [f"{int((~keep).sum())} transition state(s) joining a minimum to itself left out "

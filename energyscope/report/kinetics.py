@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_MATRIX = 24
 
 
-def _fmt_time(t: float, unit: str) -> str:
+def _fmt_time(t: float, unit: str, connected: bool = False) -> str:
     if not np.isfinite(t):
-        return "∞ (not connected)"
+        return f"> 10^308 {unit} (beyond the float range)" if connected else "∞ (not connected)"
     return (f"{t:.3g}" if t < 1e4 else f"{t:.2e}".replace("e+0", "×10^").replace("e+", "×10^")) + f" {unit}"
 
 
@@ -102,8 +102,9 @@ def kinetics_context(result: "Analysis", draw: Callable[[str, Callable[[], Any]]
             fe.tree, result.prototypes, ylabel=f"F − F(lowest) at T = {kin.temperature:g} [nats]"))
     t, th = kin.relaxation_times, harmonic.relaxation_times
     resolved = kin.relaxation_resolved
+    h_resolved = harmonic.relaxation_resolved
     relax_rows = [{"k": k + 1, "time": _fmt_time(float(t[k]), kin.time_unit) + ("" if resolved[k] else " (lower bound)"),
-                   "harmonic": _fmt_time(float(th[k]), kin.time_unit),
+                   "harmonic": _fmt_time(float(th[k]), kin.time_unit) + ("" if h_resolved[k] else " (lower bound)"),
                    "ratio": "—" if not kin.chain_length or kin.time_unit != "sampler steps"
                    else f"{t[k] / kin.chain_length:.3g}"} for k in range(min(5, len(t)))]
     crossable, n_rare = [], 0
@@ -113,7 +114,7 @@ def kinetics_context(result: "Analysis", draw: Callable[[str, Callable[[], Any]]
         for p, i, j in order:
             if p >= 0.05:
                 crossable.append(f"{int(shown[i])} → {int(shown[j])}: {100 * p:.0f}% of {kin.chain_length}-step chains "
-                                 f"(mean first passage {_fmt_time(float(M[i, j]), kin.time_unit)})")
+                                 f"(mean first passage {_fmt_time(float(M[i, j]), kin.time_unit, True)})")
             else:
                 n_rare += 1
     sentence, css = mixing_sentence(kin)
