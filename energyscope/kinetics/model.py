@@ -40,7 +40,8 @@ class Kinetics:
         chain_length: the sampler's number of steps per chain, when known.
         energy: (K,) minima energies (nats), for the free-energy graph.
         notes: what was assumed or left out, one sentence each.
-        path_reasons: per transition state, why its path correction was not used ("" where it was).
+        path_reasons: per transition state (in the order of ``network.graph.edges``, self-loops left out), why its
+            path correction was not used ("" where it was).
     """
 
     network: RateNetwork
