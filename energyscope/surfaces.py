@@ -208,3 +208,80 @@ def kink_product_saddles(surface: KinkProduct) -> tuple[np.ndarray, np.ndarray, 
             es.append(e)
             pairs.append((code, code | (1 << i)))
     return np.array(zs), np.array(es), np.array(pairs)
+
+
+class RotatedProduct(nn.Module):
+    """A smooth landscape with many minima whose critical points are all known exactly, in any dimension.
+
+    U(z) = Σ_{i<m} sᵢ g((Qz)ᵢ) + Σ_{i≥m} ½ cᵢ (Qz)ᵢ², on (N, d) -> (N,), where g(t) = ½(t⁴ − 16t² + 5t) is the
+    1-D Styblinski–Tang function (exact critical points t₋, t₀, t₊ in ``ST_T_*``), the sᵢ > 0 scale the m bimodal
+    directions (distinct, so every minimum and saddle energy is distinct), the cᵢ > 0 are the curvatures of the
+    d − m quadratic ones, and Q is a random rotation (nothing is axis-aligned). There are 2^m minima (each bimodal
+    coordinate at t₋ or t₊, the others at 0) and m 2^(m−1) index-1 saddles (one bimodal coordinate at t₀), each
+    joining the two minima that differ in that coordinate: see :func:`rotated_product_minima` and
+    :func:`rotated_product_saddles`. Since U is a sum over coordinates, all of this is exact, and so is the merge
+    tree built from all saddles (``DisconnectivityGraph(energies, edges)``).
+
+    Args:
+        dim: d; n_bimodal: m (≤ 20: 2^m minima are listed).
+        scale: (lo, hi) range of the sᵢ (geometrically spaced, then ±3 % jitter from ``seed``); barrier heights out
+            of the deep minimum of direction i are 25.22 sᵢ nats (t₊ side: 25.22, t₋ side: 39.36 sᵢ).
+        curvature: (lo, hi) range of the cᵢ.
+        rotation_seed: the rotation's seed (None: the identity); seed: the jitter's.
+    """
+
+    def __init__(self, dim: int = 128, n_bimodal: int = 10, scale: tuple[float, float] = (0.05, 0.15),
+                 curvature: tuple[float, float] = (0.5, 2.0), rotation_seed: int | None = 0, seed: int = 0):
+        super().__init__()
+        if not 1 <= n_bimodal <= min(dim, 20):
+            raise BadArgumentError(f"n_bimodal must be between 1 and min(dim, 20), got {n_bimodal}")
+        if not (0 < scale[0] <= scale[1] and 0 < curvature[0] <= curvature[1]):
+            raise BadArgumentError(f"scale and curvature must be (lo, hi) ranges of positive numbers, got {scale}, "
+                                   f"{curvature}")
+        rng = np.random.default_rng(seed)
+        self.dim, self.n_bimodal = int(dim), int(n_bimodal)
+        s = np.geomspace(scale[0], scale[1], n_bimodal) * (1 + 0.03 * rng.uniform(-1, 1, n_bimodal))
+        c = np.geomspace(curvature[0], curvature[1], max(dim - n_bimodal, 1))[:dim - n_bimodal]
+        q = np.eye(dim) if rotation_seed is None else random_rotation(dim, rotation_seed)
+        for name, value in (("Q", q), ("s", s), ("c", c)):
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64, device="cpu"))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z @ self.Q.to(z.dtype).T
+        m = self.n_bimodal
+        t = x[:, :m]
+        return (self.s.to(z.dtype) * 0.5 * (t**4 - 16 * t**2 + 5 * t)).sum(dim=1) \
+            + (0.5 * self.c.to(z.dtype) * x[:, m:] ** 2).sum(dim=1)
+
+
+def rotated_product_minima(surface: RotatedProduct) -> tuple[np.ndarray, np.ndarray]:
+    """All 2^m minima (2^m, d) in z and their exact energies, ordered by the binary code of the bimodal coordinates
+    (bit i set: coordinate i at t₊)."""
+    m, d = surface.n_bimodal, surface.dim
+    s = to_numpy(surface.s)
+    codes = (np.arange(2**m)[:, None] >> np.arange(m)[None, :]) & 1
+    x = np.zeros((2**m, d))
+    x[:, :m] = np.where(codes == 1, ST_T_PLUS, ST_T_MINUS)
+    e = (s[None, :] * np.where(codes == 1, ST_G_PLUS, ST_G_MINUS)).sum(axis=1)
+    return x @ to_numpy(surface.Q), e
+
+
+def rotated_product_saddles(surface: RotatedProduct) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All m 2^(m−1) index-1 saddles: positions (S, d), exact energies (S,), and the pair of minima (S, 2) each joins
+    (indices into :func:`rotated_product_minima`), ordered by direction, then by the code of the other bits."""
+    m, d = surface.n_bimodal, surface.dim
+    s, Q = to_numpy(surface.s), to_numpy(surface.Q)
+    codes = np.arange(2**m)
+    zs, es, pairs = [], [], []
+    for i in range(m):
+        low = codes[(codes >> i & 1) == 0]
+        bits = (low[:, None] >> np.arange(m)[None, :]) & 1
+        x = np.zeros((len(low), d))
+        x[:, :m] = np.where(bits == 1, ST_T_PLUS, ST_T_MINUS)
+        x[:, i] = ST_T_ZERO
+        g = np.where(bits == 1, ST_G_PLUS, ST_G_MINUS)
+        g[:, i] = ST_G_ZERO
+        zs.append(x @ Q)
+        es.append((s[None, :] * g).sum(axis=1))
+        pairs.append(np.column_stack([low, low | (1 << i)]))
+    return np.concatenate(zs), np.concatenate(es), np.concatenate(pairs)

@@ -62,6 +62,12 @@ def _clip(step: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 #: relative agreement of U − U_min with ½ δᵀHδ at which the descent hands over to the harmonic flow's exact path
 HARMONIC_RTOL = 0.02
+#: points along each path at which F(s) (a Hessian each) is evaluated, at most (the descent itself takes finer steps)
+FLUX_POINTS = 150
+#: descent steps between two Hessians of a row (its curvatures set the step; they change slowly along the path)
+HESSIAN_EVERY = 10
+#: points of the path more than this many kT below the saddle add < exp(−40) to the flux integral: no Hessian there
+NEGLIGIBLE_KT = 40.0
 #: the descent's time step lets the stiffest direction relax over about this many steps (accuracy of the path)
 STIFF_STEPS = 100
 
@@ -119,6 +125,8 @@ def _descend_both_ways(land: Landscape, z_s: np.ndarray, mode: np.ndarray, ends:
     paths = [[z_s[e].copy(), z[k].copy()] for k, e in enumerate(rows)]
     start_gap = np.linalg.norm(ends.z - z_s[:, None, :], axis=2)  # (E, 2)
     active = np.ones(2 * E, dtype=bool)
+    lam_c, vec_c = np.zeros((2 * E, d)), np.zeros((2 * E, d, d))  # each row's last Hessian, eigen-decomposed
+    age = np.full(2 * E, HESSIAN_EVERY)
     for step in range(int(cap.max()) + 1):
         idx = np.nonzero(active)[0]
         if not len(idx):
@@ -135,7 +143,8 @@ def _descend_both_ways(land: Landscape, z_s: np.ndarray, mode: np.ndarray, ends:
         which = dist.argmin(axis=1)
         n = np.arange(len(idx))
         dl = delta[n, which]
-        quad = 0.5 * np.einsum("nd,nde,ne->n", dl, _hessians(ends, e_idx, which), dl)
+        proj = np.einsum("ndk,nd->nk", ends.vec[e_idx, which], dl)  # δ in the minimum's eigenbasis
+        quad = 0.5 * (ends.lam[e_idx, which] * proj * proj).sum(axis=1)  # ½ δᵀHδ
         rise = u - ends.energy[e_idx, which]
         done = (dist[n, which] < 2 * hr[idx]) | (
             (dist[n, which] < 0.5 * start_gap[e_idx, which])
@@ -149,7 +158,12 @@ def _descend_both_ways(land: Landscape, z_s: np.ndarray, mode: np.ndarray, ends:
         idx, g = idx[~done], g[~done]
         if not len(idx):
             continue
-        lam, vec = np.linalg.eigh(to_numpy(land.hessian(z[idx])))
+        stale = idx[age[idx] >= HESSIAN_EVERY]
+        if len(stale):  # the Hessian changes slowly along the path: refreshed every HESSIAN_EVERY steps
+            lam_c[stale], vec_c[stale] = np.linalg.eigh(to_numpy(land.hessian(z[stale])))
+            age[stale] = 0
+        age[idx] += 1
+        lam, vec = lam_c[idx], vec_c[idx]
         stiffest = np.maximum(np.abs(lam).max(axis=1), 1e-300)  # |λ| (in 1-D at a saddle all λ < 0)
         # above the well (U − U_min > ``well``): explicit Euler along −∇U with time step 1/(2 λ_max), which follows
         # the steepest-descent path itself; in the well, semi-implicit Euler (I/α + H) Δz = −∇U, 1/α at least the
@@ -158,19 +172,13 @@ def _descend_both_ways(land: Landscape, z_s: np.ndarray, mode: np.ndarray, ends:
         coeff = np.einsum("ndk,nd->nk", vec, g) / (inv_alpha[:, None] + lam)
         implicit = -np.einsum("ndk,nk->nd", vec, coeff)
         in_well = (rise <= well)[~done]
-        step_z = _clip(np.where(in_well[:, None], implicit, -0.5 * g / stiffest[:, None]), hr[idx])
+        step_z = _clip(np.where(in_well[:, None], implicit, -0.4 * g / stiffest[:, None]), hr[idx])
         ok = np.isfinite(step_z).all(axis=1) & (np.abs(step_z).sum(axis=1) > 0)
         active[idx[~ok]] = False
         z[idx[ok]] += step_z[ok]
         for k in idx[ok]:
             paths[k].append(z[k].copy())
     return paths
-
-
-def _hessians(ends: _Ends, e: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """(n, d, d) Hessians of the minima ends[e, which], rebuilt from their eigen-decomposition."""
-    V, lam = ends.vec[e, which], ends.lam[e, which]
-    return np.einsum("nij,nj,nkj->nik", V, lam, V)
 
 
 def _transverse_eigenvalues(H: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -216,7 +224,10 @@ def path_fluxes(land: Landscape, z_saddle: np.ndarray, ends: np.ndarray, tempera
     ev, vec = land.hessian_eigh(z_saddle)
     mode = vec[:, :, 0]
     reach = np.linalg.norm(ends - z_saddle[:, None, :], axis=2).sum(axis=1)
-    h = np.minimum(reach / points_per_path, 0.1 * np.sqrt(T / np.abs(ev[:, 0])))
+    width = np.sqrt(T / np.abs(ev[:, 0]))  # the saddle's thermal width along the path
+    h = np.minimum(reach / points_per_path, 0.1 * width)
+    # the integrand exp(F/T) is smooth: FLUX_POINTS per path (and 10 per thermal width) integrate it to < 1e-4
+    h_flux = np.maximum(h, np.minimum(reach / FLUX_POINTS, 0.1 * width))
     flat = ends.reshape(-1, d)
     m_lam, m_vec = land.hessian_eigh(flat)
     minima = _Ends(ends, to_numpy(land.energy(flat)).reshape(E, 2), m_lam.reshape(E, 2, d),
@@ -230,7 +241,7 @@ def path_fluxes(land: Landscape, z_saddle: np.ndarray, ends: np.ndarray, tempera
     out = []
     for e in range(E):
         plus, minus = (np.array(p) for p in descents[2 * e:2 * e + 2])
-        out.append(_one_flux(land, plus, minus, ends[e], mode[e], T, flat_tol, float(h[e])))
+        out.append(_one_flux(land, plus, minus, ends[e], mode[e], T, flat_tol, float(h_flux[e])))
     return out
 
 
@@ -273,7 +284,10 @@ def _one_flux(land: Landscape, plus: np.ndarray, minus: np.ndarray, ends: np.nda
     tangent[k_s] = mode
     tangent[0], tangent[-1] = z[1] - z[0], z[-1] - z[-2]
     tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-300)
-    lam = _transverse_eigenvalues(to_numpy(land.hessian(np.ascontiguousarray(z))), tangent)
+    # exp(F/T) is negligible far below the saddle: Hessians only where U is within NEGLIGIBLE_KT·T of its top
+    needed = u >= u[k_s] - NEGLIGIBLE_KT * T
+    lam = np.full((len(z), z.shape[1] - 1), np.inf)
+    lam[needed] = _transverse_eigenvalues(to_numpy(land.hessian(np.ascontiguousarray(z[needed]))), tangent[needed])
     ridge = (lam < -flat_tol).any(axis=1)
     reason = ""
     if ridge.any():
@@ -286,6 +300,7 @@ def _one_flux(land: Landscape, plus: np.ndarray, minus: np.ndarray, ends: np.nda
     stiff = lam > flat_tol
     F = u + (T / 2) * np.where(stiff, np.log(np.where(stiff, lam, 1.0)), 0.0).sum(axis=1) \
         - (T * stiff.sum(axis=1) / 2) * np.log(2 * np.pi * T)
+    F[~needed] = -np.inf  # (their share of the integral is below exp(−NEGLIGIBLE_KT))
     return PathFlux(float(np.log(T) - _log_trapezoid(F / T, s)), reason, s, u, F)
 
 
