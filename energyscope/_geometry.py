@@ -64,3 +64,51 @@ def arc_length(poly: np.ndarray) -> np.ndarray:
     poly = np.asarray(poly, dtype=float)
     seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
     return np.concatenate([[0.0], np.cumsum(seg)])
+
+
+def minimax_levels(n: int, i: np.ndarray, j: np.ndarray, level: np.ndarray, qi: np.ndarray, qj: np.ndarray
+                   ) -> np.ndarray:
+    """For each query pair (qi, qj), the lowest ``level`` at which edges (i, j) with those levels first join them:
+    the minimax edge level over all paths (bottleneck distance), inf where no path joins them, the node's own
+    -inf where qi == qj.
+
+    Kruskal over the edges sorted by level, with each set keeping its pending queries; a merge walks the smaller set's
+    queries (small-to-large), so Q queries cost O((E + Q log n) α(n)) rather than a tree walk per query.
+
+    Args:
+        n: nodes 0..n-1.
+        i, j, level: (E,) edge end points and levels.
+        qi, qj: (Q,) query pairs.
+    Returns:
+        (Q,) float levels.
+    """
+    qi, qj = np.asarray(qi, dtype=np.int64), np.asarray(qj, dtype=np.int64)
+    out = np.full(len(qi), np.inf)
+    out[qi == qj] = -np.inf
+    pending: dict[int, list[int]] = {}
+    for q in np.nonzero(qi != qj)[0].tolist():
+        pending.setdefault(int(qi[q]), []).append(q)
+        pending.setdefault(int(qj[q]), []).append(q)
+    uf = UnionFind(n)
+    order = np.argsort(np.asarray(level, dtype=float), kind="stable")
+    ii, jj, ll = np.asarray(i)[order].tolist(), np.asarray(j)[order].tolist(), np.asarray(level, dtype=float)[order]
+    for a, b, lev in zip(ii, jj, ll.tolist()):
+        ra, rb = uf.find(int(a)), uf.find(int(b))
+        if ra == rb:
+            continue
+        qa, qb = pending.pop(ra, []), pending.pop(rb, [])
+        if len(qa) < len(qb):
+            ra, rb, qa, qb = rb, ra, qb, qa
+        # ra's set is the one with more pending queries: it survives, the smaller list is walked
+        keep = qa
+        for q in qb:
+            if np.isinf(out[q]) and out[q] > 0:
+                other = int(qj[q]) if uf.find(int(qi[q])) == rb else int(qi[q])
+                if uf.find(other) == ra:
+                    out[q] = lev
+                else:
+                    keep.append(q)
+        uf.link(ra, rb)
+        if keep:
+            pending[ra] = keep
+    return out

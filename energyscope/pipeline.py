@@ -151,6 +151,12 @@ def run(land: Landscape, settings: AnalysisSettings, progress: bool = True) -> A
                                                           "and descents running then were stopped unfinished")
             if result.network.info.get("stopped"):
                 diag["warnings"].append(f"network: {result.network.info['stopped']}")
+            check = result.network.info.get("tree_check") or {}
+            if check.get("n_flagged_left"):
+                diag["warnings"].append(
+                    f"network: the merge tree may join some basins too high: {check['n_flagged_left']} straight "
+                    f"segments between neighbouring minima lie below the barrier the network gives them, and the "
+                    f"tree check's tries on them are used up")
             result.minima = result.network.minima
             _record_network_stats(result)
     else:

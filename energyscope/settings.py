@@ -283,9 +283,12 @@ class MinimaSettings(_Settings):
     max_step_max: float | None = setting(None, Real(0.0, allow_inf=True) | None, "largest trust radius")
     method: str = setting("auto", Options("auto", "lbfgs", "fire", "nonsmooth"), "descent method")
     flat_tol: float | None = setting(None, Real(0.0, closed_low=True) | None, "Hessian eigenvalue counted as flat")
-    until_complete: bool = setting(False, Boolean(), "add rounds of restarts until the coverage looks complete")
+    until_complete: bool | None = setting(None, Boolean() | None, "add rounds of restarts until the coverage looks "
+                                          "complete (None: unless starts are given)")
     max_rounds: int = setting(16, Integer(1), "rounds with until_complete")
-    max_restarts: int | None = setting(None, Integer(1) | None, "restarts in all, with until_complete")
+    max_restarts: int | None = setting(None, Integer(1) | None,
+                                       "restarts in all, with until_complete (None: 32 n_restarts)")
+    max_time: float | None = setting(None, Real(0.0) | None, "seconds for new rounds, with until_complete")
     max_pushoffs: int = setting(3, Integer(0), "push-offs from a saddle found by descent")
     push_rel: float = setting(0.01, Real(0.0), "push-off distance, relative to the length scale")
 
@@ -300,6 +303,9 @@ class ConnectSettings(_Settings):
                              "nearest neighbours per minimum in the first round (0: the spanning tree alone)")
     max_attempts_per_pair: int = setting(2, Integer(1), "bands tried per pair")
     max_rounds: int = setting(10, Integer(0), "rounds of new pairs")
+    k_probe: int = setting(16, Integer(0), "neighbours per minimum whose straight segments the tree check probes "
+                                           "(0: no check)")
+    max_check_rounds: int = setting(12, Integer(0), "rounds of the tree check")
     n_images: int | None = setting(None, Integer(3) | None, "images per band (None: from the distance)")
     images_per_length: float = setting(3.0, Real(0.0), "images per length scale")
     ftol_rel: float = setting(1e-2, Real(0.0, closed_low=True), "band force tolerance, relative")
@@ -332,6 +338,7 @@ class KineticsSettings(_Settings):
     approximation: str | None = setting(None, Options("harmonic", "path") | None,
                                         "harmonic, path (Smoluchowski along each path) or None: the best available")
     points_per_path: int = setting(400, Integer(10), "resolution of each path integral")
+    max_path_states: int = setting(1000, Integer(0), "most transition states path-corrected by default")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -469,3 +469,16 @@ def test_global_minimum_centred_along_its_chain():
     K = 9
     comb = DisconnectivityGraph(np.arange(K, dtype=float), [(0, k, 10.0 + k) for k in range(1, K)])
     assert tree_layout(comb).leaf_x[0] == (K - 1) / 2
+
+
+def test_prune_keeps_the_given_minima_and_counts_what_each_leaf_stands_for():
+    # a chain 0-1-2-3-4 with rising minima; minimum 3 is shallow (joins 2 just above itself), 4 joins 3
+    energy = [0.0, 1.0, 2.0, 2.9, 3.5]
+    edges = [(0, 1, 5.0), (1, 2, 4.0), (2, 3, 3.0), (3, 4, 3.6)]
+    g = es.DisconnectivityGraph(energy, edges)
+    p = g.prune(keep=[0, 2], min_barrier=float("inf"))
+    assert sorted(p.ids.tolist()) == [0, 2]
+    assert p.merge_energy(0, 2) == g.merge_energy(0, 2) == 5.0
+    # 1 joins 2's superbasin first (at 4.0), 3 and 4 too: leaf 2 stands for 2, 3, 4 and 1
+    assert p.info["represents"] == {0: 1, 2: 4} and p.info["n_pruned"] == 3
+    assert sum(p.info["represents"].values()) == len(g)

@@ -66,8 +66,22 @@ def test_styblinski_tang_d10_all_1024_until_complete():
     land = es.Landscape(StyblinskiTang(), dim=10)
     m = find_minima(land, n_restarts=1024, until_complete=True, seed=0, progress=False)
     _check_styblinski_tang(m, 10)
-    assert m.coverage.complete and m.coverage.rounds > 1
-    assert m.coverage.n_restarts == m.stats["n_restarts"] == 1024 * m.coverage.rounds
+    assert m.coverage.complete and m.coverage.rounds > 1 and m.stats["stopped"].startswith("complete")
+    # rounds grow: 1024, 1024, then each as many as all before it (2048, 4096, ...)
+    assert m.coverage.n_restarts == m.stats["n_restarts"] == 1024 * 2 ** (m.coverage.rounds - 1)
+
+
+def test_the_default_search_adds_rounds_and_says_why_it_stopped():
+    land = es.Landscape(StyblinskiTang(), dim=8)                 # 256 minima: one round of 256 cannot find them
+    m = find_minima(land, n_restarts=256, seed=0, progress=False)
+    _check_styblinski_tang(m, 8)
+    assert m.coverage.complete and m.coverage.rounds > 1 and m.stats["stopped"].startswith("complete")
+    one = find_minima(land, n_restarts=256, seed=0, until_complete=False, progress=False)
+    assert one.coverage.rounds == 1 and not one.coverage.complete and len(one) < 256
+    assert one.stats["stopped"] == "one round (until_complete=False)"
+    # given starts are used as given: one round unless until_complete=True
+    given = find_minima(land, starts=np.zeros((4, 8)), progress=False)
+    assert given.coverage.rounds == 1 and given.stats["n_restarts"] == 4
 
 
 def test_until_complete_respects_the_budget():
@@ -75,8 +89,12 @@ def test_until_complete_respects_the_budget():
     m = find_minima(land, n_restarts=200, until_complete=True, max_rounds=2, progress=False)
     assert m.coverage.rounds == 2 and m.stats["n_restarts"] == 400
     assert not m.coverage.complete and m.coverage.estimated_total > len(m)
+    assert m.stats["stopped"].startswith("round budget spent: 2 rounds")
     m = find_minima(land, n_restarts=200, until_complete=True, max_restarts=300, progress=False)
     assert m.stats["n_restarts"] == 300 and m.coverage.rounds == 2
+    assert m.stats["stopped"].startswith("restart budget spent: 300 restarts")
+    m = find_minima(land, n_restarts=200, max_time=1e-9, progress=False)
+    assert m.coverage.rounds == 1 and m.stats["stopped"].startswith("time budget spent")
 
 
 def test_d1():
@@ -139,7 +157,7 @@ def test_nan_on_part_of_space_is_dropped_and_counted():
         return torch.where(z[:, 0] > 1.0, torch.full_like(e, float("nan")), e)
 
     land = es.Landscape(energy, dim=2)
-    m = find_minima(land, n_restarts=256, progress=False)
+    m = find_minima(land, n_restarts=256, until_complete=False, progress=False)
     assert m.stats["n_dropped_nonfinite"] > 20                  # the starts (and descents) that met NaN
     assert m.stats["n_converged"] + m.stats["n_dropped_nonfinite"] + m.stats["n_unconverged"] == 256
     assert len(m) == 2 and np.all(np.isfinite(m.energy))        # the two minima with x = t− are still found
@@ -159,9 +177,24 @@ def test_wrong_shaped_energy_output_gives_a_clear_error():
         find_minima(land, n_restarts=16, progress=False)
 
 
+def test_dropped_descents_keep_the_search_incomplete_but_a_fruitless_round_ends_it():
+    st = StyblinskiTang()
+
+    def energy(z):
+        e = st(z)
+        return torch.where(z[:, 0] > 1.0, torch.full_like(e, float("nan")), e)
+
+    land = es.Landscape(energy, dim=2, smoothness="smooth")
+    m = find_minima(land, n_restarts=128, seed=0, progress=False)
+    assert len(m) == 2 and m.stats["n_dropped_nonfinite"] > 10 and not m.coverage.complete
+    # every minimum seen twice or more and round 2 found none new: more restarts would meet the NaN region again
+    assert m.coverage.rounds == 2 and m.stats["n_restarts"] == 256
+    assert "found none new" in m.stats["stopped"] and "not complete" in m.stats["stopped"]
+
+
 def test_unconverged_rows_are_counted(mb):
     with pytest.warns(UserWarning, match="did not converge"):
-        m = find_minima(mb, n_restarts=64, max_iter=2, progress=False)
+        m = find_minima(mb, n_restarts=64, max_iter=2, until_complete=False, progress=False)
     assert m.stats["n_unconverged"] > 0
     assert m.stats["n_unconverged"] + m.stats["n_converged"] + m.stats["n_dropped_nonfinite"] == 64
 
@@ -170,7 +203,8 @@ def test_energy_unbounded_below_gives_no_minima_and_a_warning():
     land = es.Landscape(lambda z: -(z**2).sum(1), dim=2)
     with pytest.warns(UserWarning, match="bounded below"):
         m = find_minima(land, n_restarts=16, max_iter=50, progress=False)
-    assert len(m) == 0 and m.stats["n_unconverged"] == 16 and not m.coverage.complete
+    # two fruitless rounds, then the search stops (it does not spend its whole budget on a runaway energy)
+    assert len(m) == 0 and m.stats["n_unconverged"] == m.stats["n_restarts"] == 32 and not m.coverage.complete
 
 
 def test_same_seed_same_result_different_seed_differs(mb):

@@ -63,7 +63,14 @@ def check_self_contained(html: str) -> _Collect:
     page = parse(html)
     assert not re.search(r"https?://", html), "the report must not reference the network"
     tags = [t for t, _ in page.tags]
-    assert "script" not in tags and "iframe" not in tags and "object" not in tags
+    assert "iframe" not in tags and "object" not in tags and "embed" not in tags
+    # one inline script, the report's own (sorting and paging the basin table); nothing loaded from anywhere
+    scripts = [attrs for t, attrs in page.tags if t == "script"]
+    assert len(scripts) <= 1 and all("src" not in a for a in scripts)
+    if scripts:
+        body = html.split("<script>", 1)[1].split("</script>", 1)[0]
+        assert body.lstrip().startswith("/* The basin table: sort by a column")
+        assert not re.search(r"\b(fetch|XMLHttpRequest|eval|import|innerHTML|document\.write)\b", body)
     for tag, attrs in page.tags:
         for name in ("src", "href"):
             v = attrs.get(name)
@@ -96,7 +103,7 @@ def test_report_sections_images_and_self_contained(tmp_path):
     assert f"the sampler runs {kin.chain_length} steps (ratio {kin.mixing_ratio:.3g})" in text
     assert "energyscope's defaults" in text  # Müller–Brown states no sampler: the defaults are named as such
     # the basin table: one row per minimum with the exact barriers
-    rows = re.findall(r"<tr>\s*<td>(\d+)</td>", html)
+    rows = re.findall(r"<tr data-index=\"\d+\"[^>]*>\s*<td>(\d+)</td>", html)
     assert rows == ["0", "1", "2"]
     for b in res.basins:
         assert fmt(b.barrier, 3) in html
@@ -110,7 +117,7 @@ def test_report_escapes_model_text(tmp_path):
     res = mb_analysis().snapshot()
     res.model = dict(res.model, metadata={"name": "<script>alert('x')</script>", "note": "a & b"})
     html = res.render_report()
-    assert "<script>" not in html
+    assert "<script>alert" not in html and html.count("<script>") == 1     # only the report's own script
     assert "&lt;script&gt;" in html and "a &amp; b" in html
 
 

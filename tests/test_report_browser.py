@@ -264,3 +264,40 @@ def test_the_checks_can_fail(tmp_path):
     text = json.dumps(seen["errors"])
     assert "boom" in text and "bang" in text
     assert "http://127.0.0.1:9/x.png" in seen["requests"]
+
+
+def test_a_thousand_minimum_style_report_sorts_and_pages_in_headless_chromium(tmp_path):
+    """The report of the product landscape (64 minima: more than a page, a pruned tree): no console errors, every
+    image decodes, the basin table shows 50 rows of 64, sorts by a column and pages."""
+    import energyscope as es
+    from energyscope.surfaces import RotatedProduct
+    res = es.analyze(es.Landscape(RotatedProduct(32, 6), dim=32), seed=0, masses=False, progress=False)
+    html = res.write_report(tmp_path / "report.html")
+    dt = DevTools(tmp_path)
+    try:
+        for domain in ("Page", "Runtime", "Log"):
+            dt.call(f"{domain}.enable")
+        dt.call("Page.navigate", url=html.resolve().as_uri())
+        dt.wait_for("Page.loadEventFired")
+        dt.evaluate("Promise.all(Array.from(document.images).map(i => i.decode().catch(() => null)))")
+        decoded = dt.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        rows = "Array.from(document.querySelectorAll('#basin-table tbody tr'))"
+        visible = f"{rows}.filter(r => !r.hidden).map(r => +r.dataset.index)"
+        first = dt.evaluate(visible)
+        pager = dt.evaluate("document.querySelector('#basin-pager span').textContent")
+        dt.evaluate("document.querySelector('#basin-table th[data-key=\"barrier\"]').click()")
+        by_barrier = dt.evaluate(f"{rows}.filter(r => !r.hidden).map(r => r.dataset.barrier)")
+        sorted_first = dt.evaluate(visible)
+        dt.evaluate("document.querySelector('#basin-pager button[data-step=\"1\"]').click()")
+        second = dt.evaluate(visible)
+        time.sleep(0.2)
+        dt.call("Runtime.evaluate", expression="1")
+        errors = [e for e in dt.events if e.get("method") == "Runtime.exceptionThrown"
+                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+    finally:
+        dt.stop()
+    assert errors == [] and decoded
+    assert first == list(range(50)) and pager == "page 1 of 2 (64 basins)"
+    b = [float(x) for x in by_barrier]
+    assert len(b) == 50 and b == sorted(b)                      # ascending barriers on the first page
+    assert len(second) == 14 and set(second).isdisjoint(sorted_first) and len(set(second) | set(sorted_first)) == 64

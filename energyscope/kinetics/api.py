@@ -25,7 +25,7 @@ DYNAMICS = ("langevin", "harmonic")
 def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperature: float = 1.0,
              dynamics: str = "langevin", approximation: str | None = None, *, landscape: Landscape | None = None,
              step_size: float | None = None, chain_length: int | None = None, noise: float | None = None,
-             points_per_path: int = 400) -> Kinetics:
+             points_per_path: int = 400, max_path_states: int = 1000) -> Kinetics:
     """Rates between the minima of a transition network, and the first-passage quantities they give.
 
     Args:
@@ -39,7 +39,9 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
             transition-state theory from log_vib and point-group orders, the PATHSAMPLE / PyGT / pele convention.
         approximation: ``"harmonic"`` (the plain Kramers–Langer / harmonic value) or ``"path"`` (Langevin only:
             the Smoluchowski flux along each transition state's steepest-descent path, :mod:`~energyscope.kinetics.paths`).
-            Default: the best available, ``"path"`` when the landscape is at hand, else ``"harmonic"``;
+            Default: the best available, ``"path"`` when the landscape is at hand and the network has at most
+            ``max_path_states`` transition states (the correction costs one descent with Hessians per state: about
+            0.02 s at d = 32 and 0.25 s at d = 128 on one core), else ``"harmonic"``;
             :attr:`Kinetics.approximation` and :attr:`Kinetics.notes` say which was used and why.
         landscape: U, for the path correction (an Analysis brings its own).
         step_size: the model's sampler step s (times are then in sampler steps, Δt = s²/2, at T = 1); default: the
@@ -48,6 +50,8 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
         noise: the sampler's noise factor ν (z ← z − (s²/2)∇U + ν·s·ε samples at temperature ν²); default: the
             landscape's sampler, else 1. Times are in sampler steps only where T = ν².
         points_per_path: resolution of each path integral.
+        max_path_states: above this many transition states the default is ``"harmonic"`` (and a note says so);
+            ``approximation="path"`` corrects them all whatever their number.
     Returns:
         a :class:`~energyscope.kinetics.model.Kinetics`.
     Raises:
@@ -72,7 +76,8 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
         rn = _network_rates(network, dynamics, T, land)
         energy = np.asarray(network.minima.energy, dtype=float)
     harmonic_flux = rn.log_flux.copy()
-    used, reasons = _choose_approximation(approximation, dynamics, network, land, rn, T, points_per_path, notes)
+    used, reasons = _choose_approximation(approximation, dynamics, network, land, rn, T, points_per_path, notes,
+                                          int(max_path_states))
     if network is not None and not isinstance(network, PathsampleData) and not network.is_connected():
         notes.append(f"the network has {len(network.components())} components: first-passage times between them are "
                      "infinite, and the stationary probabilities are the global equilibrium weights")
@@ -142,7 +147,8 @@ def _network_rates(network: TransitionNetwork, dynamics: str, T: float, land: La
 
 
 def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: Landscape | None, rn: RateNetwork,
-                          T: float, points_per_path: int, notes: list[str]) -> tuple[str, list[str]]:
+                          T: float, points_per_path: int, notes: list[str], max_path_states: int
+                          ) -> tuple[str, list[str]]:
     """Apply the path correction where asked for (or by default where possible); returns (used, per-edge reasons)."""
     if asked == "harmonic":
         return "harmonic", []
@@ -153,6 +159,9 @@ def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: 
         why_not = "no landscape at hand (pass landscape=, or use an Analysis that still holds it)"
     elif len(rn.pairs) == 0:
         why_not = "the network has no transition states"
+    elif asked is None and len(rn.pairs) > max_path_states:
+        why_not = (f"{len(rn.pairs)} transition states, more than max_path_states={max_path_states} for the path "
+                   f"correction by default (pass approximation='path' to correct them all)")
     if why_not:
         if asked == "path":
             raise KineticsError(f"approximation='path' is not available: {why_not}")

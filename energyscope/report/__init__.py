@@ -24,6 +24,9 @@ from energyscope.settings import AnalysisSettings
 if TYPE_CHECKING:  # the report reads an Analysis; the Analysis draws itself with the report
     from energyscope.analysis import Analysis
 
+MAX_TREE_LEAVES = 60      # above this many minima the drawn tree is pruned (the analysis keeps them all)
+HEAVIEST_KEPT = 8         # of the drawn leaves, at most this many chosen by prior mass
+BASIN_PAGE = 50           # rows per page of the basin table
 STAGE_NAMES = {"minima": "minima search", "network": "transition network (NEB + saddles)",
                "tree": "disconnectivity tree", "interpret": "interpretation (prototypes, masses, labels, paths)",
                "kinetics": "kinetics (rates, first passage)", "total": "total"}
@@ -154,6 +157,7 @@ def _coverage(result: Analysis) -> dict | None:
     verdict, cls = (c.verdict, c.level) if c is not None else ("not available", "warn")
     d["against"] = [] if c is None else list(c.against)
     d["verdict"], d["class"] = verdict, cls
+    d["stopped"] = str((getattr(result.minima, "stats", None) or {}).get("stopped") or "")
     return d
 
 
@@ -199,8 +203,20 @@ def _basin_rows(result: Analysis, thumbs: list[str] | None) -> list[dict]:
             "label_detail": "" if dom is None else (f"{100 * float(purity):.0f}% of " if purity is not None else "of ")
             + f"{sum(int(c) for c in b.label_counts.values())}",
             "flags": list(b.flags),
+            "sort": {"energy": _num(b.energy), "barrier": _num(b.barrier), "prior": _num(b.prior_mass),
+                     "sampler": _num(b.sampler_mass), "data": _num(b.data_mass), "hits": _num(b.hits),
+                     "flat": _num(b.n_flat), "sharp": _num(b.n_sharp)},
         })
     return rows
+
+
+def _num(x: Any) -> str:
+    """A sort key for the basin table: the number as text, "" when there is none (sorted last)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return ""
+    return repr(v) if np.isfinite(v) else ("1e308" if v > 0 else "")
 
 
 def _bar(x: Any) -> float:
@@ -318,11 +334,32 @@ def _diagnostics(result: Analysis, figure_errors: list[str]) -> dict:
     for k, name in names.items():
         if k in stats:
             counts.append((f"minima search: {name}", fmt(stats[k])))
+    counts.extend(_network_counts(result))
     return {"stage_errors": [(STAGE_NAMES.get(k, k), v) for k, v in (d.get("stage_errors") or {}).items()],
             "warnings": list(d.get("warnings") or []) + [f"figure not drawn — {e}" for e in figure_errors],
             "counts": counts,
             "failed": list(d.get("failed_connections") or []),
             "flag_notes": list(d.get("flag_notes") or [])}
+
+
+def _network_counts(result: Analysis) -> list[tuple[str, str]]:
+    """The network stage's cost and its tree check, as (name, value) rows."""
+    net = result.network
+    if net is None:
+        return []
+    info, rows = net.info or {}, []
+    n_ts = net.n_transition_states
+    if info.get("n_evals") is not None:
+        rows.append(("network: energy+gradient evaluations", fmt(info["n_evals"])))
+        if n_ts:
+            rows.append(("network: evaluations per validated transition state", fmt(info["n_evals"] / n_ts, 3)))
+    check = info.get("tree_check")
+    if check:
+        rows.append(("tree check: neighbour segments probed", fmt(check.get("n_probed"))))
+        rows.append(("tree check: pairs tried because their segment undercut the tree",
+                     fmt(sum(r.get("tried", 0) for r in check.get("rounds", [])))))
+        rows.append(("tree check: segments still below the network's barriers", fmt(check.get("n_flagged_left"))))
+    return rows
 
 
 def context(result: Analysis) -> dict:
@@ -336,9 +373,11 @@ def context(result: Analysis) -> dict:
     dominant = None
     if any(b.dominant_label is not None for b in result.basins):
         dominant = {b.index: ("none" if b.dominant_label is None else b.dominant_label) for b in result.basins}
+    shown_tree, tree_note = _display_tree(result)
     tree_img = figs.draw("disconnectivity graph",
-                         lambda: figures.disconnectivity_uri(result.tree, prototypes, dominant)
-                         ) if result.tree is not None else None
+                         lambda: figures.disconnectivity_uri(shown_tree, prototypes, dominant,
+                                                             leaf_labels=_leaf_counts(shown_tree))
+                         ) if shown_tree is not None else None
     map_img, map_kind = (figs.draw("landscape map", lambda: _map_figure(result)) or (None, "none"))
     conf = _confusion(result.label_agreement)
     confusion_img = figs.draw("basin × label table", lambda: figures.confusion_uri(*conf)) if conf else None
@@ -369,6 +408,8 @@ def context(result: Analysis) -> dict:
         "settings_rows": _settings_rows(result.settings or {}),
         "timings": _timings(result.timings or {}),
         "tree_img": tree_img,
+        "tree_note": tree_note,
+        "basin_page": BASIN_PAGE,
         "has_tree": result.tree is not None,
         "has_prototypes": prototypes is not None,
         "n_minima": len(e),
@@ -386,6 +427,44 @@ def context(result: Analysis) -> dict:
         "kinetics": kinetics_context(result, figs.draw),
         "diagnostics": _diagnostics(result, figs.errors),
     }
+
+
+def _display_tree(result: Analysis) -> tuple[Any, str]:
+    """The tree to draw, and a sentence saying how it was pruned ("" when it is drawn whole).
+
+    Up to :data:`MAX_TREE_LEAVES` minima are drawn whole. Above that the drawing keeps the most persistent minima
+    (those whose superbasin must be filled highest before it joins a deeper one, so the global minimum and the
+    deepest funnels first) and the :data:`HEAVIEST_KEPT` heaviest by prior mass where masses were measured; every
+    other minimum is grouped with the kept minimum whose superbasin it joins first. The merge energies among the
+    kept minima are the exact ones: pruning is for display, the analysis and the basin table hold every minimum.
+    """
+    tree = result.tree
+    if tree is None or len(tree) <= MAX_TREE_LEAVES or not hasattr(tree, "prune"):
+        return tree, ""
+    heavy: list[int] = []
+    masses = [(b.prior_mass, b.index) for b in result.basins if b.prior_mass is not None and np.isfinite(b.prior_mass)]
+    if masses:
+        heavy = [i for _, i in sorted(masses, reverse=True)[:HEAVIEST_KEPT] if i in set(tree.ids.tolist())]
+    n_deep = MAX_TREE_LEAVES - len(heavy)
+    order = np.lexsort((tree.energy, -tree.persistence))          # most persistent first, then lowest
+    deep = [int(tree.ids[k]) for k in order[:n_deep]]
+    shown = tree.prune(keep=sorted(set(deep) | set(heavy)), min_barrier=float("inf"))
+    p_min = float(np.min(tree.persistence[order[:n_deep]]))
+    note = (f"Pruned for display: {len(shown)} of {len(tree)} minima are drawn, the {n_deep} whose basins persist "
+            f"longest (each joins a deeper one at least {fmt(p_min, 3)} nats above itself)"
+            + (f" and the {len(heavy)} heaviest by prior mass" if heavy else "")
+            + f". Each other minimum is grouped with the drawn minimum whose superbasin it joins first; the number "
+              f"in brackets under a leaf counts the minima it stands for. Merge energies between drawn minima are "
+              f"exact; the basin table lists all {len(tree)}.")
+    return shown, note
+
+
+def _leaf_counts(tree: Any) -> dict[int, str] | bool:
+    """Leaf labels: the minimum's id, and in brackets how many minima a pruned leaf stands for."""
+    rep = (getattr(tree, "info", None) or {}).get("represents")
+    if not rep:
+        return True
+    return {int(m): (f"{m} ({n})" if n > 1 else str(m)) for m, n in rep.items()}
 
 
 def _mass_notes(interp: dict) -> list[str]:

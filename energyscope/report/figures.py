@@ -94,7 +94,8 @@ def thumbnail_uris(x: np.ndarray, size_in: float = 0.6) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------------------ tree
 def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | None, dominant: dict[int, Any] | None = None,
-                        max_thumbnails: int = 80, ylabel: str = "U − U(global minimum) [nats]") -> str:
+                        max_thumbnails: int = 80, ylabel: str = "U − U(global minimum) [nats]",
+                        leaf_labels: Any = True) -> str:
     """The disconnectivity graph, drawn by ``tree.plot``, with a decoded prototype under every leaf.
 
     Args:
@@ -104,13 +105,14 @@ def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | Non
         dominant: minimum id -> dominant label, to colour leaves by group (None: no colouring).
         max_thumbnails: above this many minima the thumbnails are left out (they would be unreadably small).
         ylabel: the energy axis' label.
+        leaf_labels: True (minimum ids) or per-minimum text (a mapping id -> str), drawn under the leaves.
     """
     n = len(tree)
     with_thumbs = prototypes is not None and len(prototypes) >= n and n <= max_thumbnails
     width = float(np.clip(3.0 + (0.6 if with_thumbs else 0.35) * n, 9.0, 15.0))
     fig = new_figure(width, 6.0 if with_thumbs else 5.0)
     ax = fig.add_subplot(1, 1, 1)
-    kwargs: dict[str, Any] = {"ax": ax, "leaf_labels": True}
+    kwargs: dict[str, Any] = {"ax": ax, "leaf_labels": leaf_labels}
     if with_thumbs:
         from energyscope.render import thumbnails
         rgb = thumbnails(np.asarray(prototypes, dtype=float))

@@ -831,9 +831,9 @@ def minima_from_points(land: Landscape, z: Any, *, gtol: float | None = None, fl
 def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: Any = None, bounds: Any = None, *,
                 sources: Sequence[str] = SOURCES, gtol: float | None = None, max_iter: int = 5000,
                 max_step: float | None = None, max_step_max: float | None = None, method: str = "auto",
-                flat_tol: float | None = None, until_complete: bool = False, max_rounds: int = 16,
-                max_restarts: int | None = None, max_pushoffs: int = 3, push_rel: float = 1e-2,
-                progress: bool = True) -> Minima:
+                flat_tol: float | None = None, until_complete: bool | None = None, max_rounds: int = 16,
+                max_restarts: int | None = None, max_time: float | None = None, max_pushoffs: int = 3,
+                push_rel: float = 1e-2, progress: bool = True) -> Minima:
     """Find, validate and deduplicate the local minima of ``land`` from many restarts at once.
 
     Args:
@@ -857,9 +857,12 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
             (:mod:`energyscope.search.nonsmooth`) where it is not.
         flat_tol: eigenvalues within ± this are flat directions (kept and reported), below −flat_tol the point is
             a saddle; default :func:`default_flat_tol` (1e-6 σ_E/σ_z²).
-        until_complete: keep adding rounds of ``n_restarts`` until the Chao1 estimate says the search is complete,
-            or ``max_rounds`` / ``max_restarts`` is reached.
-        max_rounds, max_restarts: the budget for ``until_complete``.
+        until_complete: None (the default): True unless ``starts`` are given. True: keep adding rounds until the coverage says the search is complete (no minimum seen only
+            once, every descent resolved; :attr:`Coverage.complete`) or the budget is spent. Rounds grow: round 1
+            and 2 have ``n_restarts`` starts, each later one as many as all before it (so the rarest basins, which
+            need many restarts, cost few rounds). ``stats["stopped"]`` says why the search ended. False: one round.
+        max_rounds, max_restarts, max_time: the budget for ``until_complete``: rounds, restarts in all (default
+            32 ``n_restarts``: six rounds) and seconds (no new round starts once spent; None: no limit).
         max_pushoffs: how many times a point that stopped on a saddle is pushed off and descended again.
         push_rel: push-off distance along the negative mode, as a fraction of σ_z.
         progress: show progress bars (tqdm); False for quiet.
@@ -875,7 +878,8 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
     method, user_starts = _check_search(land, n_restarts, seed, starts, bounds, sources, method, max_rounds)
     settle = _settle if land.is_smooth else _settle_nonsmooth
     tols = _make_tols(land, gtol, flat_tol, max_step, max_step_max)
-    budget = max_restarts if max_restarts is not None else (max_rounds * n_restarts if until_complete else None)
+    until_complete = user_starts is None if until_complete is None else bool(until_complete)
+    budget = max_restarts if max_restarts is not None else (32 * n_restarts if until_complete else None)
 
     st = _new_stats()
     if user_starts is None or until_complete:
@@ -894,15 +898,16 @@ def find_minima(land: Landscape, n_restarts: int = 1024, seed: int = 0, starts: 
         _count_descents(land, z0, res, rnd, st)
         new = settle(land, res, np.ones(len(z0), dtype=np.int64), tols, st,
                      max_pushoffs=max_pushoffs, max_iter=max_iter, method=method, push_rel=push_rel)
+        n_before = len(found)
         found = _merge(land, found.concat(new), tols)
         coverage = Coverage.from_hits(found.hits, st["n_restarts"], st["rounds"], _n_unresolved(st))
         if progress:
             from tqdm.auto import tqdm
             tqdm.write(f"minima: round {rnd + 1}: {len(found)} found, Chao1 estimate "
                        f"{coverage.estimated_total:.1f}, {st['n_restarts']} restarts")
-        if coverage.complete and len(found):
-            break
-        if budget is not None and st["n_restarts"] >= budget:
+        st["stopped"] = _stop_reason(coverage, until_complete, rnd, max_rounds, st["n_restarts"], budget,
+                                     time.perf_counter() - t0, max_time, len(found) - n_before)
+        if st["stopped"] != "more rounds":
             break
     st.update(method=method, seed=int(seed), wall_time_s=time.perf_counter() - t0,
               smoothness=land.smoothness.kind)
@@ -932,14 +937,40 @@ def _check_search(land: Landscape, n_restarts: Any, seed: Any, starts: Any, boun
     return method, user_starts
 
 
+def _stop_reason(coverage: "Coverage", until_complete: bool, rnd: int, max_rounds: int, n_done: int,
+                 budget: int | None, elapsed: float, max_time: float | None, n_new: int) -> str:
+    """Why the search ends after round ``rnd`` (0-based), or ``"more rounds"`` when it goes on.
+
+    Besides the budgets, a search whose every minimum was seen at least twice stops when a round finds nothing new,
+    even where some descents did not resolve (non-finite energies, runaways, the iteration cap): more restarts would
+    meet the same regions again. Its coverage is then not :attr:`Coverage.complete`, and the reason says why."""
+    if coverage.complete and coverage.found:
+        return "complete: no minimum was seen only once and every descent ended at a validated minimum"
+    if not until_complete:
+        return "one round (until_complete=False)"
+    if rnd > 0 and coverage.singletons == 0 and n_new == 0:
+        return (f"no minimum seen only once and round {rnd + 1} found none new, but {coverage.n_unresolved} "
+                f"descents did not end at a validated minimum; the coverage is not complete")
+    if budget is not None and n_done >= budget:
+        return f"restart budget spent: {n_done} restarts (max_restarts={budget}); the coverage is not complete"
+    if rnd + 1 >= max_rounds:
+        return f"round budget spent: {rnd + 1} rounds (max_rounds={max_rounds}); the coverage is not complete"
+    if max_time is not None and elapsed >= float(max_time):
+        return (f"time budget spent: {elapsed:.1f} s (max_time={float(max_time):g} s) after {rnd + 1} rounds; "
+                f"the coverage is not complete")
+    return "more rounds"
+
+
 def _round_starts(land: Landscape, rnd: int, user_starts: np.ndarray | None, n_restarts: int, budget: int | None,
                   seed: int, sources: Sequence[str], bounds: Any, st: dict) -> np.ndarray | None:
     """The (R, d) start points of round ``rnd`` (the user's in the first round, else fresh ones from the round's own
-    random stream), counted by source in ``st``; None when the restart budget is spent."""
+    random stream), counted by source in ``st``; None when the restart budget is spent. Rounds 0 and 1 have
+    ``n_restarts`` starts, each later round as many as all rounds before it."""
     if rnd == 0 and user_starts is not None:
         z0, by_src = user_starts, {"given": len(user_starts)}
     else:
-        n = n_restarts if budget is None else min(n_restarts, budget - st["n_restarts"])
+        n = n_restarts if rnd <= 1 else max(n_restarts, int(st["n_restarts"]))
+        n = n if budget is None else min(n, budget - st["n_restarts"])
         if n <= 0:
             return None
         rng = np.random.default_rng([int(seed), rnd])

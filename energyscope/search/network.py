@@ -24,6 +24,7 @@ from energyscope.errors import BadArgumentError
 from energyscope.settings import ConnectSettings, checked_keywords
 from energyscope.search.book import MinimaBook, default_match_tol
 from energyscope.search.minima import Minima
+from energyscope.search.pairs import candidate_pairs, line_maxima, lower_line_pairs, missing_connections, neighbour_pairs
 from energyscope.search.paths import Path  # noqa: F401 (Path is public here too)
 
 
@@ -192,81 +193,9 @@ class TransitionNetwork:
 
 
 # ---------------------------------------------------------------------------------------------------------- connect
-def candidate_pairs(z: np.ndarray, k_nearest: int) -> list[tuple[int, int]]:
-    """Pairs (i < j) from each point's ``k_nearest`` nearest neighbours plus the Euclidean minimum spanning tree.
-
-    Args:
-        z: (K, d) positions.
-        k_nearest: neighbours per point (0 for the spanning tree alone).
-    """
-    K = len(z)
-    if K < 2:
-        return []
-    from scipy.sparse.csgraph import minimum_spanning_tree
-    from scipy.spatial import cKDTree
-    from scipy.spatial.distance import cdist
-    pairs: set[tuple[int, int]] = set()
-    k = min(int(k_nearest), K - 1)
-    if k > 0:
-        _, idx = cKDTree(z).query(z, k=k + 1)
-        for i, row in enumerate(np.atleast_2d(idx)):
-            for j in row:
-                if int(j) != i:
-                    pairs.add((min(i, int(j)), max(i, int(j))))
-    D = cdist(z, z)
-    # zero distances (duplicate points) would read as "no edge"; keep them as a tiny positive weight
-    D = np.where(D > 0, D, np.finfo(float).tiny)
-    np.fill_diagonal(D, 0.0)
-    mst = minimum_spanning_tree(D).tocoo()
-    for a, b in zip(mst.row, mst.col):
-        pairs.add((min(int(a), int(b)), max(int(a), int(b))))
-    return sorted(pairs)
-
-
-def _missing_connections(net: TransitionNetwork, book_z: np.ndarray, book_energy: np.ndarray, usable: np.ndarray,
-                         blocked: set) -> list[tuple[int, int]]:
-    """Pairs to try next so that every component joins the global minimum's: Dijkstra over squared distances, with
-    zero cost inside components, from the lowest usable minimum; ``blocked`` pairs (attempts used up) are excluded."""
-    from scipy.sparse.csgraph import csgraph_from_dense, dijkstra
-    from scipy.spatial.distance import cdist
-    K = len(book_z)
-    comp = np.full(K, -1)
-    for c, nodes in enumerate(nx.connected_components(net.graph)):
-        for n in nodes:
-            if n < K:
-                comp[n] = c
-    W = cdist(book_z, book_z) ** 2
-    same = comp[:, None] == comp[None, :]
-    W[same] = 0.0
-    W[~usable, :] = np.inf
-    W[:, ~usable] = np.inf
-    for a, b in blocked:
-        if not same[a, b]:
-            W[a, b] = W[b, a] = np.inf
-    np.fill_diagonal(W, np.inf)
-    G = csgraph_from_dense(W, null_value=np.inf)
-    idx = np.nonzero(usable)[0]
-    if not len(idx):
-        return []
-    src = int(idx[np.argmin(book_energy[idx])])
-    dist, pred = dijkstra(G, indices=src, return_predecessors=True)
-    todo: set[tuple[int, int]] = set()
-    for c in set(comp[idx].tolist()) - {int(comp[src])}:
-        nodes = idx[comp[idx] == c]
-        t = int(nodes[np.argmin(dist[nodes])])
-        if not np.isfinite(dist[t]):
-            continue
-        while t != src and pred[t] >= 0:
-            p = int(pred[t])
-            if comp[p] != comp[t]:
-                todo.add((min(p, t), max(p, t)))
-            t = p
-    return sorted(todo)
-
-
 @checked_keywords(ConnectSettings)
 def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_pair: int = 2, max_rounds: int = 10,
-            seed: int = 0, n_images: int | None = None, images_per_length: float = 3.0, ftol_rel: float = 1e-2,
+            k_probe: int = 16, max_check_rounds: int = 12, seed: int = 0, n_images: int | None = None, images_per_length: float = 3.0, ftol_rel: float = 1e-2,
             max_iter: int = 1000, dense: int = 8, split: bool = True, retry_bump: float = 0.15,
             match_tol: float | None = None, time_limit: float | None = None, progress: bool = True) -> TransitionNetwork:
     """Join minima by validated transition states (DESIGN §4.5).
@@ -277,10 +206,15 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
        by NEB all together (:func:`energyscope.search.neb.find_paths`: batched bands, dense post-check, splitting at
        intermediate minima), every climbing image is refined by exact-Hessian eigenvector following and validated
        (:func:`energyscope.search.saddles.find_saddles`), all in batches.
-    3. While the network is not connected: Dijkstra over a distance graph between components picks the next pairs
-       (see :func:`_missing_connections`); retries start from a band bulged sideways by ``retry_bump`` of its length in
-       a seeded random direction and with more images. At most ``max_attempts_per_pair`` tries per pair and
-       ``max_rounds`` rounds.
+    3. While the network is not connected: Dijkstra over a sparse distance graph between components picks the next
+       pairs (:func:`energyscope.search.pairs.missing_connections`); retries start from a band bulged sideways by
+       ``retry_bump`` of its length in a seeded random direction and with more images. At most
+       ``max_attempts_per_pair`` tries per pair and ``max_rounds`` rounds.
+    4. The tree check: the straight segment from each minimum to each of its ``k_probe`` nearest neighbours is a
+       path, so its highest energy bounds their minimax barrier from above. Pairs whose segment is lower than the
+       barrier the network implies (so the merge tree is wrong there; :func:`energyscope.search.pairs.lower_line_pairs`)
+       are tried next, in rounds, until no segment undercuts the network or ``max_check_rounds`` is spent.
+       ``info["tree_check"]`` records the pairs probed, flagged and tried per round, and the flags left unexplained.
 
     Edges are stored for the minima the push-off descents actually reach (which may differ from the pair asked);
     identical saddles found twice are stored once. New minima found on the way are appended to the minima set.
@@ -289,6 +223,8 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         land: the :class:`~energyscope.landscape.Landscape`.
         minima: the minima to connect (e.g. from :func:`energyscope.find_minima`).
         k_nearest: nearest neighbours per minimum for the first round of pairs.
+        k_probe: nearest neighbours per minimum whose straight segments the tree check probes (0: no check).
+        max_check_rounds: rounds of the tree check at most.
         max_attempts_per_pair: tries per pair at most.
         max_rounds: rounds of the component-connecting loop at most (the first round included).
         seed: seeds the sideways bulge of retried bands.
@@ -309,6 +245,8 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
 
     land = as_landscape(land)
     _check_arguments(land, minima, k_nearest, max_attempts_per_pair)
+    if int(k_probe) < 0 or int(max_check_rounds) < 0:
+        raise BadArgumentError(f"k_probe and max_check_rounds must be >= 0, got {k_probe} and {max_check_rounds}")
     match_tol = default_match_tol(land, minima) if match_tol is None else float(match_tol)
     book = MinimaBook(minima, match_tol)
     net = TransitionNetwork(minima, info=_run_info(k_nearest, max_attempts_per_pair, seed, match_tol, ftol_rel, dense))
@@ -335,7 +273,9 @@ def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_p
         pairs = _next_pairs(run)
         if not pairs:
             break
-    # 5. finish: the minima found on the way join the network's minima
+    # 5. the tree check: segments lower than the network's barriers say a lower saddle was missed
+    _check_tree(run, int(k_probe), int(max_check_rounds))
+    # 6. finish: the minima found on the way join the network's minima
     _finish(run)
     return net
 
@@ -523,7 +463,55 @@ def _next_pairs(run: _Run) -> list[tuple[int, int]]:
     if sub.number_of_nodes() <= 1 or nx.is_connected(sub):
         return []
     blocked = {p for p, c in run.tries.items() if c >= run.max_attempts_per_pair}
-    return _missing_connections(net, book.z, book.energy, usable, blocked)
+    comp = np.full(len(book), -1)
+    for c, nodes in enumerate(nx.connected_components(net.graph)):
+        comp[[n for n in nodes if n < len(book)]] = c
+    return missing_connections(book.z, book.energy, comp, usable, blocked)
+
+
+def _edge_array(net: TransitionNetwork) -> np.ndarray:
+    """(E, 3) the network's transition states as (i, j, energy)."""
+    rows = [(u, v, d["energy"]) for u, v, d in net.graph.edges(data=True)]
+    return np.array(rows, dtype=float).reshape(-1, 3)
+
+
+def _check_tree(run: _Run, k_probe: int, max_check_rounds: int) -> None:
+    """Rounds of the tree check (step 4 of :func:`connect`): probe the straight segments between near neighbours,
+    try the pairs whose segment undercuts the network's minimax barrier, until none does (or the rounds, tries or
+    time run out). Segment maxima are computed once per pair and kept."""
+    net, book = run.net, run.book
+    log: dict = {"k_probe": k_probe, "rounds": [], "n_probed": 0, "n_flagged_left": 0, "complete": False}
+    net.info["tree_check"] = log
+    if k_probe == 0 or max_check_rounds == 0 or len(book) < 2:
+        log["complete"] = k_probe > 0 and len(book) < 2
+        return
+    tol = 1e-6 * max(float(run.land.scales().sigma_E), 1e-300)
+    seen: dict[tuple[int, int], float] = {}
+    for rnd in range(max_check_rounds):
+        usable = np.array([k not in run.bad for k in range(len(book))])
+        probe = np.array([p for p in neighbour_pairs(book.z, k_probe).tolist() if usable[p[0]] and usable[p[1]]],
+                         dtype=np.int64).reshape(-1, 2)
+        new = np.array([tuple(p) not in seen for p in probe.tolist()], dtype=bool)
+        if new.any():
+            for p, e in zip(probe[new].tolist(), line_maxima(run.land, book.z, probe[new])):
+                seen[tuple(p)] = float(e)
+        line = np.array([seen[tuple(p)] for p in probe.tolist()])
+        flagged, _ = lower_line_pairs(book.z, book.energy, _edge_array(net), probe, line, tol)
+        flagged = [tuple(p) for p in flagged.tolist()]
+        todo = [p for p in flagged if run.tries.get(p, 0) < run.max_attempts_per_pair]
+        log["n_probed"] = len(seen)
+        log["n_flagged_left"] = len(flagged)
+        log["rounds"].append({"probed": int(len(probe)), "flagged": len(flagged), "tried": len(todo)})
+        if not flagged:
+            log["complete"] = True
+            return
+        if not todo or run.out_of_time():
+            return
+        _run_round(run, todo, int(net.info.get("rounds", 0)) + rnd)
+        missing = _next_pairs(run)          # every minimum found on the way becomes a node, and is connected
+        if missing:
+            _run_round(run, missing, int(net.info.get("rounds", 0)) + rnd)
+            _next_pairs(run)
 
 
 def _finish(run: _Run) -> None:

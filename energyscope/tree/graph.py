@@ -330,14 +330,23 @@ class DisconnectivityGraph:
         return [self._ids_set(g) for g in sorted(groups.values(), key=key)]
 
     # ------------------------------------------------------------------ pruning
-    def prune(self, n_lowest: int | None = None, min_barrier: float | None = None) -> "DisconnectivityGraph":
+    def prune(self, n_lowest: int | None = None, min_barrier: float | None = None,
+              keep: Iterable[int] | None = None) -> "DisconnectivityGraph":
         """A smaller tree over a subset of the minima, with the same merge energies among the minima it keeps.
 
         First minima with ``persistence < min_barrier`` are dropped (their superbasin joins a deeper one less than
-        ``min_barrier`` above them); then, of those left, the ``n_lowest`` lowest in energy are kept. The lowest
-        minimum of every component kept is always among those left by ``min_barrier``. Kept minima keep their ids.
-        The original graph is unchanged (the analysis stays exact; pruning is for display).
+        ``min_barrier`` above them); then, of those left, the ``n_lowest`` lowest in energy are kept; ``keep`` (ids)
+        are kept whatever the other rules say. The lowest minimum of every component kept is always among those left
+        by ``min_barrier``. Kept minima keep their ids. The original graph is unchanged (the analysis stays exact;
+        pruning is for display).
+
+        Every dropped minimum is grouped with the kept minimum whose superbasin it joins first: the pruned graph's
+        ``info["represents"]`` maps each kept id to how many minima its leaf stands for (itself included), and
+        ``info["n_pruned"]`` counts the dropped ones.
         """
+        forced = np.zeros(len(self), dtype=bool)
+        if keep is not None:
+            forced[[self.position(int(m)) for m in keep]] = True
         keep = np.ones(len(self), dtype=bool)
         if min_barrier is not None:
             mb = float(min_barrier)
@@ -351,12 +360,16 @@ class DisconnectivityGraph:
             cand = cand[np.lexsort((cand, self.energy[cand]))][: int(n_lowest)]
             keep[:] = False
             keep[cand] = True
+        keep |= forced
         kept = np.nonzero(keep)[0]
         new_pos = -np.ones(len(self), dtype=int)
         new_pos[kept] = np.arange(len(kept))
-        # Induced tree: walk the merges, tracking the lowest kept minimum of each superbasin.
+        # Induced tree: walk the merges, tracking the lowest kept minimum of each superbasin, and how many dropped
+        # minima of each set are not yet grouped with a kept one.
         uf = UnionFind(len(self))
         rep = np.where(keep, np.arange(len(self)), -1)    # indexed by set root
+        loose = (~keep).astype(np.int64)                  # indexed by set root
+        represents = keep.astype(np.int64)                # indexed by position
         rows = []
         for a, b, en in self.merge_edges:
             ra, rb = uf.find(int(a)), uf.find(int(b))
@@ -366,8 +379,15 @@ class DisconnectivityGraph:
             root = uf.link(ra, rb)
             if ka < 0 or (kb >= 0 and (self.energy[kb], kb) < (self.energy[ka], ka)):
                 ka = kb
-            rep[root] = ka
-        return DisconnectivityGraph(self.energy[kept], rows, ids=self.ids[kept])
+            n_loose = loose[ra] + loose[rb]
+            if ka >= 0:
+                represents[ka] += n_loose
+                n_loose = 0
+            rep[root], loose[root] = ka, n_loose
+        out = DisconnectivityGraph(self.energy[kept], rows, ids=self.ids[kept])
+        out.info["represents"] = {int(self.ids[k]): int(represents[k]) for k in kept}
+        out.info["n_pruned"] = int(len(self) - len(kept))
+        return out
 
     # ------------------------------------------------------------------ export
     def to_dict(self) -> dict:
