@@ -74,6 +74,7 @@ def run_case(d: int, m: int, device: str, report_dir: str | None) -> dict:
     if report_dir:
         os.makedirs(report_dir, exist_ok=True)
         path = os.path.join(report_dir, f"report_d{d}_m{m}.html")
+        res.save(os.path.join(report_dir, f"analysis_d{d}_m{m}"))
         t0 = time.perf_counter()
         res.write_report(path)
         out["report_s"] = time.perf_counter() - t0
@@ -83,13 +84,13 @@ def run_case(d: int, m: int, device: str, report_dir: str | None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| d | minima found | TS exact / all | merges exact | connected | restarts (rounds) | evals minima | "
+    head = ("| d | minima found | TS validated (exact) / all | merges exact | connected | restarts (rounds) | evals minima | "
             "evals network | evals / TS | minima s | network s | kinetics s | total s | peak GB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         st = r["stages_s"]
         lines.append(
-            f"| {r['d']} | {r['found']} / {r['minima']} | {r['ts_exact']} / {r['ts_total']} | "
+            f"| {r['d']} | {r['found']} / {r['minima']} | {r['ts']} ({r['ts_exact']}) / {r['ts_total']} | "
             f"{r['merges_exact']} / {r['merges']} | {'yes' if r['connected'] else 'no'} | "
             f"{r['restarts']} ({r['rounds']}) | {r['evals_minima']:,} | {r['evals_network']:,} | "
             f"{r['evals_per_ts']:.0f} | {st.get('minima', 0):.1f} | {st.get('network', 0):.1f} | "

@@ -27,6 +27,10 @@ REDUCTIONS = (None, "none", "sum", "logsumexp")
 BASE_PRIORS = (None, "standard_normal")
 
 
+
+#: memory for one chunk of Hessians and their autograd work space (bytes; ~4 d² doubles per row)
+HESSIAN_BYTES = 2**29
+
 class LandscapeError(EnergyscopeError, ValueError):
     """A model or input that a Landscape cannot work with; the message names the problem."""
 
@@ -411,13 +415,18 @@ class Landscape:
                     torch.zeros(0, self.dim, device=self.device, dtype=self.dtype))
         return torch.cat(es), torch.cat(gs)
 
-    def hessian(self, z: Any, chunk: int = 256) -> torch.Tensor:
+    def hessian(self, z: Any, chunk: int | None = None) -> torch.Tensor:
         """Exact Hessians of U at latents z (N, d) -> (N, d, d), symmetrised.
 
         ``hessian_method`` picks ``torch.func`` (vmap of jacfwd∘jacrev, where the model supports it) or d
-        double-backward passes over the batch (works for any autograd-able model, TorchScript included).
+        double-backward passes over the batch (works for any autograd-able model, TorchScript included). Rows are
+        taken ``chunk`` at a time; the default fits a chunk's Hessians and their autograd work space in
+        :data:`HESSIAN_BYTES` (1024 rows at d = 128, 64 at d = 512), so that thousands of Hessians cost few passes
+        and bounded memory.
         """
         z = self.as_tensor(z)
+        if chunk is None:
+            chunk = int(min(4096, max(1, HESSIAN_BYTES // (4 * 8 * max(1, self.dim) ** 2))))
         out = []
         for start in range(0, z.shape[0], chunk):
             zc = z[start:start + chunk]

@@ -369,3 +369,23 @@ def test_times_beyond_the_float_range_are_not_called_unreachable():
     kin = chain_kinetics(1e-300, 1.0, 1e-10, 1e-3)  # a connected chain whose first passage exceeds 1.8e308
     with pytest.warns(UserWarning, match="exceed the float range"):
         assert kin.mfpt([0], [2]) == np.inf
+
+
+def test_passage_matrix_is_passage_probability_for_every_pair_dense_and_sparse(monkeypatch):
+    """The report's matrix of one-chain passage probabilities: one survival computation per target, equal to the
+    pairwise definition, whether by dense expm or by the sparse exponential's action (used for large K)."""
+    from energyscope.kinetics import model as kmodel
+    rng = np.random.default_rng(3)
+    K = 12
+    energy = rng.uniform(0, 3, K)
+    pairs = np.array([(i, i + 1) for i in range(K - 1)] + [(0, 5), (2, 9), (4, 11)])
+    ts = np.maximum(energy[pairs[:, 0]], energy[pairs[:, 1]]) + rng.uniform(0.5, 3, len(pairs))
+    from energyscope.kinetics.rates import harmonic_network
+    rn = harmonic_network(energy, np.zeros(K), np.ones(K), pairs, ts, np.zeros(len(pairs)), np.ones(len(pairs)), 1.0)
+    kin = kmodel.Kinetics(rn, rn.log_flux.copy(), 1.0, "harmonic", "harmonic", "time units", None, None, energy)
+    starts, targets = [0, 3, 7, 11], [0, 5, 11]
+    want = np.array([[kin.passage_probability([a], [b], 2.5) if a != b else 0.0 for b in targets] for a in starts])
+    np.testing.assert_allclose(kin.passage_matrix(starts, targets, 2.5), want, rtol=1e-9, atol=1e-12)
+    monkeypatch.setattr(kmodel, "DENSE_EXPM", 0)                 # the sparse route, on the same network
+    np.testing.assert_allclose(kin.passage_matrix(starts, targets, 2.5), want, rtol=1e-7, atol=1e-10)
+    assert (want[want > 0] < 1).all() and want.max() > 0.01    # not a trivial matrix

@@ -18,6 +18,8 @@ from energyscope.errors import BadArgumentError
 from energyscope.kinetics import markov
 from energyscope.kinetics.rates import RateNetwork
 
+DENSE_EXPM = 200   # above this many states, passage probabilities use the sparse exponential's action (expm_multiply)
+
 APPROXIMATIONS = {
     "harmonic": "harmonic transition-state theory (Kramers–Langer for Langevin): exact as barrier/kT → ∞",
     "path": "Smoluchowski flux along each steepest-descent path with its transverse harmonic free energy: exact for "
@@ -233,6 +235,41 @@ class Kinetics:
         rho = np.zeros(self.n_minima)
         rho[a] = self._local_equilibrium(a)
         return float(np.clip(1.0 - np.dot(rho[keep], survival), 0.0, 1.0))
+
+    def passage_matrix(self, starts: Sequence[int], targets: Sequence[int], t: float) -> np.ndarray:
+        """(S, T) probabilities that a chain started in minimum ``starts[s]`` has reached minimum ``targets[k]``
+        within time t (0 on the diagonal, where a start is its own target): :meth:`passage_probability` for every pair
+        at once, with one survival computation per target for all starts (the action of the sparse generator's
+        exponential, ``scipy.sparse.linalg.expm_multiply``, where K is large; ``expm`` otherwise)."""
+        from scipy.linalg import expm
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.linalg import expm_multiply
+        if not t >= 0:
+            raise BadArgumentError(f"t must be a time >= 0, got {t!r}")
+        src = np.array([int(a) for a in self._index_list(starts)], dtype=np.int64)
+        tgt = np.array([int(b) for b in self._index_list(targets)], dtype=np.int64)
+        R = self.rate_matrix()
+        out = np.zeros((len(src), len(tgt)))
+        for k, b in enumerate(tgt.tolist()):
+            keep = np.ones(self.n_minima, dtype=bool)
+            keep[b] = False
+            L = R[np.ix_(keep, keep)].copy()
+            L[np.diag_indices_from(L)] = -R[keep].sum(axis=1)
+            ones = np.ones(int(keep.sum()))
+            if len(ones) > DENSE_EXPM:
+                survival = expm_multiply(csr_matrix(L) * float(t), ones)
+            else:
+                survival = expm(L * float(t)) @ ones
+            pos = np.cumsum(keep) - 1                       # position of each kept minimum in ``survival``
+            for s_, a in enumerate(src.tolist()):
+                out[s_, k] = 0.0 if a == b else float(np.clip(1.0 - survival[pos[a]], 0.0, 1.0))
+        return out
+
+    def _index_list(self, ids: Sequence[int]) -> list[int]:
+        mask = self._mask([int(i) for i in ids], "minima")
+        if int(mask.sum()) != len(ids):
+            raise BadArgumentError("passage_matrix: repeated minima")
+        return [int(i) for i in ids]
 
     def occupation(self, A: Iterable[int], t: float) -> np.ndarray:
         """(K,) probability of being in each basin at time t (in :attr:`time_unit`) for a chain started in A (local

@@ -24,7 +24,6 @@ from energyscope.settings import AnalysisSettings
 if TYPE_CHECKING:  # the report reads an Analysis; the Analysis draws itself with the report
     from energyscope.analysis import Analysis
 
-MAX_TREE_LEAVES = 60      # above this many minima the drawn tree is pruned (the analysis keeps them all)
 HEAVIEST_KEPT = 8         # of the drawn leaves, at most this many chosen by prior mass
 BASIN_PAGE = 50           # rows per page of the basin table
 STAGE_NAMES = {"minima": "minima search", "network": "transition network (NEB + saddles)",
@@ -376,7 +375,7 @@ def context(result: Analysis) -> dict:
     shown_tree, tree_note = _display_tree(result)
     tree_img = figs.draw("disconnectivity graph",
                          lambda: figures.disconnectivity_uri(shown_tree, prototypes, dominant,
-                                                             leaf_labels=_leaf_counts(shown_tree))
+                                                             leaf_labels=figures.leaf_counts(shown_tree))
                          ) if shown_tree is not None else None
     map_img, map_kind = (figs.draw("landscape map", lambda: _map_figure(result)) or (None, "none"))
     conf = _confusion(result.label_agreement)
@@ -430,41 +429,12 @@ def context(result: Analysis) -> dict:
 
 
 def _display_tree(result: Analysis) -> tuple[Any, str]:
-    """The tree to draw, and a sentence saying how it was pruned ("" when it is drawn whole).
-
-    Up to :data:`MAX_TREE_LEAVES` minima are drawn whole. Above that the drawing keeps the most persistent minima
-    (those whose superbasin must be filled highest before it joins a deeper one, so the global minimum and the
-    deepest funnels first) and the :data:`HEAVIEST_KEPT` heaviest by prior mass where masses were measured; every
-    other minimum is grouped with the kept minimum whose superbasin it joins first. The merge energies among the
-    kept minima are the exact ones: pruning is for display, the analysis and the basin table hold every minimum.
-    """
+    """The energy tree to draw, pruned for display above :data:`~energyscope.report.figures.MAX_TREE_LEAVES`
+    minima (keeping the heaviest by prior mass too, where masses were measured), and the sentence that says how."""
     tree = result.tree
-    if tree is None or len(tree) <= MAX_TREE_LEAVES or not hasattr(tree, "prune"):
-        return tree, ""
-    heavy: list[int] = []
     masses = [(b.prior_mass, b.index) for b in result.basins if b.prior_mass is not None and np.isfinite(b.prior_mass)]
-    if masses:
-        heavy = [i for _, i in sorted(masses, reverse=True)[:HEAVIEST_KEPT] if i in set(tree.ids.tolist())]
-    n_deep = MAX_TREE_LEAVES - len(heavy)
-    order = np.lexsort((tree.energy, -tree.persistence))          # most persistent first, then lowest
-    deep = [int(tree.ids[k]) for k in order[:n_deep]]
-    shown = tree.prune(keep=sorted(set(deep) | set(heavy)), min_barrier=float("inf"))
-    p_min = float(np.min(tree.persistence[order[:n_deep]]))
-    note = (f"Pruned for display: {len(shown)} of {len(tree)} minima are drawn, the {n_deep} whose basins persist "
-            f"longest (each joins a deeper one at least {fmt(p_min, 3)} nats above itself)"
-            + (f" and the {len(heavy)} heaviest by prior mass" if heavy else "")
-            + f". Each other minimum is grouped with the drawn minimum whose superbasin it joins first; the number "
-              f"in brackets under a leaf counts the minima it stands for. Merge energies between drawn minima are "
-              f"exact; the basin table lists all {len(tree)}.")
-    return shown, note
-
-
-def _leaf_counts(tree: Any) -> dict[int, str] | bool:
-    """Leaf labels: the minimum's id, and in brackets how many minima a pruned leaf stands for."""
-    rep = (getattr(tree, "info", None) or {}).get("represents")
-    if not rep:
-        return True
-    return {int(m): (f"{m} ({n})" if n > 1 else str(m)) for m, n in rep.items()}
+    heavy = [i for _, i in sorted(masses, reverse=True)[:HEAVIEST_KEPT]]
+    return figures.prune_for_display(tree, heavy)
 
 
 def _mass_notes(interp: dict) -> list[str]:

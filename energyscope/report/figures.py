@@ -93,6 +93,44 @@ def thumbnail_uris(x: np.ndarray, size_in: float = 0.6) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------------------ tree
+MAX_TREE_LEAVES = 60      # above this many minima a drawn tree is pruned (the analysis keeps them all)
+
+
+def prune_for_display(tree: Any, heavy: Sequence[int] = (), what: str = "minima") -> tuple[Any, str]:
+    """The tree to draw, and a sentence saying how it was pruned ("" when it is drawn whole).
+
+    Up to :data:`MAX_TREE_LEAVES` leaves are drawn whole. Above that the drawing keeps the most persistent minima
+    (those whose superbasin must be filled highest before it joins a deeper one: the global minimum and the deepest
+    funnels first) and the minima ``heavy`` (e.g. the heaviest by mass); every other minimum is grouped with the kept
+    minimum whose superbasin it joins first (:meth:`~energyscope.tree.graph.DisconnectivityGraph.prune`). Merge
+    energies among the kept minima are the exact ones: pruning is for display only.
+    """
+    if tree is None or len(tree) <= MAX_TREE_LEAVES or not hasattr(tree, "prune"):
+        return tree, ""
+    ids = set(int(i) for i in tree.ids)
+    heavy = [int(i) for i in heavy if int(i) in ids]
+    n_deep = MAX_TREE_LEAVES - len(heavy)
+    order = np.lexsort((tree.energy, -tree.persistence))          # most persistent first, then lowest
+    deep = [int(tree.ids[k]) for k in order[:n_deep]]
+    shown = tree.prune(keep=sorted(set(deep) | set(heavy)), min_barrier=float("inf"))
+    p_min = float(np.min(tree.persistence[order[:n_deep]]))
+    note = (f"Pruned for display: {len(shown)} of {len(tree)} {what} are drawn, the {n_deep} whose basins persist "
+            f"longest (each joins a deeper one at least {p_min:.3g} nats above itself)"
+            + (f" and the {len(heavy)} heaviest by prior mass" if heavy else "")
+            + f". Each other minimum is grouped with the drawn minimum whose superbasin it joins first; the number "
+              f"in brackets under a leaf counts the minima it stands for. Merge levels between drawn minima are "
+              f"exact; the basin table lists all {len(tree)}.")
+    return shown, note
+
+
+def leaf_counts(tree: Any) -> dict[int, str] | bool:
+    """Leaf labels: the minimum's id, and in brackets how many minima a pruned leaf stands for (True: ids only)."""
+    rep = (getattr(tree, "info", None) or {}).get("represents")
+    if not rep:
+        return True
+    return {int(m): (f"{m} ({n})" if n > 1 else str(m)) for m, n in rep.items()}
+
+
 def disconnectivity_uri(tree: DisconnectivityGraph, prototypes: np.ndarray | None, dominant: dict[int, Any] | None = None,
                         max_thumbnails: int = 80, ylabel: str = "U − U(global minimum) [nats]",
                         leaf_labels: Any = True) -> str:
@@ -335,6 +373,10 @@ def confusion_uri(counts: np.ndarray, row_names: Sequence[str], col_names: Seque
 
 
 # ------------------------------------------------------------------------------------------------------------ maps
+MAX_MAP_LABELS = 60       # above this many minima the map numbers only the lowest ones
+MAP_LABELS_CROWDED = 25
+
+
 def _label_colours(labels: np.ndarray) -> tuple[np.ndarray, list, list]:
     from matplotlib import colormaps
     uniq = list(np.unique(labels))
@@ -345,16 +387,22 @@ def _label_colours(labels: np.ndarray) -> tuple[np.ndarray, list, list]:
 
 def _draw_markers(ax: Any, minima_xy: np.ndarray, saddles_xy: np.ndarray, paths_xy: Sequence[np.ndarray],
                   annotate: bool = True) -> None:
+    """Paths, saddles and minima (numbered). Beyond :data:`MAX_MAP_LABELS` minima the marks shrink and only the
+    :data:`MAP_LABELS_CROWDED` lowest minima (the first rows: minima come sorted by energy) are numbered, so that a
+    thousand basins stay a picture rather than a blot."""
+    crowded = len(minima_xy) > MAX_MAP_LABELS
+    ms, lw, alpha = (3.5, 0.5, 0.3) if crowded else (8, 1.3, 0.85)
     for p in paths_xy:
-        ax.plot(p[:, 0], p[:, 1], color=PATH_COLOUR, lw=1.3, alpha=0.85, zorder=3)
+        ax.plot(p[:, 0], p[:, 1], color=PATH_COLOUR, lw=lw, alpha=alpha, zorder=3)
     if len(saddles_xy):
-        ax.plot(saddles_xy[:, 0], saddles_xy[:, 1], ls="none", marker="X", ms=8, mfc=SADDLE_COLOUR, mec="white",
-                mew=0.8, zorder=5, label="saddle")
+        ax.plot(saddles_xy[:, 0], saddles_xy[:, 1], ls="none", marker="X", ms=ms, mfc=SADDLE_COLOUR,
+                mec="white", mew=0.3 if crowded else 0.8, zorder=5, label="saddle")
     if len(minima_xy):
-        ax.plot(minima_xy[:, 0], minima_xy[:, 1], ls="none", marker="o", ms=8, mfc=MINIMUM_COLOUR, mec="black",
-                mew=1.2, zorder=6, label="minimum")
+        ax.plot(minima_xy[:, 0], minima_xy[:, 1], ls="none", marker="o", ms=ms, mfc=MINIMUM_COLOUR, mec="black",
+                mew=0.5 if crowded else 1.2, zorder=6,
+                label=f"minimum ({MAP_LABELS_CROWDED} lowest numbered)" if crowded and annotate else "minimum")
         if annotate:
-            for k, (x, y) in enumerate(minima_xy):
+            for k, (x, y) in enumerate(minima_xy[:MAP_LABELS_CROWDED] if crowded else minima_xy):
                 ax.annotate(str(k), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7.5,
                             fontweight="bold", zorder=7,
                             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
@@ -454,6 +502,6 @@ def pca_uri(minima_z: np.ndarray, saddles_z: np.ndarray, paths_z: Sequence[np.nd
     return figure_uri(fig)
 
 
-__all__ = ["new_figure", "png_bytes", "data_uri", "figure_uri", "display_items", "draw_items_row", "thumbnail_uris",
+__all__ = ["prune_for_display", "leaf_counts", "MAX_TREE_LEAVES", "new_figure", "png_bytes", "data_uri", "figure_uri", "display_items", "draw_items_row", "thumbnail_uris",
            "disconnectivity_uri", "tidy_tree_axes", "path_uri", "masses_uri", "confusion_uri",
            "contour_uri", "pca_basis", "pca_uri", "MASS_COLOURS"]

@@ -90,16 +90,17 @@ def kinetics_context(result: "Analysis", draw: Callable[[str, Callable[[], Any]]
     M = kin.mfpt_matrix([[int(k)] for k in shown])
     names = [str(int(k)) for k in shown]
     known = kin.time_unit == "sampler steps" and bool(kin.chain_length)
-    P = np.array([[kin.passage_probability([a], [b], float(kin.chain_length)) if a != b and known else 0.0
-                   for b in shown] for a in shown]) if known else None
+    P = kin.passage_matrix(shown, shown, float(kin.chain_length)) if known else None
     matrix_img = draw("mean first-passage times", lambda: figures.mfpt_uri(
         M, names, kin.time_unit, None if P is None else P >= 0.5))
     # drawn unregrouped (every minimum its own leaf, at its free energy), with the regrouping at kT stated
     fe, fe_img = draw("free-energy graph", lambda: kin.free_energy_graph(regroup=0.0)), None
     lumped = draw("free-energy regrouping", kin.free_energy_graph)
+    fe_shown, fe_note = figures.prune_for_display(fe.tree if fe is not None else None)
     if fe is not None:
         fe_img = draw("free-energy graph", lambda: figures.disconnectivity_uri(
-            fe.tree, result.prototypes, ylabel=f"F − F(lowest) at T = {kin.temperature:g} [nats]"))
+            fe_shown, result.prototypes, ylabel=f"F − F(lowest) at T = {kin.temperature:g} [nats]",
+            leaf_labels=figures.leaf_counts(fe_shown)))
     t, th = kin.relaxation_times, harmonic.relaxation_times
     resolved = kin.relaxation_resolved
     h_resolved = harmonic.relaxation_resolved
@@ -127,7 +128,7 @@ def kinetics_context(result: "Analysis", draw: Callable[[str, Callable[[], Any]]
         "chain_length": kin.chain_length,
         "matrix_img": matrix_img, "n_shown": len(shown), "n_minima": K,
         "relax_rows": relax_rows, "crossable": crossable, "n_rare": n_rare,
-        "fe_img": fe_img, "fe_notes": [] if fe is None else list(fe.notes),
+        "fe_img": fe_img, "fe_notes": ([] if fe is None else list(fe.notes)) + ([fe_note.rstrip(".")] if fe_note else []),
         "fe_states": None if lumped is None else len(lumped.groups),
         "fe_groups": [] if lumped is None else [sorted(int(k) for k in g) for g in lumped.groups if len(g) > 1],
         "notes": list(kin.notes) + [f"transition state {e}: {r}; it keeps its harmonic flux"
