@@ -364,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     loader_options(p)
     p.add_argument("-o", "--output", metavar="OUT",
                    help="results folder (default: <checkpoint name>_energyscope in the current folder)")
-    p.add_argument("--restarts", type=int, metavar="N", help="multi-start restarts for the minima search")
+    p.add_argument("--restarts", type=int, metavar="N",
+                   help="restarts per round of the minima search (rounds are added until its coverage is complete, "
+                        "up to 32 N restarts in all)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for every stochastic step (default 0)")
     p.add_argument("--data", metavar="FILE", help="npz with 'x' (data, encoded to reference latents through the "
                                                    "encoder) and optional 'y' (labels)")

@@ -338,7 +338,8 @@ class KineticsSettings(_Settings):
     approximation: str | None = setting(None, Options("harmonic", "path") | None,
                                         "harmonic, path (Smoluchowski along each path) or None: the best available")
     points_per_path: int = setting(400, Integer(10), "resolution of each path integral")
-    max_path_states: int = setting(1000, Integer(0), "most transition states path-corrected by default")
+    max_path_work: int = setting(25000, Integer(0), "most transition states × dimensions path-corrected by "
+                                                     "default")
 
 
 @dataclasses.dataclass(frozen=True)

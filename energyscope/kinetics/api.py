@@ -25,7 +25,7 @@ DYNAMICS = ("langevin", "harmonic")
 def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperature: float = 1.0,
              dynamics: str = "langevin", approximation: str | None = None, *, landscape: Landscape | None = None,
              step_size: float | None = None, chain_length: int | None = None, noise: float | None = None,
-             points_per_path: int = 400, max_path_states: int = 1000) -> Kinetics:
+             points_per_path: int = 400, max_path_work: int = 25000) -> Kinetics:
     """Rates between the minima of a transition network, and the first-passage quantities they give.
 
     Args:
@@ -39,9 +39,10 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
             transition-state theory from log_vib and point-group orders, the PATHSAMPLE / PyGT / pele convention.
         approximation: ``"harmonic"`` (the plain Kramers–Langer / harmonic value) or ``"path"`` (Langevin only:
             the Smoluchowski flux along each transition state's steepest-descent path, :mod:`~energyscope.kinetics.paths`).
-            Default: the best available, ``"path"`` when the landscape is at hand and the network has at most
-            ``max_path_states`` transition states (the correction costs one descent with Hessians per state: about
-            0.02 s at d = 32 and 0.25 s at d = 128 on one core), else ``"harmonic"``;
+            Default: the best available, ``"path"`` when the landscape is at hand and the correction's work, the
+            number of transition states × the dimension, is at most ``max_path_work`` (it costs one descent with
+            Hessians per transition state: about 0.02 s at d = 32 and 0.25 s at d = 128 on one core, so the default
+            25000 is at most about a minute), else ``"harmonic"``;
             :attr:`Kinetics.approximation` and :attr:`Kinetics.notes` say which was used and why.
         landscape: U, for the path correction (an Analysis brings its own).
         step_size: the model's sampler step s (times are then in sampler steps, Δt = s²/2, at T = 1); default: the
@@ -50,8 +51,9 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
         noise: the sampler's noise factor ν (z ← z − (s²/2)∇U + ν·s·ε samples at temperature ν²); default: the
             landscape's sampler, else 1. Times are in sampler steps only where T = ν².
         points_per_path: resolution of each path integral.
-        max_path_states: above this many transition states the default is ``"harmonic"`` (and a note says so);
-            ``approximation="path"`` corrects them all whatever their number.
+        max_path_work: above this many transition states × dimensions the default is ``"harmonic"`` and a note
+            says why (a count, not a clock, so that the same input gets the same answer on every machine);
+            ``approximation="path"`` corrects every transition state whatever it costs.
     Returns:
         a :class:`~energyscope.kinetics.model.Kinetics`.
     Raises:
@@ -77,7 +79,7 @@ def kinetics(source: "TransitionNetwork | Analysis | PathsampleData", temperatur
         energy = np.asarray(network.minima.energy, dtype=float)
     harmonic_flux = rn.log_flux.copy()
     used, reasons = _choose_approximation(approximation, dynamics, network, land, rn, T, points_per_path, notes,
-                                          int(max_path_states))
+                                          int(max_path_work))
     if network is not None and not isinstance(network, PathsampleData) and not network.is_connected():
         notes.append(f"the network has {len(network.components())} components: first-passage times between them are "
                      "infinite, and the stationary probabilities are the global equilibrium weights")
@@ -147,7 +149,7 @@ def _network_rates(network: TransitionNetwork, dynamics: str, T: float, land: La
 
 
 def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: Landscape | None, rn: RateNetwork,
-                          T: float, points_per_path: int, notes: list[str], max_path_states: int
+                          T: float, points_per_path: int, notes: list[str], max_path_work: int
                           ) -> tuple[str, list[str]]:
     """Apply the path correction where asked for (or by default where possible); returns (used, per-edge reasons)."""
     if asked == "harmonic":
@@ -159,9 +161,10 @@ def _choose_approximation(asked: str | None, dynamics: str, network: Any, land: 
         why_not = "no landscape at hand (pass landscape=, or use an Analysis that still holds it)"
     elif len(rn.pairs) == 0:
         why_not = "the network has no transition states"
-    elif asked is None and len(rn.pairs) > max_path_states:
-        why_not = (f"{len(rn.pairs)} transition states, more than max_path_states={max_path_states} for the path "
-                   f"correction by default (pass approximation='path' to correct them all)")
+    elif asked is None and len(rn.pairs) * land.dim > max_path_work:
+        why_not = (f"{len(rn.pairs)} transition states in d = {land.dim}: {len(rn.pairs) * land.dim} transition "
+                   f"states × dimensions, more than max_path_work={max_path_work} (about 0.25 s per transition state "
+                   f"at d = 128 on one core; pass approximation='path' to apply it anyway)")
     if why_not:
         if asked == "path":
             raise KineticsError(f"approximation='path' is not available: {why_not}")
