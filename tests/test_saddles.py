@@ -73,3 +73,21 @@ def test_new_minimum_reached_by_push_off_is_added():
     assert sorted(rec.minima) == [0, 1]
     m = book.to_minima()
     assert len(m) == 2 and m.stats["n_added"] == 1 and np.allclose(m.z[0], z[0])
+
+
+def test_refinement_in_chunks_gives_the_same_saddles(monkeypatch):
+    """Chunking to the Hessian memory budget changes nothing: the same points, energies and eigenvalues."""
+    import energyscope.landscape as landscape_module
+    from energyscope.search.saddles import refine_chunk_rows, refine_saddles
+    from energyscope.surfaces import RotatedProduct, rotated_product_saddles
+    s = RotatedProduct(16, 3)
+    land = es.Landscape(s, dim=16)
+    zs, e_ts, _ = rotated_product_saddles(s)
+    z0 = zs + 0.02 * np.random.default_rng(0).normal(size=zs.shape)
+    whole = refine_saddles(land, z0)
+    monkeypatch.setattr(landscape_module, "HESSIAN_BYTES", 6 * 8 * 16 * 16 * 5)    # 5 rows per chunk
+    assert refine_chunk_rows(16) == 5 and len(z0) > 5
+    parts = refine_saddles(land, z0)
+    np.testing.assert_allclose(parts.z, whole.z, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(parts.energy, e_ts, rtol=0, atol=1e-9)
+    assert parts.converged.all() and parts.n_hessians == whole.n_hessians
