@@ -195,7 +195,8 @@ class TransitionNetwork:
 # ---------------------------------------------------------------------------------------------------------- connect
 @checked_keywords(ConnectSettings)
 def connect(land: Any, minima: Minima, *, k_nearest: int = 4, max_attempts_per_pair: int = 2, max_rounds: int = 10,
-            k_probe: int = 16, max_check_rounds: int = 12, seed: int = 0, n_images: int | None = None, images_per_length: float = 3.0, ftol_rel: float = 1e-2,
+            k_probe: int = 16, max_check_rounds: int = 12, seed: int = 0, n_images: int | None = None,
+            images_per_length: float = 3.0, ftol_rel: float = 1e-2,
             max_iter: int = 1000, dense: int = 8, split: bool = True, retry_bump: float = 0.15,
             match_tol: float | None = None, time_limit: float | None = None, progress: bool = True) -> TransitionNetwork:
     """Join minima by validated transition states (DESIGN §4.5).
