@@ -389,3 +389,24 @@ def test_passage_matrix_is_passage_probability_for_every_pair_dense_and_sparse(m
     monkeypatch.setattr(kmodel, "DENSE_EXPM", 0)                 # the sparse route, on the same network
     np.testing.assert_allclose(kin.passage_matrix(starts, targets, 2.5), want, rtol=1e-7, atol=1e-10)
     assert (want[want > 0] < 1).all() and want.max() > 0.01    # not a trivial matrix
+
+
+def test_mfpt_matrix_on_a_reduced_chain_equals_the_full_computation():
+    """mfpt_matrix removes the minima outside its sets once (graph transformation), then works on the small chain:
+    the times are those of the whole network, set by set."""
+    from energyscope.kinetics.model import Kinetics
+    from energyscope.kinetics.rates import harmonic_network
+    rng = np.random.default_rng(5)
+    K = 40
+    energy = rng.uniform(0, 4, K)
+    pairs = np.array([(i, i + 1) for i in range(K - 1)] + [tuple(rng.choice(K, 2, replace=False)) for _ in range(30)])
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    ts = np.maximum(energy[pairs[:, 0]], energy[pairs[:, 1]]) + rng.uniform(0.2, 6, len(pairs))
+    rn = harmonic_network(energy, np.zeros(K), np.ones(K), pairs, ts, np.zeros(len(pairs)), np.ones(len(pairs)), 0.7)
+    kin = Kinetics(rn, rn.log_flux.copy(), 0.7, "harmonic", "harmonic", "time units", None, None, energy)
+    sets = [[3], [7, 8], [20], [39], [0, 11]]
+    M = kin.mfpt_matrix(sets)
+    for I, a in enumerate(sets):
+        for J, b in enumerate(sets):
+            want = 0.0 if I == J else kin.mfpt(a, b)
+            assert M[I, J] == pytest.approx(want, rel=1e-10)

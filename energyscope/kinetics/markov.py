@@ -68,6 +68,27 @@ def _eliminate(P: np.ndarray, tau: np.ndarray | None, remove: np.ndarray) -> tup
     return steps, P, tau
 
 
+def reduce(P: np.ndarray, tau: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The chain seen on the nodes of ``keep`` only: every other node removed by graph transformation.
+
+    Mean first-passage times between kept nodes (from a kept node to a set of kept nodes) are the same on the reduced
+    chain as on the whole one: removing a node adds its waiting time to those who pass through it. So many
+    first-passage computations among a few nodes of a large network cost one elimination of the rest, then small ones.
+
+    Args:
+        P, tau: from :func:`branching`.
+        keep: (N,) bool mask.
+    Returns:
+        (P', tau'): (n, n) branching probabilities (with the self-loops the removal leaves on the diagonal) and (n,)
+        waiting times on the kept nodes, in their order.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    idx = np.nonzero(keep)[0]
+    with np.errstate(over="ignore"):
+        _, Pr, tr = _eliminate(P, tau, _elimination_order(P, np.nonzero(~keep)[0]))
+    return Pr[np.ix_(idx, idx)], tr[idx]
+
+
 def mfpt_to(P: np.ndarray, tau: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Mean first-passage time from every node to the set ``target``.
 
