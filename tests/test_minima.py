@@ -322,3 +322,23 @@ def test_to_dict_round_trip_is_json_and_numpy(mb_minima, tmp_path):
         np.testing.assert_array_equal(getattr(m2, key), getattr(mb_minima, key))
     assert m2.coverage == mb_minima.coverage and m2.flat_tol == mb_minima.flat_tol
     assert m2.stats["n_restarts"] == 1024
+
+
+@pytest.mark.parametrize("kind", ["smooth", "piecewise"])
+def test_descents_in_chunks_give_the_same_result(monkeypatch, kind):
+    """Descents are chunked to a memory budget (QUENCH_BYTES); every row is independent, so chunks change nothing."""
+    import energyscope.search.minima as minima_module
+    from energyscope.search.minima import quench, quench_chunk_rows
+    st = StyblinskiTang()
+    if kind == "smooth":
+        land = es.Landscape(st, dim=3)
+    else:
+        land = es.Landscape(lambda z: st(z) + 0.5 * z.abs().sum(1), dim=3, smoothness="piecewise")
+    z0 = np.random.default_rng(0).uniform(-4, 4, (37, 3))
+    whole = quench(land, z0)
+    monkeypatch.setattr(minima_module, "QUENCH_BYTES", 32 * 8 * 3 * 10)          # 10 rows per chunk
+    assert quench_chunk_rows(3) == 10
+    parts = quench(land, z0)
+    for f in ("z", "energy", "converged", "finite", "n_iter"):
+        np.testing.assert_array_equal(getattr(parts, f).numpy(), getattr(whole, f).numpy(), err_msg=f)
+    assert parts.n_evals == whole.n_evals and parts.converged.all()

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from energyscope.errors import BadArgumentError, warn as warn_user
 from energyscope.settings import MinimaSettings, checked_keywords
@@ -93,15 +94,39 @@ def quench(land: Landscape, z0: Any, gtol: float | None = None, max_iter: int = 
     gtol = default_gtol(land) if gtol is None else gtol
     max_step = default_max_step(land) if max_step is None else max_step
     if method == "nonsmooth":
-        res = minimize_nonsmooth(land.energy_and_grad, z0, gtol=gtol, xtol=1e-12 * land.scales().length,
-                                 max_iter=min(max_iter, 2000), max_step=max_step,
-                                 max_step_max=max_step if max_step_max is None else max_step_max,
-                                 progress=progress, desc=desc, grow=grow)
+        res = _in_chunks(lambda z: minimize_nonsmooth(
+            land.energy_and_grad, z, gtol=gtol, xtol=1e-12 * land.scales().length, max_iter=min(max_iter, 2000),
+            max_step=max_step, max_step_max=max_step if max_step_max is None else max_step_max, progress=progress,
+            desc=desc, grow=grow), z0)
         return _certify_rows(land, res) if certify else res
     sc = land.scales()
-    return minimize(land.energy_and_grad, z0, method=method, gtol=gtol, max_iter=max_iter, max_step=max_step,
-                    progress=progress, desc=desc, max_step_max=max_step_max,
-                    blind_scale=sc.length**2 / sc.sigma_E if sc.sigma_E > 0 else None)
+    return _in_chunks(lambda z: minimize(land.energy_and_grad, z, method=method, gtol=gtol, max_iter=max_iter,
+                                         max_step=max_step, progress=progress, desc=desc, max_step_max=max_step_max,
+                                         blind_scale=sc.length**2 / sc.sigma_E if sc.sigma_E > 0 else None), z0)
+
+
+#: memory for one chunk of descents (bytes): positions, gradients, optimiser state and L-BFGS pairs, ~32 d doubles
+#: per row (18 000 rows at d = 128, 2 000 at d = 1024)
+QUENCH_BYTES = 2**29
+
+
+def quench_chunk_rows(dim: int) -> int:
+    """Descents run together: :data:`QUENCH_BYTES` over ~32 d doubles per row (every row is independent: its own
+    optimiser state and step control, so chunking changes no result)."""
+    return int(max(1, QUENCH_BYTES // (32 * 8 * max(1, dim))))
+
+
+def _in_chunks(run: Any, z0: Any) -> MinimizeResult:
+    """``run`` (a batched descent of (R, d) starts) on chunks of :func:`quench_chunk_rows` rows, results joined."""
+    rows = quench_chunk_rows(z0.shape[1])
+    if len(z0) <= rows:
+        return run(z0)
+    parts = [run(z0[s:s + rows]) for s in range(0, len(z0), rows)]
+    cat = {f: torch.cat([getattr(p, f) for p in parts]) for f in
+           ("z", "energy", "grad", "grad_norm", "converged", "finite", "n_iter")}
+    stalled = None if parts[0].stalled is None else torch.cat([p.stalled for p in parts])
+    return MinimizeResult(**cat, n_evals=sum(p.n_evals for p in parts), n_calls=sum(p.n_calls for p in parts),
+                          stalled=stalled)
 
 
 def _certify_rows(land: Landscape, res: MinimizeResult) -> MinimizeResult:
