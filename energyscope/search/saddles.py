@@ -78,11 +78,11 @@ def refine_saddles(land: Landscape, z0: Any, *, gtol: float | np.ndarray | None 
     Candidates are refined :func:`refine_chunk_rows` at a time, so that a round's thousands of Hessians (and their
     eigenvectors) stay within the landscape's Hessian memory budget.
     """
-    z_all = np.asarray(land.as_tensor(z0).detach().cpu().numpy())
-    C = len(z_all)
+    z_all = land.as_tensor(z0)
+    C = z_all.shape[0]
     rows = refine_chunk_rows(land.dim)
     if C <= rows:
-        return _refine_chunk(land, z0, gtol, gtol_rel, max_iter, max_step)
+        return _refine_chunk(land, z_all, gtol, gtol_rel, max_iter, max_step)
     g_all = None if gtol is None else np.broadcast_to(np.asarray(gtol, dtype=np.float64), (C,))
     parts = [_refine_chunk(land, z_all[s:s + rows], None if g_all is None else g_all[s:s + rows], gtol_rel, max_iter,
                            max_step) for s in range(0, C, rows)]
