@@ -21,6 +21,8 @@ from energyscope.kinetics.api import kinetics
 from energyscope.kinetics.model import Kinetics
 from energyscope.analysis import Analysis, AnalysisFormatError
 from energyscope.pipeline import analyze
+from energyscope.tracking import History, Snapshot, track
+from energyscope.sweep import Sweep, sweep
 from energyscope.settings import (AnalysisSettings, ConnectSettings, InterpretSettings, KineticsSettings,
                                   MassSettings, MinimaSettings, TreeSettings)
 
@@ -33,6 +35,7 @@ __all__ = [
     "disconnectivity", "DisconnectivityGraph",
     "kinetics", "Kinetics",
     "analyze", "Analysis", "AnalysisFormatError",
+    "sweep", "Sweep", "track", "History", "Snapshot",
     "AnalysisSettings", "MinimaSettings", "ConnectSettings", "TreeSettings", "InterpretSettings", "MassSettings",
     "KineticsSettings",
     "EnergyscopeError", "BadArgumentError",

@@ -1,4 +1,4 @@
-"""The ``energyscope`` command line: ``inspect``, ``analyze`` and ``report``.
+"""The ``energyscope`` command line: ``inspect``, ``analyze``, ``sweep`` and ``report``.
 
 Bad input (a malformed checkpoint, wrong shapes, a missing file) prints one line ``energyscope: error: ...`` to stderr
 and exits with status 2; an unexpected failure prints one line and exits with status 1 (set ``ENERGYSCOPE_DEBUG=1``
@@ -141,83 +141,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- analyze / report
-def _read_data_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """``x`` (N, ...) as float64 and optional ``y`` (N,) from an npz; one clear error for every problem."""
-    if not path.is_file():
-        raise CLIError(f"--data file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
-        raise CLIError(f"--data {path} is not a readable .npz file: {_one_line(exc)}") from None
-    if "x" not in arrays:
-        raise CLIError(f"--data {path} has no array 'x' (arrays: {', '.join(arrays) or 'none'})")
-    x, y = arrays["x"], arrays.get("y")
-    if x.dtype.kind not in "biuf":
-        raise CLIError(f"--data x must hold numbers, got dtype {x.dtype} (strings or other values cannot be data)")
-    if x.ndim < 2 or len(x) == 0:
-        raise CLIError(f"--data x must be (N, ...) with N ≥ 1, got shape {x.shape}")
-    x = x.astype(np.float64)
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if bad.any():
-        raise CLIError(f"--data x has NaN or inf in {int(bad.sum())} of {len(x)} rows (first: row "
-                       f"{int(np.flatnonzero(bad)[0])})")
-    if y is not None and len(y) != len(x):
-        raise CLIError(f"--data y has {len(y)} entries but x has {len(x)} rows")
-    if y is not None and y.ndim != 1:
-        raise CLIError(f"--data y must be one label per row of x, got shape {y.shape}")
-    return x, y
-
-
-def _fits_dtype(land: Landscape, a: np.ndarray, what: str) -> None:
-    """Values that overflow the model's floating type would turn into inf inside the model: refuse them here."""
-    import torch
-    big = float(torch.finfo(land.dtype).max)
-    top = float(np.abs(a).max(initial=0.0))
-    if top >= big:
-        raise CLIError(f"--data {what} has values up to {top:.3g}, beyond the model's {str(land.dtype).replace('torch.', '')} "
-                       f"range ({big:.3g})")
-
-
 def attach_data(land: Landscape, path: str | os.PathLike, space: str = "auto") -> None:
-    """Reference latents (and labels) from an npz file with ``x`` (N, ...) and optional ``y`` (N,).
-
-    ``space``: ``"data"`` encodes ``x`` through the checkpoint's encoder; ``"latent"`` takes ``x`` (N, d) as points
-    in the energy's own input space, as they are (input-space models: JEM, flows, the UvA-tutorial EBM);
-    ``"auto"`` encodes when there is an encoder, else takes ``x`` as latents when its shape is (N, d).
-    """
-    from energyscope.landscape import LandscapeError
-    x, y = _read_data_file(Path(path))
-    if space == "auto":
-        space = "data" if land.has_encoder else "latent"
-    if space == "latent":
-        z = x.reshape(len(x), -1) if x.ndim > 2 and int(np.prod(x.shape[1:])) == land.dim else x
-        if z.ndim != 2 or z.shape[1] != land.dim:
-            hint = "" if land.has_encoder else " (this checkpoint has no encoder to map data into the latent space)"
-            raise CLIError(f"--data x of shape {x.shape} are not points of the energy's {land.dim}-dimensional "
-                           f"input space{hint}")
-        _fits_dtype(land, z, "x")
-    elif space == "data":
-        if not land.has_encoder:
-            raise CLIError("--data-space data needs an encoder to turn x into latents, and this checkpoint has none "
-                           "(for a model whose energy takes the data itself, use --data-space latent)")
-        _fits_dtype(land, x, "x")
-        try:
-            z = land.encode(x)
-        except LandscapeError as exc:
-            if x.ndim <= 2:
-                raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
-            try:
-                z = land.encode(x.reshape(len(x), -1))
-            except LandscapeError:
-                raise CLIError(f"--data x of shape {x.shape} does not fit the encoder: {exc}") from None
-        if not np.isfinite(z).all():
-            raise CLIError("the encoder returned non-finite latents for --data x")
-    else:
-        raise CLIError(f"--data-space must be auto, data or latent, got {space!r}")
-    land.reference = np.asarray(z, dtype=np.float64)
-    land.labels = None if y is None else np.asarray(y)
-    land._scales = None  # scales follow the new reference latents
+    """Reference latents (and labels) from an npz file (:func:`energyscope.io.data_file.attach_data`); a bad file is
+    one :class:`CLIError`."""
+    from energyscope.io.data_file import DataFileError
+    from energyscope.io.data_file import attach_data as attach
+    try:
+        attach(land, path, space)
+    except DataFileError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def check_output_dir(out: Path) -> None:
@@ -319,6 +251,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    _setup(args)
+    from energyscope.sweep import sweep
+    if args.restarts is not None and args.restarts < 1:
+        raise CLIError(f"--restarts must be at least 1, got {args.restarts}")
+    if args.scheduler and (args.workers is not None or args.serial):
+        raise CLIError("--scheduler runs on an existing cluster; --workers and --serial choose another place")
+    if args.serial and args.workers is not None:
+        raise CLIError("--serial runs in this process; --workers sets the size of a local cluster")
+    out = Path(args.output)
+    check_output_dir(out)
+    client = args.scheduler or ("serial" if args.serial else None)
+    load = {"model": args.model, "trust_pickle": args.trust_pickle, "device": args.device, "spec": args.spec}
+    analyze = {"masses": not args.no_masses, "time_limit": args.time_limit}
+    if args.restarts is not None:
+        analyze["n_restarts"] = args.restarts
+    result = sweep(args.checkpoints, client=client, output=out, workers=args.workers, threads=args.task_threads,
+                   seed=args.seed, load=load, data=args.data, data_space=args.data_space, order=args.order,
+                   progress=not args.quiet, **analyze)
+    if not args.quiet:
+        print(result.summary())
+        print(f"results: {out}/sweep.json, {out}/checkpoints/\nreport:  {out}/report.html")
+    if result.failed:
+        print(f"energyscope: error: {len(result.failed)} of {len(result.rows)} checkpoints have no usable results "
+              f"(first: {result.failed[0]['name']}: {_one_line(Exception(result.failed[0]['reason'] or '?'))})",
+              file=sys.stderr)
+        return EXIT_UNUSABLE
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from energyscope._version import __version__
@@ -385,6 +347,40 @@ def build_parser() -> argparse.ArgumentParser:
                         "sampler steps only at T = 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("sweep", help="analyse many checkpoints (on Dask) and track their basins over training",
+                       description="Analyse every checkpoint as one task on a Dask cluster (a local one by default), "
+                                   "save each as 'analyze' does under OUT/checkpoints/NAME/, follow the basins from "
+                                   "checkpoint to checkpoint (births, deaths, merges, splits) and write "
+                                   "OUT/report.html, OUT/sweep.json and OUT/sweep.npz. Run again on the same OUT, "
+                                   "finished checkpoints are read back, not recomputed.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                   help="checkpoint files, in training order by the last number in their names (ckpt_000040.pth)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the sweep's folder")
+    where = p.add_argument_group("where the checkpoints are analysed (default: a local Dask cluster)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes of the local Dask cluster (default: the CPU count, at most 8)")
+    where.add_argument("--serial", action="store_true", help="in this process, one after the other (no Dask)")
+    p.add_argument("--task-threads", type=int, default=1, metavar="N",
+                   help="torch threads per checkpoint (default 1: the same bits on every worker)")
+    p.add_argument("--order", choices=("natural", "given"), default="natural",
+                   help="natural (default): by the last number in each file name when every name has one; given: as "
+                        "listed")
+    p.add_argument("--model", metavar="M", help="entry point that builds each Landscape (as for analyze)")
+    p.add_argument("--spec", metavar="FILE", help="JSON (or YAML) spec of the checkpoints' layout (as for analyze)")
+    p.add_argument("--trust-pickle", action="store_true", help="allow files that carry code (as for analyze)")
+    p.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, cuda:1, or auto")
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads of this process")
+    p.add_argument("--restarts", type=int, metavar="N", help="restarts per round of each minima search")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of every analysis (default 0)")
+    p.add_argument("--data", metavar="FILE", help="npz with 'x' and optional 'y', attached to every checkpoint")
+    p.add_argument("--data-space", choices=("auto", "data", "latent"), default="auto", help="as for analyze")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="per-stage time limit of each analysis")
+    p.add_argument("--no-masses", action="store_true", help="skip the mass estimates (faster; the timeline then "
+                                                             "sizes nothing by mass)")
+    p.add_argument("--quiet", action="store_true", help="no progress and no summary")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="rebuild the HTML report from saved results",
                        description="Rebuild OUT/report.html from OUT/analysis.json and OUT/arrays.npz.")

@@ -122,8 +122,29 @@ def _neg_log_likelihood(mean: torch.Tensor, x: torch.Tensor, cfg: TrainConfig) -
     return 0.5 * (mean - x).pow(2).sum() / cfg.sigma_x**2
 
 
+def _finished(energy: nn.Sequential, decoder: nn.Sequential, encoder: nn.Sequential, x_all: torch.Tensor,
+              labels: np.ndarray, cfg: TrainConfig, seconds: float, history: dict) -> TrainedModel:
+    """The model as it is now, as a :class:`TrainedModel` of frozen copies (training can go on with the originals)."""
+    import copy
+    frozen = []
+    for m in (energy, decoder, encoder):
+        m = copy.deepcopy(m).eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+        frozen.append(m)
+    with torch.no_grad():
+        reference = frozen[2](x_all)[:, :cfg.latent_dim].numpy().astype(np.float64)
+    return TrainedModel(*frozen, reference, np.asarray(labels), cfg, seconds,
+                        {k: list(v) for k, v in history.items()})
+
+
+def checkpoint_path(directory: str | Path, epoch: int) -> Path:
+    """Where the checkpoint of ``epoch`` goes: ``ckpt_{epoch:06d}.pt``, as the Pang et al. code names them."""
+    return Path(directory) / f"ckpt_{epoch:06d}.pt"
+
+
 def train(config: TrainConfig | None = None, images: np.ndarray | None = None, labels: np.ndarray | None = None,
-          quiet: bool = False) -> TrainedModel:
+          quiet: bool = False, checkpoint_every: int = 0, checkpoint_dir: str | Path | None = None) -> TrainedModel:
     """Train encoder, decoder and latent energy prior jointly (see the module docstring for the loss).
 
     Args:
@@ -131,6 +152,8 @@ def train(config: TrainConfig | None = None, images: np.ndarray | None = None, l
         images: optional (N, 1, 8, 8) data in [0, 1] (default: all of scikit-learn's digits).
         labels: (N,) labels matching ``images`` (required when ``images`` is given).
         quiet: no progress bar.
+        checkpoint_every: with ``checkpoint_dir``, also save the model every this many epochs (after epochs
+            k, 2k, ...) as ``checkpoint_dir/ckpt_{epoch:06d}.pt`` (the series ``energyscope sweep`` analyses).
     """
     cfg = config or TrainConfig()
     if cfg.latent_dim < 1:
@@ -139,6 +162,8 @@ def train(config: TrainConfig | None = None, images: np.ndarray | None = None, l
         raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {cfg.likelihood!r}")
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {cfg.epochs}")
+    if checkpoint_every < 0 or (checkpoint_every and checkpoint_dir is None):
+        raise ValueError("checkpoint_every needs a checkpoint_dir, and must be >= 0")
     if images is None:
         images, labels = load_digits_images()
     elif labels is None or len(labels) != len(images):
@@ -163,7 +188,7 @@ def train(config: TrainConfig | None = None, images: np.ndarray | None = None, l
     history = {"recon": [], "kl": [], "e_pos": [], "e_neg": []}
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=f"train d={d}", disable=quiet, unit="epoch")
-    for _ in bar:
+    for epoch in bar:
         sums = dict.fromkeys(history, 0.0)
         perm = torch.randperm(n, generator=gen)
         n_batches = 0
@@ -191,18 +216,15 @@ def train(config: TrainConfig | None = None, images: np.ndarray | None = None, l
             history[k].append(sums[k] / n_batches)
         bar.set_postfix(recon=f"{history['recon'][-1]:.2f}", kl=f"{history['kl'][-1]:.2f}",
                         dE=f"{history['e_pos'][-1] - history['e_neg'][-1]:.2f}")
-    train_seconds = time.perf_counter() - t0
-    for m in (energy, decoder, encoder):
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-    with torch.no_grad():
-        reference = encoder(x_all)[:, :d].numpy().astype(np.float64)
-    return TrainedModel(energy, decoder, encoder, reference, np.asarray(labels), cfg, train_seconds, history)
+        if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+            now = _finished(energy, decoder, encoder, x_all, labels, cfg, time.perf_counter() - t0, history)
+            save(now, checkpoint_path(checkpoint_dir, epoch + 1), epoch=epoch + 1)
+    return _finished(energy, decoder, encoder, x_all, labels, cfg, time.perf_counter() - t0, history)
 
 
-def save(result: TrainedModel, path: str | Path) -> Path:
-    """Write the energyscope checkpoint (weights-only loadable, declarative architecture) to ``path``."""
+def save(result: TrainedModel, path: str | Path, epoch: int | None = None) -> Path:
+    """Write the energyscope checkpoint (weights-only loadable, declarative architecture) to ``path``; ``epoch``:
+    the epoch it was saved at, for a checkpoint saved during training (default: the last)."""
     from energyscope.io.checkpoint import save_checkpoint
 
     cfg = result.config
@@ -213,7 +235,8 @@ def save(result: TrainedModel, path: str | Path) -> Path:
         convention="energy", base_prior="standard_normal", reference=result.reference, labels=result.labels,
         sampler=result.sampler, data_shape=IMAGE_SHAPE,
         metadata={"name": "digits VAE with latent EBM prior", "dataset": "sklearn digits", "seed": cfg.seed,
-                  "train_seconds": round(result.train_seconds, 1), "epochs": cfg.epochs,
+                  "train_seconds": round(result.train_seconds, 1),
+                  "epochs": cfg.epochs if epoch is None else int(epoch),
                   "posterior": "amortised Gaussian encoder q(z|x), reparameterised",
                   "likelihood": (f"Gaussian, sigmoid mean, sigma_x={cfg.sigma_x:g}" if cfg.likelihood == "gaussian"
                                  else "Bernoulli, sigmoid mean"),
@@ -234,11 +257,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="the energy net's activation: silu (smooth, default) or lrelu (LeakyReLU(0.2))")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; same count -> same bits)")
     p.add_argument("--out", default="examples/digits/digits.pt", help="checkpoint path")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
+                   help="also save ckpt_{epoch:06d}.pt every K epochs into --checkpoint-dir (a series to sweep)")
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="folder of the checkpoints saved along the way")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     cfg = TrainConfig(latent_dim=a.latent_dim, seed=a.seed, epochs=a.epochs, threads=a.threads,
                       lr_energy=a.lr_energy, energy_l2=a.energy_l2, energy_activation=a.energy_activation)
-    result = train(cfg, quiet=a.quiet)
+    result = train(cfg, quiet=a.quiet, checkpoint_every=a.checkpoint_every, checkpoint_dir=a.checkpoint_dir)
     path = save(result, a.out)
     size = path.stat().st_size
     print(f"trained d={cfg.latent_dim} for {cfg.epochs} epochs in {result.train_seconds:.1f} s "
