@@ -194,3 +194,24 @@ def test_cli_sweep(series, tmp_path, capsys):
     code = cli.main(["sweep", str(series[0]), "-o", str(out), "--serial", "--workers", "2"])
     assert code == cli.EXIT_BAD_INPUT
     assert "--serial runs in this process" in capsys.readouterr().err
+
+
+def test_sweep_report_in_headless_chromium(serial, tmp_path):
+    """The sweep report loads with no console errors and no requests, its figures decode, and every link to a
+    checkpoint's report names a report that exists."""
+    import re
+    test_report_browser = pytest.importorskip("test_report_browser")
+    if test_report_browser.CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    html = serial.output / "report.html"
+    shot = tmp_path / "sweep.png"
+    seen = test_report_browser.load_in_browser(html, tmp_path, shot)
+    assert seen["errors"] == [] and seen["failed"] == []
+    assert [u for u in seen["requests"] if not u.startswith(("file:", "data:"))] == []
+    assert len(seen["images"]) == 2                     # the timeline and the curves over training
+    for complete, nw, nh, shown, alt in seen["images"]:
+        assert complete and nw > 0 and nh > 0 and shown > 0, f"image {alt!r} did not decode"
+    assert seen["layout"]["sections"] == ["summary", "timeline", "training", "events", "checkpoints"]
+    assert seen["layout"]["scroll"] <= seen["layout"]["inner"]
+    links = re.findall(r'href="(checkpoints/[^"]+)"', html.read_text())
+    assert len(links) == 4 and all((serial.output / link).is_file() for link in links)

@@ -107,7 +107,7 @@ def timeline_uri(history: History, shown: Sequence[int]) -> str:
             if prototypes is not None and prototypes[1] == "image":
                 items, _, offsets = prototypes
                 img = items[offsets[t] + b]
-                ax.imshow(img, cmap="gray_r" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest",
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest",
                           extent=(t - 0.36, t + 0.36, y + 0.36, y - 0.36), zorder=3)
             else:
                 m = mass[tid, t]
