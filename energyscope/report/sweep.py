@@ -98,10 +98,11 @@ def timeline_uri(history: History, shown: Sequence[int]) -> str:
     mass = history.series("prior_mass")
     if not np.isfinite(mass).any():
         mass = history.series("data_mass")
+    colours = _track_colours(len(history.tracks))
     for tid in shown:
         tr, y = history.tracks[tid], rows[tid]
         steps = tr.steps
-        ax.plot(steps, np.full(len(steps), y), color="#b8c0cc", lw=1.2, zorder=1)
+        ax.plot(steps, np.full(len(steps), y), color=colours[tid], lw=2.0, alpha=0.8, zorder=1)
         for t in steps:
             b = int(tr.basin[t])
             if prototypes is not None and prototypes[1] == "image":
@@ -134,6 +135,9 @@ def timeline_uri(history: History, shown: Sequence[int]) -> str:
     ax.set_xlabel("epoch" if np.isfinite(history.epochs).all() else "checkpoint", fontsize=9)
     ax.set_yticks(range(len(shown)))
     ax.set_yticklabels([track_name(history, t) for t in shown], fontsize=8)
+    for label, tid in zip(ax.get_yticklabels(), shown):   # the colours of the curves over training
+        label.set_color(colours[tid])
+        label.set_fontweight("bold")
     ax.tick_params(length=0)
     for sp in ax.spines.values():
         sp.set_visible(False)
@@ -143,8 +147,8 @@ def timeline_uri(history: History, shown: Sequence[int]) -> str:
 
 def _track_colours(n: int) -> list:
     from matplotlib import colormaps
-    cmap = colormaps["tab20"]
-    return [cmap(i % 20) for i in range(n)]
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
 
 
 def curves_uri(history: History | None, rows: list[dict]) -> str | None:
@@ -198,10 +202,16 @@ def curves_uri(history: History | None, rows: list[dict]) -> str | None:
             if not np.isfinite(vals).any():
                 ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes,
                         color="#5a6376")
+            data = history.series("data_mass") if key == "prior_mass" and title.startswith("prior") else None
             for tid in range(len(history.tracks)):
                 ok = np.isfinite(vals[tid])
                 if ok.any():
                     ax.plot(hx[ok], vals[tid][ok], "o-", ms=2.5, lw=1.1, color=colours[tid])
+                if data is not None and np.isfinite(data[tid]).any():
+                    ok = np.isfinite(data[tid])
+                    ax.plot(hx[ok], data[tid][ok], "s--", ms=2, lw=0.9, color=colours[tid], alpha=0.7)
+            if data is not None and np.isfinite(data).any():
+                title = "prior mass (solid) and data mass (dashed)"
             ax.set_title(title, fontsize=9)
     for ax in axes.ravel():
         ax.tick_params(labelsize=7)
