@@ -112,6 +112,8 @@ class Event:
         before: basin indices at checkpoint ``step - 1`` (empty for a birth).
         after: basin indices at checkpoint ``step`` (empty for a death).
         tracks_before, tracks_after: the tracks those basins belong to.
+        nearest: for a birth or a death, D to the nearest basin on the other side (> 1: how far from being a
+            match it was; None when the other side has no basin); for the other kinds the largest D of its links.
     """
 
     kind: str
@@ -120,6 +122,7 @@ class Event:
     after: list
     tracks_before: list
     tracks_after: list
+    nearest: float | None = None
 
     def describe(self, names: Sequence[str], track_names: Sequence[str] | None = None) -> str:
         """One line for people, e.g. ``merge at ckpt_30: tracks 2, 5 → track 2``."""
@@ -385,11 +388,19 @@ def track(snapshots: Sequence[Snapshot], radius: float = DEFAULT_RADIUS) -> Hist
             tid = current[a]
             if tracks[tid].end == t - 1 and tracks[tid].fate == "last":
                 tracks[tid].fate = "death"
-        for before, after in _components(len(s0), len(s1), pairs + merges + splits):
+        links = pairs + merges + splits
+        for before, after in _components(len(s0), len(s1), links):
             kind = _kind(len(before), len(after))
-            if kind is not None:
-                events.append(Event(kind, t, before, after, sorted({current[a] for a in before}),
-                                    sorted({nxt[b] for b in after})))
+            if kind is None:
+                continue
+            if kind == "death":
+                near = float(D[before[0]].min()) if D.shape[1] else None
+            elif kind == "birth":
+                near = float(D[:, after[0]].min()) if D.shape[0] else None
+            else:
+                near = max(float(D[a, b]) for a, b in links if a in before)
+            events.append(Event(kind, t, before, after, sorted({current[a] for a in before}),
+                                sorted({nxt[b] for b in after}), nearest=near))
         current = nxt
     epochs = np.array([np.nan if s.epoch is None else float(s.epoch) for s in snapshots])
     return History(names=[s.name for s in snapshots], epochs=epochs, tracks=tracks, events=events,

@@ -131,9 +131,12 @@ def test_a_basin_that_jumps_farther_than_half_its_spacing_is_no_match():
     """A minimum that moves by more than half the distance to its neighbour is not the same basin: the answer is
     a death and a birth, not a guess."""
     s0 = _snap("a", [[0.0, 0.0], [4.0, 0.0]])
-    s1 = _snap("b", [[0.0, 0.0], [4.0, 2.6]])     # 2.6 > 4.8 / 2 (its new spacing; 4 before): no match
+    s1 = _snap("b", [[0.0, 0.0], [4.0, 2.6]])     # 2.6 > |(4, 2.6)| / 2 = 2.39 (its new spacing; 4 before): no match
     h = track([s0, s1])
     assert h.signature() == [("death", 1, (1,), ()), ("birth", 1, (), (1,))]
+    # how far from a match: 2.6 over half of max(4, |(4, 2.6)|), for the death and for the birth (the same pair)
+    near = 2.6 / (0.5 * np.hypot(4.0, 2.6))
+    assert h.events[0].nearest == pytest.approx(near) and h.events[1].nearest == pytest.approx(near)
     s1 = _snap("b", [[0.0, 0.0], [4.0, 1.8]])     # 1.8 < 2: the same basin
     assert track([s0, s1]).signature() == []
 

@@ -229,7 +229,8 @@ def _event_rows(history: History | None) -> list[dict]:
                     "where": f"{history.names[e.step - 1]} → {history.names[e.step]}",
                     "before": ", ".join(track_name(history, t) for t in e.tracks_before) or "—",
                     "after": ", ".join(track_name(history, t) for t in e.tracks_after) or "—",
-                    "masses": _event_masses(history, e)})
+                    "masses": _event_masses(history, e),
+                    "nearest": "—" if e.nearest is None else f"{e.nearest:.2f}"})
     return out
 
 
@@ -274,6 +275,7 @@ def sweep_context(rows: list[dict], history: History | None, settings: dict, inf
             "events": _event_rows(history), "rows": [_row_view(r) for r in rows],
             "failed": [r for r in rows if r["status"] != "done"], "settled": settled,
             "where": info.get("where", ""), "wall": secs(info.get("wall_seconds")),
+            "all_resumed": bool(rows) and info.get("n_resumed", 0) == len(rows),
             "threads": info.get("threads_per_task"), "n_resumed": info.get("n_resumed", 0),
             "radius": settings.get("radius"), "changed": _changed(settings.get("analysis") or {}),
             "figure_errors": figs.errors}
