@@ -174,7 +174,7 @@ def _run(jobs: list, client: Any, workers: int | None, threads: int, progress: b
                     rec = records[job.name] = _outcome(fut, job)
                     bar.update(1)
                     if progress:
-                        text = f"{rec['n_minima']} minima" if rec["status"] == "done" else \
+                        text = f"{rec['n_minima']} minim{'um' if rec['n_minima'] == 1 else 'a'}" if rec["status"] == "done" else \
                             f"{rec['status']}: {rec.get('reason') or '?'}"
                         bar.write(f"{job.name}: {text} ({rec.get('seconds') or 0:.1f} s)")
                 if isinstance(executor, SerialExecutor):   # one after the other, each reported as it ends
